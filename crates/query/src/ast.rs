@@ -48,18 +48,27 @@ impl ColumnRef {
     }
 
     /// A column qualified by a table name or alias.
-    pub fn qualified(table: impl Into<String>, name: impl Into<String>) -> Result<ColumnRef, Error> {
+    pub fn qualified(
+        table: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Result<ColumnRef, Error> {
         let (table, name) = (table.into(), name.into());
         check_identifier(&table)?;
         check_identifier(&name)?;
         Ok(ColumnRef { table: Some(table), name })
     }
 
-    fn to_json(&self) -> Value {
-        match &self.table {
+    /// Writes the wire form, checking the names again: the fields are public, so a tree built by hand
+    /// may hold anything, and a bad name must fail here rather than reach a request.
+    fn to_json(&self) -> Result<Value, Error> {
+        check_identifier(&self.name)?;
+        Ok(match &self.table {
             None => Value::String(self.name.clone()),
-            Some(t) => Value::Object(Map::from_iter([(t.clone(), Value::String(self.name.clone()))])),
-        }
+            Some(t) => {
+                check_identifier(t)?;
+                Value::Object(Map::from_iter([(t.clone(), Value::String(self.name.clone()))]))
+            }
+        })
     }
 
     /// Parses a qualified column object `{"t":"col"}`, if `map` is one.
@@ -115,26 +124,38 @@ impl Function {
     }
 
     fn to_json(&self) -> Result<Value, Error> {
+        check_identifier(&self.name)?;
         let mut map = Map::new();
         map.insert("function".to_owned(), Value::String(self.name.clone()));
         // Arguments take the column-first rule: the first plain string is a column.
-        let args = self.args.iter().enumerate().map(|(i, a)| a.to_json(i == 0)).collect::<Result<_, _>>()?;
+        let args = self
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a.to_json(i == 0))
+            .collect::<Result<_, _>>()?;
         map.insert("args".to_owned(), Value::Array(args));
         if let Some(alias) = &self.alias {
+            check_identifier(alias)?;
             map.insert("as".to_owned(), Value::String(alias.clone()));
         }
         Ok(Value::Object(map))
     }
 
     fn from_json(map: &Map<String, Value>) -> Result<Function, Error> {
-        let name = map.get("function").and_then(Value::as_str).ok_or_else(|| malformed("function", map))?;
+        let name = map
+            .get("function")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("function", map))?;
         check_identifier(name)?;
         let args = match map.get("args") {
             None => Vec::new(),
             // A single argument may be written bare: `"args":"id"`.
-            Some(Value::Array(items)) => {
-                items.iter().enumerate().map(|(i, v)| Operand::from_json(v, i == 0)).collect::<Result<_, _>>()?
-            }
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Operand::from_json(v, i == 0))
+                .collect::<Result<_, _>>()?,
             Some(v) => vec![Operand::from_json(v, true)?],
         };
         let alias = match map.get("as") {
@@ -147,7 +168,10 @@ impl Function {
         };
         for key in map.keys() {
             if !matches!(key.as_str(), "function" | "args" | "as") {
-                return Err(Error::Malformed { what: "function", detail: format!("unknown key {key:?}") });
+                return Err(Error::Malformed {
+                    what: "function",
+                    detail: format!("unknown key {key:?}"),
+                });
             }
         }
         Ok(Function { name: name.to_owned(), args, alias })
@@ -187,7 +211,9 @@ impl Scalar {
         Some(match value {
             Value::Null => Scalar::Null,
             Value::Bool(b) => Scalar::Bool(*b),
-            Value::Number(n) => n.as_i64().map_or_else(|| Scalar::Float(n.as_f64().unwrap_or(f64::NAN)), Scalar::Int),
+            Value::Number(n) => n
+                .as_i64()
+                .map_or_else(|| Scalar::Float(n.as_f64().unwrap_or(f64::NAN)), Scalar::Int),
             Value::String(s) => Scalar::String(s.clone()),
             Value::Array(_) | Value::Object(_) => return None,
         })
@@ -250,19 +276,38 @@ impl Operand {
     /// place an unqualified column (or `*`) can be written as a plain string.
     fn to_json(&self, first: bool) -> Result<Value, Error> {
         Ok(match self {
-            Operand::Star => Value::String("*".to_owned()),
+            Operand::Star if first => Value::String("*".to_owned()),
+            // Later on, `"*"` reads back as the string literal `*`.
+            Operand::Star => {
+                return Err(Error::Unrepresentable {
+                    detail: "* can only be a first operand".to_owned(),
+                });
+            }
             Operand::Column(c) if c.table.is_none() && !first => {
                 return Err(Error::Unrepresentable {
                     detail: format!(
-                        "column {} after the first operand must be qualified ({{\"table\":\"{}\"}}); a plain string there is a literal",
+                        "column {} after the first operand must be qualified ({{\"<table>\":\"{}\"}}); a plain string there is a literal",
                         c.name, c.name
                     ),
                 });
             }
-            Operand::Column(c) => c.to_json(),
+            // `{"function":"x"}` reads back as a call of `x` and `{"from":"x"}` as a sub-select, so a
+            // column qualified by those two names has no unambiguous wire form.
+            Operand::Column(ColumnRef { table: Some(t), name })
+                if t == "function" || t == "from" =>
+            {
+                return Err(Error::Unrepresentable {
+                    detail: format!(
+                        "column {t}.{name}: a qualifier named {t:?} reads back as a {t} object"
+                    ),
+                });
+            }
+            Operand::Column(c) => c.to_json()?,
             Operand::Literal(Scalar::String(s)) if first => {
                 return Err(Error::Unrepresentable {
-                    detail: format!("the literal {s:?} cannot be a first operand: a plain string there is a column"),
+                    detail: format!(
+                        "the literal {s:?} cannot be a first operand: a plain string there is a column"
+                    ),
                 });
             }
             Operand::Literal(s) => s.to_json(),
@@ -275,13 +320,20 @@ impl Operand {
         match value {
             Value::String(s) if s == "*" && first => Ok(Operand::Star),
             Value::String(s) if first => Ok(Operand::Column(ColumnRef::new(s.as_str())?)),
-            Value::Object(map) if map.contains_key("function") => Ok(Operand::Function(Function::from_json(map)?)),
-            Value::Object(map) if map.contains_key("from") => Ok(Operand::Select(Box::new(Select::from_map(map)?))),
+            Value::Object(map) if map.contains_key("function") => {
+                Ok(Operand::Function(Function::from_json(map)?))
+            }
+            Value::Object(map) if map.contains_key("from") => {
+                Ok(Operand::Select(Box::new(Select::from_map(map)?)))
+            }
             Value::Object(map) => match ColumnRef::from_qualified(map) {
                 Some(c) => Ok(Operand::Column(c?)),
                 None => Err(malformed("operand", map)),
             },
-            Value::Array(_) => Err(Error::Malformed { what: "operand", detail: format!("unexpected array {value}") }),
+            Value::Array(_) => Err(Error::Malformed {
+                what: "operand",
+                detail: format!("unexpected array {value}"),
+            }),
             v => Ok(Operand::Literal(Scalar::from_json(v).expect("not an array or object"))),
         }
     }
@@ -406,13 +458,22 @@ impl Expr {
     /// The wire JSON of this condition.
     pub fn to_json(&self) -> Result<Value, Error> {
         let (key, operands): (&str, Vec<Value>) = match self {
-            Expr::Compare { op, left, right } => (op.as_str(), vec![left.to_json(true)?, right.to_json(false)?]),
-            Expr::Is { negated, left, right } => {
-                (if *negated { "is_not" } else { "is" }, vec![left.to_json(true)?, right.to_json(false)?])
+            Expr::Compare { op, left, right } => {
+                (op.as_str(), vec![left.to_json(true)?, right.to_json(false)?])
             }
+            Expr::Is { negated, left, right } => (
+                if *negated { "is_not" } else { "is" },
+                vec![left.to_json(true)?, right.to_json(false)?],
+            ),
             Expr::In { left, list } => {
                 let mut operands = vec![left.to_json(true)?];
                 match list {
+                    // `{"in":["id"]}` is refused by every reader, ours included.
+                    InList::Values(values) if values.is_empty() => {
+                        return Err(Error::Unrepresentable {
+                            detail: "in with no values".to_owned(),
+                        });
+                    }
                     InList::Values(values) => {
                         for v in values {
                             operands.push(v.to_json(false)?);
@@ -421,6 +482,12 @@ impl Expr {
                     InList::Select(s) => operands.push(s.to_json()?),
                 }
                 ("in", operands)
+            }
+            // An empty `and`/`or` has no agreed meaning (true? false?) and our reader refuses it.
+            Expr::And(items) | Expr::Or(items) if items.is_empty() => {
+                return Err(Error::Unrepresentable {
+                    detail: "and/or with no conditions".to_owned(),
+                });
             }
             Expr::And(items) => ("and", items.iter().map(Expr::to_json).collect::<Result<_, _>>()?),
             Expr::Or(items) => ("or", items.iter().map(Expr::to_json).collect::<Result<_, _>>()?),
@@ -432,7 +499,10 @@ impl Expr {
     /// Parses the wire JSON of a condition.
     pub fn from_json(value: &Value) -> Result<Expr, Error> {
         let Value::Object(map) = value else {
-            return Err(Error::Malformed { what: "where", detail: format!("expected a one-key object, got {value}") });
+            return Err(Error::Malformed {
+                what: "where",
+                detail: format!("expected a one-key object, got {value}"),
+            });
         };
         let mut entries = map.iter();
         let (Some((key, operands)), None) = (entries.next(), entries.next()) else {
@@ -441,16 +511,27 @@ impl Expr {
         // `not` alone also takes a bare operand: `{"not":{"eq":[…]}}`.
         if key == "not" {
             return match operands {
-                Value::Array(items) if items.len() == 1 => Ok(Expr::Not(Box::new(Expr::from_json(&items[0])?))),
-                Value::Array(items) => Err(Error::Arity { op: "not".to_owned(), expected: "1", got: items.len() }),
+                Value::Array(items) if items.len() == 1 => {
+                    Ok(Expr::Not(Box::new(Expr::from_json(&items[0])?)))
+                }
+                Value::Array(items) => {
+                    Err(Error::Arity { op: "not".to_owned(), expected: "1", got: items.len() })
+                }
                 bare => Ok(Expr::Not(Box::new(Expr::from_json(bare)?))),
             };
         }
         let Value::Array(items) = operands else {
-            return Err(Error::Malformed { what: "where", detail: format!("operands of {key:?} must be an array") });
+            return Err(Error::Malformed {
+                what: "where",
+                detail: format!("operands of {key:?} must be an array"),
+            });
         };
         let arity = |expected: &'static str, ok: bool| {
-            if ok { Ok(()) } else { Err(Error::Arity { op: key.clone(), expected, got: items.len() }) }
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Arity { op: key.clone(), expected, got: items.len() })
+            }
         };
         match key.as_str() {
             "and" | "or" => {
@@ -470,9 +551,13 @@ impl Expr {
                 arity("at least 2", items.len() >= 2)?;
                 let left = Operand::from_json(&items[0], true)?;
                 let list = match &items[1..] {
-                    [Value::Object(m)] if m.contains_key("from") => InList::Select(Box::new(Select::from_map(m)?)),
+                    [Value::Object(m)] if m.contains_key("from") => {
+                        InList::Select(Box::new(Select::from_map(m)?))
+                    }
                     rest => InList::Values(
-                        rest.iter().map(|v| Operand::from_json(v, false)).collect::<Result<_, _>>()?,
+                        rest.iter()
+                            .map(|v| Operand::from_json(v, false))
+                            .collect::<Result<_, _>>()?,
                     ),
                 };
                 Ok(Expr::In { left, list })
@@ -526,16 +611,20 @@ impl OrderBy {
         Ok(OrderBy { column: ColumnRef::new(name)?, direction: Some(Direction::Asc) })
     }
 
-    fn to_json(&self) -> Value {
+    fn to_json(&self) -> Result<Value, Error> {
+        check_identifier(&self.column.name)?;
         let name = match self.direction {
             None => self.column.name.clone(),
             Some(Direction::Asc) => format!("{} ASC", self.column.name),
             Some(Direction::Desc) => format!("{} DESC", self.column.name),
         };
-        match &self.column.table {
+        Ok(match &self.column.table {
             None => Value::String(name),
-            Some(t) => Value::Object(Map::from_iter([(t.clone(), Value::String(name))])),
-        }
+            Some(t) => {
+                check_identifier(t)?;
+                Value::Object(Map::from_iter([(t.clone(), Value::String(name))]))
+            }
+        })
     }
 
     fn from_json(value: &Value) -> Result<OrderBy, Error> {
@@ -550,7 +639,9 @@ impl OrderBy {
                 let (column, direction) = split_direction(s)?;
                 Ok(OrderBy { column: ColumnRef::qualified(table.as_str(), column)?, direction })
             }
-            other => Err(Error::Malformed { what: "order_by", detail: format!("unexpected {other}") }),
+            other => {
+                Err(Error::Malformed { what: "order_by", detail: format!("unexpected {other}") })
+            }
         }
     }
 }
@@ -581,7 +672,10 @@ fn split_direction(s: &str) -> Result<(&str, Option<Direction>), Error> {
         }
     };
     if words.next().is_some() {
-        return Err(Error::Malformed { what: "order_by", detail: format!("{s:?} has more than a column and a direction") });
+        return Err(Error::Malformed {
+            what: "order_by",
+            detail: format!("{s:?} has more than a column and a direction"),
+        });
     }
     Ok((column, direction))
 }
@@ -638,18 +732,27 @@ pub struct FromClause {
 impl FromClause {
     fn to_json(&self) -> Result<Value, Error> {
         let first = match &self.table.alias {
-            None => Value::String(self.table.name.clone()),
-            Some(a) => serde_json::json!({"table": self.table.name, "as": a}),
+            None => {
+                check_identifier(&self.table.name)?;
+                Value::String(self.table.name.clone())
+            }
+            Some(a) => {
+                check_identifier(&self.table.name)?;
+                check_identifier(a)?;
+                serde_json::json!({"table": self.table.name, "as": a})
+            }
         };
         if self.joins.is_empty() {
             return Ok(first);
         }
         let mut items = vec![first];
         for j in &self.joins {
+            check_identifier(&j.table.name)?;
             let mut map = Map::new();
             map.insert("join".to_owned(), Value::String(j.table.name.clone()));
             map.insert("join_type".to_owned(), Value::String(j.kind.as_str().to_owned()));
             if let Some(a) = &j.table.alias {
+                check_identifier(a)?;
                 map.insert("as".to_owned(), Value::String(a.clone()));
             }
             if let Some(on) = &j.on {
@@ -668,25 +771,39 @@ impl FromClause {
                     Ok(TableRef { name: name.clone(), alias: None })
                 }
                 Value::Object(map) => {
-                    let name = map.get("table").and_then(Value::as_str).ok_or_else(|| malformed("from", map))?;
+                    reject_unknown_keys("from", map, &["table", "as"])?;
+                    let name = map
+                        .get("table")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| malformed("from", map))?;
                     check_identifier(name)?;
                     let alias = optional_identifier(map, "as")?;
                     Ok(TableRef { name: name.to_owned(), alias })
                 }
-                other => Err(Error::Malformed { what: "from", detail: format!("unexpected {other}") }),
+                other => {
+                    Err(Error::Malformed { what: "from", detail: format!("unexpected {other}") })
+                }
             }
         };
         match value {
             Value::Array(items) => {
-                let (first, rest) =
-                    items.split_first().ok_or(Error::Malformed { what: "from", detail: "empty array".to_owned() })?;
+                let (first, rest) = items
+                    .split_first()
+                    .ok_or(Error::Malformed { what: "from", detail: "empty array".to_owned() })?;
                 let joins = rest
                     .iter()
                     .map(|item| {
                         let Value::Object(map) = item else {
-                            return Err(Error::Malformed { what: "join", detail: format!("unexpected {item}") });
+                            return Err(Error::Malformed {
+                                what: "join",
+                                detail: format!("unexpected {item}"),
+                            });
                         };
-                        let name = map.get("join").and_then(Value::as_str).ok_or_else(|| malformed("join", map))?;
+                        reject_unknown_keys("join", map, &["join", "join_type", "as", "on"])?;
+                        let name = map
+                            .get("join")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| malformed("join", map))?;
                         check_identifier(name)?;
                         let kind = match map.get("join_type").and_then(Value::as_str) {
                             None | Some("inner") => JoinKind::Inner,
@@ -698,8 +815,19 @@ impl FromClause {
                                 });
                             }
                         };
-                        let on = map.get("on").map(Expr::from_json).transpose()?;
-                        Ok(Join { table: TableRef { name: name.to_owned(), alias: optional_identifier(map, "as")? }, kind, on })
+                        let on = map
+                            .get("on")
+                            .filter(|on| !on.is_null())
+                            .map(Expr::from_json)
+                            .transpose()?;
+                        Ok(Join {
+                            table: TableRef {
+                                name: name.to_owned(),
+                                alias: optional_identifier(map, "as")?,
+                            },
+                            kind,
+                            on,
+                        })
                     })
                     .collect::<Result<_, _>>()?;
                 Ok(FromClause { table: table_ref(first)?, joins })
@@ -755,7 +883,9 @@ impl Select {
     {
         self.data = columns
             .into_iter()
-            .map(|c| if c.as_ref() == "*" { Ok(Operand::Star) } else { Operand::column(c.as_ref()) })
+            .map(
+                |c| if c.as_ref() == "*" { Ok(Operand::Star) } else { Operand::column(c.as_ref()) },
+            )
             .collect::<Result<_, _>>()?;
         Ok(self)
     }
@@ -805,6 +935,12 @@ impl Select {
     /// The wire JSON of these params. Fails only for trees no wire form can express (an unqualified
     /// column after the first operand of a predicate, a string literal as the first).
     pub fn to_json(&self) -> Result<Value, Error> {
+        // `"data":[]` is refused by our reader; a select of nothing is a bug in the caller.
+        if self.data.is_empty() {
+            return Err(Error::Unrepresentable {
+                detail: "select with an empty data list".to_owned(),
+            });
+        }
         let mut map = Map::new();
         if self.distinct {
             map.insert("distinct".to_owned(), Value::Bool(true));
@@ -816,15 +952,18 @@ impl Select {
             map.insert("where".to_owned(), w.to_json()?);
         }
         if !self.group_by.is_empty() {
-            map.insert("group_by".to_owned(), Value::Array(self.group_by.iter().map(ColumnRef::to_json).collect()));
+            let group_by =
+                self.group_by.iter().map(ColumnRef::to_json).collect::<Result<_, _>>()?;
+            map.insert("group_by".to_owned(), Value::Array(group_by));
         }
         match self.order_by.as_slice() {
             [] => {}
             [one] => {
-                map.insert("order_by".to_owned(), one.to_json());
+                map.insert("order_by".to_owned(), one.to_json()?);
             }
             many => {
-                map.insert("order_by".to_owned(), Value::Array(many.iter().map(OrderBy::to_json).collect()));
+                let items = many.iter().map(OrderBy::to_json).collect::<Result<_, _>>()?;
+                map.insert("order_by".to_owned(), Value::Array(items));
             }
         }
         if let Some(limit) = self.limit {
@@ -840,7 +979,10 @@ impl Select {
     pub fn from_json(value: &Value) -> Result<Select, Error> {
         match value {
             Value::Object(map) => Select::from_map(map),
-            other => Err(Error::Malformed { what: "select", detail: format!("params must be an object, got {other}") }),
+            other => Err(Error::Malformed {
+                what: "select",
+                detail: format!("params must be an object, got {other}"),
+            }),
         }
     }
 
@@ -848,40 +990,67 @@ impl Select {
         for key in map.keys() {
             if !matches!(
                 key.as_str(),
-                "data" | "from" | "where" | "order_by" | "group_by" | "limit" | "offset" | "distinct"
+                "data"
+                    | "from"
+                    | "where"
+                    | "order_by"
+                    | "group_by"
+                    | "limit"
+                    | "offset"
+                    | "distinct"
             ) {
-                return Err(Error::Malformed { what: "select", detail: format!("unknown key {key:?}") });
+                return Err(Error::Malformed {
+                    what: "select",
+                    detail: format!("unknown key {key:?}"),
+                });
             }
         }
         let data = match map.get("data") {
-            None => return Err(Error::Malformed { what: "select", detail: "missing \"data\"".to_owned() }),
+            None => {
+                return Err(Error::Malformed {
+                    what: "select",
+                    detail: "missing \"data\"".to_owned(),
+                });
+            }
             Some(Value::Array(items)) if items.is_empty() => {
-                return Err(Error::Malformed { what: "select", detail: "\"data\" is empty".to_owned() });
+                return Err(Error::Malformed {
+                    what: "select",
+                    detail: "\"data\" is empty".to_owned(),
+                });
             }
             Some(Value::Array(items)) => {
                 items.iter().map(|v| Operand::from_json(v, true)).collect::<Result<_, _>>()?
             }
             Some(single) => vec![Operand::from_json(single, true)?],
         };
-        let from = FromClause::from_json(
-            map.get("from").ok_or(Error::Malformed { what: "select", detail: "missing \"from\"".to_owned() })?,
-        )?;
+        let from =
+            FromClause::from_json(map.get("from").ok_or(Error::Malformed {
+                what: "select",
+                detail: "missing \"from\"".to_owned(),
+            })?)?;
         let where_ = map.get("where").filter(|w| !w.is_null()).map(Expr::from_json).transpose()?;
         let order_by = match map.get("order_by") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items.iter().map(OrderBy::from_json).collect::<Result<_, _>>()?,
+            Some(Value::Array(items)) => {
+                items.iter().map(OrderBy::from_json).collect::<Result<_, _>>()?
+            }
             Some(one) => vec![OrderBy::from_json(one)?],
         };
         let group_by = match map.get("group_by") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items.iter().map(group_column).collect::<Result<_, _>>()?,
+            Some(Value::Array(items)) => {
+                items.iter().map(group_column).collect::<Result<_, _>>()?
+            }
             Some(one) => vec![group_column(one)?],
         };
         let distinct = match map.get("distinct") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                return Err(Error::Malformed { what: "distinct", detail: format!("expected a boolean, got {other}") });
+                return Err(Error::Malformed {
+                    what: "distinct",
+                    detail: format!("expected a boolean, got {other}"),
+                });
             }
         };
         Ok(Select {
@@ -900,7 +1069,9 @@ impl Select {
 fn group_column(value: &Value) -> Result<ColumnRef, Error> {
     match value {
         Value::String(s) => ColumnRef::new(s.as_str()),
-        Value::Object(map) => ColumnRef::from_qualified(map).unwrap_or_else(|| Err(malformed("group_by", map))),
+        Value::Object(map) => {
+            ColumnRef::from_qualified(map).unwrap_or_else(|| Err(malformed("group_by", map)))
+        }
         other => Err(Error::Malformed { what: "group_by", detail: format!("unexpected {other}") }),
     }
 }
@@ -908,10 +1079,10 @@ fn group_column(value: &Value) -> Result<ColumnRef, Error> {
 fn unsigned(map: &Map<String, Value>, key: &'static str) -> Result<Option<u64>, Error> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| Error::Malformed { what: key, detail: format!("expected a non-negative integer, got {v}") }),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| Error::Malformed {
+            what: key,
+            detail: format!("expected a non-negative integer, got {v}"),
+        }),
     }
 }
 
@@ -922,7 +1093,23 @@ fn optional_identifier(map: &Map<String, Value>, key: &str) -> Result<Option<Str
             check_identifier(s)?;
             Ok(Some(s.clone()))
         }
-        Some(other) => Err(Error::Malformed { what: "alias", detail: format!("expected a string, got {other}") }),
+        Some(other) => Err(Error::Malformed {
+            what: "alias",
+            detail: format!("expected a string, got {other}"),
+        }),
+    }
+}
+
+/// Refuses keys outside `known`: a misspelt key (`"join_typ"`) silently ignored would change the
+/// query's meaning without a word.
+fn reject_unknown_keys(
+    what: &'static str,
+    map: &Map<String, Value>,
+    known: &[&str],
+) -> Result<(), Error> {
+    match map.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => Err(Error::Malformed { what, detail: format!("unknown key {key:?}") }),
+        None => Ok(()),
     }
 }
 

@@ -1,0 +1,343 @@
+//! What to traverse (`TraversalSpec`), how (`Strategy`), and where to resume (`Cursor`), plus the
+//! query building the strategies share.
+
+use std::fmt;
+
+use iptvportal_query::{ColumnRef, CompareOp, Expr, Function, Operand, OrderBy, Scalar, Select};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Error, RowSource};
+
+/// How a table is walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Strategy {
+    /// `limit`/`offset` paging in `order_by` order. Works for any table; each page costs the
+    /// server a scan of every row before it.
+    Offset,
+    /// Keyset paging on the id column (`id > last_id`), sequential or, with `max_parallel > 1`,
+    /// over planned id ranges in parallel.
+    IdRange,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::Offset => "offset",
+            Strategy::IdRange => "id-range",
+        })
+    }
+}
+
+/// Where a traversal (re)starts: everything before the cursor has been delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cursor {
+    /// OFFSET: the next row's offset in `order_by` order.
+    Offset {
+        /// Rows before this offset are done.
+        offset: u64,
+    },
+    /// ID_RANGE: every row with an id up to `after` (inclusive) is done; `None` means none is.
+    Id {
+        /// The last id done.
+        after: Option<i64>,
+    },
+}
+
+impl Cursor {
+    /// The cursor at the start of a traversal with `strategy`.
+    pub fn start(strategy: Strategy) -> Cursor {
+        match strategy {
+            Strategy::Offset => Cursor::Offset { offset: 0 },
+            Strategy::IdRange => Cursor::Id { after: None },
+        }
+    }
+
+    /// The strategy this cursor belongs to.
+    pub fn strategy(&self) -> Strategy {
+        match self {
+            Cursor::Offset { .. } => Strategy::Offset,
+            Cursor::Id { .. } => Strategy::IdRange,
+        }
+    }
+}
+
+/// What to traverse and how.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TraversalSpec {
+    /// The table.
+    pub table: String,
+    /// The columns, in output order; `None` selects `"*"`.
+    pub columns: Option<Vec<String>>,
+    /// The user's filter, AND-ed into every request.
+    pub filter: Option<Expr>,
+    /// Sort order for OFFSET; empty means ascending id. ID_RANGE always walks ascending id.
+    pub order_by: Vec<OrderBy>,
+    /// The numeric, unique key ID_RANGE walks (default `id`).
+    pub id_column: String,
+    /// Rows per request.
+    pub chunk_size: u64,
+    /// OFFSET or ID_RANGE.
+    pub strategy: Strategy,
+    /// Requests in flight at once for ID_RANGE (1 = sequential).
+    pub max_parallel: usize,
+}
+
+impl TraversalSpec {
+    /// A spec for `table`: every column, no filter, OFFSET by id in chunks of 5000, parallelism 1.
+    pub fn new(table: impl Into<String>) -> TraversalSpec {
+        TraversalSpec {
+            table: table.into(),
+            columns: None,
+            filter: None,
+            order_by: Vec::new(),
+            id_column: "id".to_owned(),
+            chunk_size: 5000,
+            strategy: Strategy::Offset,
+            max_parallel: 1,
+        }
+    }
+
+    /// Sets the columns (`None` for every column).
+    #[must_use]
+    pub fn columns(mut self, columns: Option<Vec<String>>) -> Self {
+        self.columns = columns;
+        self
+    }
+
+    /// Sets the filter.
+    #[must_use]
+    pub fn filter(mut self, filter: Option<Expr>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Sets the OFFSET sort order.
+    #[must_use]
+    pub fn order_by(mut self, order_by: Vec<OrderBy>) -> Self {
+        self.order_by = order_by;
+        self
+    }
+
+    /// Sets the id column.
+    #[must_use]
+    pub fn id_column(mut self, id_column: impl Into<String>) -> Self {
+        self.id_column = id_column.into();
+        self
+    }
+
+    /// Sets the chunk size.
+    #[must_use]
+    pub fn chunk_size(mut self, chunk_size: u64) -> Self {
+        self.chunk_size = chunk_size;
+        self
+    }
+
+    /// Sets the strategy.
+    #[must_use]
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sets the parallelism.
+    #[must_use]
+    pub fn max_parallel(mut self, max_parallel: usize) -> Self {
+        self.max_parallel = max_parallel;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.chunk_size == 0 {
+            return Err(Error::Config { reason: "chunk size must be at least 1".to_owned() });
+        }
+        if self.max_parallel == 0 {
+            return Err(Error::Config { reason: "parallelism must be at least 1".to_owned() });
+        }
+        if self.strategy == Strategy::IdRange {
+            let id_ascending = |o: &OrderBy| {
+                o.column.table.is_none()
+                    && o.column.name == self.id_column
+                    && o.direction != Some(iptvportal_query::Direction::Desc)
+            };
+            if !(self.order_by.is_empty()
+                || (self.order_by.len() == 1 && id_ascending(&self.order_by[0])))
+            {
+                return Err(Error::Config {
+                    reason: format!(
+                        "id-range traversal always walks {} ascending; drop the order by or use the offset strategy",
+                        self.id_column
+                    ),
+                });
+            }
+        }
+        // Builds every query shape once, so an invalid identifier fails here, before any request.
+        self.base_select()?;
+        Ok(())
+    }
+
+    /// The select every request starts from: data and table, no filter, order or paging.
+    pub(crate) fn base_select(&self) -> Result<Select, Error> {
+        let select = Select::from(self.table.as_str())?;
+        Ok(match &self.columns {
+            None => select,
+            Some(columns) => select.columns(columns)?,
+        })
+    }
+
+    /// The data list for keyset traversal, and where in each row the id is. When the id is not one
+    /// of the output columns it is fetched as an extra trailing column and stripped off again.
+    pub(crate) fn keyset_select(&self) -> Result<(Select, IdPosition), Error> {
+        let mut select = self.base_select()?;
+        let index = self
+            .columns
+            .as_ref()
+            .and_then(|columns| columns.iter().position(|c| *c == self.id_column));
+        let position = if let Some(i) = index {
+            IdPosition::Column(i)
+        } else {
+            select.data.push(Operand::Column(ColumnRef::new(self.id_column.as_str())?));
+            IdPosition::Extra
+        };
+        Ok((select.order_by(OrderBy::asc(self.id_column.as_str())?), position))
+    }
+
+    /// The user's filter AND `id > after`.
+    pub(crate) fn filter_after(&self, after: Option<i64>) -> Result<Option<Expr>, Error> {
+        let bound = after.map(|after| self.id_compare(CompareOp::Gt, after)).transpose()?;
+        Ok(and(self.filter.clone(), bound))
+    }
+
+    pub(crate) fn id_compare(&self, op: CompareOp, value: i64) -> Result<Expr, Error> {
+        Ok(Expr::Compare {
+            op,
+            left: Operand::Column(ColumnRef::new(self.id_column.as_str())?),
+            right: Operand::Literal(Scalar::Int(value)),
+        })
+    }
+}
+
+/// AND of two optional conditions.
+pub(crate) fn and(a: Option<Expr>, b: Option<Expr>) -> Option<Expr> {
+    match (a, b) {
+        (None, x) | (x, None) => x,
+        (Some(a), Some(b)) => Some(Expr::And(vec![a, b])),
+    }
+}
+
+/// Where the id sits in a fetched row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdPosition {
+    /// At this index of the output columns.
+    Column(usize),
+    /// As an extra last value, to be removed before the row is handed on.
+    Extra,
+}
+
+impl IdPosition {
+    /// The id of the last row, stripping the extra id column from every row when there is one, and
+    /// checking that ids ascend strictly from `after`: keyset paging is only exact if they do.
+    pub(crate) fn last_id_and_strip(
+        self,
+        rows: &mut [Vec<Value>],
+        after: Option<i64>,
+        what: &str,
+    ) -> Result<Option<i64>, Error> {
+        let mut last = after;
+        for row in rows.iter_mut() {
+            let value = match self {
+                IdPosition::Column(i) => row.get(i).cloned(),
+                IdPosition::Extra => row.pop(),
+            };
+            let id = value.as_ref().and_then(Value::as_i64).ok_or_else(|| Error::Unexpected {
+                what: what.to_owned(),
+                detail: format!(
+                    "the id column must hold integers, got {}",
+                    value.map_or_else(|| "a short row".to_owned(), |v| v.to_string())
+                ),
+            })?;
+            if let Some(previous) = last.filter(|&l| id <= l) {
+                return Err(Error::Unexpected {
+                    what: what.to_owned(),
+                    detail: format!("ids must be unique and ascending, got {id} after {previous}"),
+                });
+            }
+            last = Some(id);
+        }
+        Ok(if rows.is_empty() { None } else { last })
+    }
+}
+
+/// Runs one request, naming it in any error.
+pub(crate) async fn fetch(
+    source: &dyn RowSource,
+    query: &Select,
+    what: &str,
+) -> Result<Vec<Vec<Value>>, Error> {
+    tracing::debug!(what, "traversal request");
+    source.select(query).await.map_err(|source| Error::Source { what: what.to_owned(), source })
+}
+
+/// `count(*)` of the table under `filter`.
+pub(crate) async fn count(
+    source: &dyn RowSource,
+    spec: &TraversalSpec,
+    filter: Option<Expr>,
+) -> Result<u64, Error> {
+    let mut query =
+        Select::from(spec.table.as_str())?.data(vec![Operand::Function(Function::count_star())]);
+    query.where_ = filter;
+    let what = format!("counting rows of {}", spec.table);
+    let rows = fetch(source, &query, &what).await?;
+    rows.first().and_then(|r| r.first()).and_then(Value::as_u64).ok_or_else(|| Error::Unexpected {
+        what,
+        detail: format!("expected [[<count>]], got {}", Value::from(rows)),
+    })
+}
+
+/// Count, smallest and largest id of the rows after `after`, in one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdStats {
+    pub(crate) count: u64,
+    /// `(min, max)`, `None` when no row matches.
+    pub(crate) bounds: Option<(i64, i64)>,
+}
+
+pub(crate) async fn id_stats(
+    source: &dyn RowSource,
+    spec: &TraversalSpec,
+    after: Option<i64>,
+) -> Result<IdStats, Error> {
+    let id = || Operand::column(spec.id_column.as_str());
+    let mut query = Select::from(spec.table.as_str())?.data(vec![
+        Operand::Function(Function::count_star()),
+        Operand::Function(Function::new("min", vec![id()?])?),
+        Operand::Function(Function::new("max", vec![id()?])?),
+    ]);
+    query.where_ = spec.filter_after(after)?;
+    let what = format!("planning id ranges of {}", spec.table);
+    let rows = fetch(source, &query, &what).await?;
+    let unexpected = |rows: &Vec<Vec<Value>>| Error::Unexpected {
+        what: what.clone(),
+        detail: format!(
+            "expected [[<count>, <min id>, <max id>]], got {}",
+            Value::from(rows.clone())
+        ),
+    };
+    let [count, min, max] = rows.first().map(Vec::as_slice).unwrap_or_default() else {
+        return Err(unexpected(&rows));
+    };
+    let count = count.as_u64().ok_or_else(|| unexpected(&rows))?;
+    let bounds = match (min, max) {
+        (Value::Null, Value::Null) => None,
+        (min, max) => Some((
+            min.as_i64().ok_or_else(|| unexpected(&rows))?,
+            max.as_i64().ok_or_else(|| unexpected(&rows))?,
+        )),
+    };
+    Ok(IdStats { count, bounds })
+}

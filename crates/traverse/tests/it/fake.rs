@@ -1,0 +1,136 @@
+//! An in-memory `RowSource` for tests: rows `[id, group, name]`, and a request log.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use iptvportal_query::{CompareOp, Expr, Operand, Scalar, Select};
+use iptvportal_traverse::{BoxError, RowSource};
+use serde_json::{Value, json};
+
+pub(crate) const COLUMNS: [&str; 3] = ["id", "grp", "name"];
+
+pub(crate) struct FakeSource {
+    rows: Vec<Vec<Value>>,
+    pub(crate) log: Mutex<Vec<Select>>,
+    /// Requests running right now, and the most ever seen at once.
+    running: AtomicUsize,
+    pub(crate) max_running: AtomicUsize,
+    /// Fail the request with this (1-based) number.
+    pub(crate) fail_at: Option<usize>,
+    pub(crate) delay: Duration,
+}
+
+impl FakeSource {
+    /// Rows with the given ascending ids; `grp` is `id % 3`, `name` is `n<id>`.
+    pub(crate) fn with_ids(ids: impl IntoIterator<Item = i64>) -> FakeSource {
+        let rows = ids
+            .into_iter()
+            .map(|id| vec![json!(id), json!(id % 3), json!(format!("n{id}"))])
+            .collect();
+        FakeSource {
+            rows,
+            log: Mutex::new(Vec::new()),
+            running: AtomicUsize::new(0),
+            max_running: AtomicUsize::new(0),
+            fail_at: None,
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<Select> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn matches(row: &[Value], expr: &Expr) -> bool {
+        match expr {
+            Expr::And(items) => items.iter().all(|e| Self::matches(row, e)),
+            Expr::Or(items) => items.iter().any(|e| Self::matches(row, e)),
+            Expr::Not(e) => !Self::matches(row, e),
+            Expr::Compare {
+                op,
+                left: Operand::Column(c),
+                right: Operand::Literal(Scalar::Int(v)),
+            } => {
+                let i = COLUMNS.iter().position(|n| *n == c.name).expect("known column");
+                let x = row[i].as_i64().expect("integer column");
+                match op {
+                    CompareOp::Eq => x == *v,
+                    CompareOp::Neq => x != *v,
+                    CompareOp::Gt => x > *v,
+                    CompareOp::Gte => x >= *v,
+                    CompareOp::Lt => x < *v,
+                    CompareOp::Lte => x <= *v,
+                    other => panic!("fake source does not support {other:?}"),
+                }
+            }
+            other => panic!("fake source does not support {other:?}"),
+        }
+    }
+}
+
+#[async_trait]
+impl RowSource for FakeSource {
+    async fn select(&self, query: &Select) -> Result<Vec<Vec<Value>>, BoxError> {
+        let n = {
+            let mut log = self.log.lock().unwrap();
+            log.push(query.clone());
+            log.len()
+        };
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        if self.fail_at == Some(n) {
+            return Err("injected failure".into());
+        }
+        let matching: Vec<&Vec<Value>> = self
+            .rows
+            .iter()
+            .filter(|r| query.where_.as_ref().is_none_or(|w| Self::matches(r, w)))
+            .collect();
+        // Aggregates: count(*), min(id), max(id).
+        if let Some(Operand::Function(_)) = query.data.first() {
+            let ids: Vec<i64> = matching.iter().map(|r| r[0].as_i64().unwrap()).collect();
+            let row = query
+                .data
+                .iter()
+                .map(|d| match d {
+                    Operand::Function(f) if f.name == "count" => json!(ids.len()),
+                    Operand::Function(f) if f.name == "min" => {
+                        ids.iter().min().map_or(Value::Null, |v| json!(v))
+                    }
+                    Operand::Function(f) if f.name == "max" => {
+                        ids.iter().max().map_or(Value::Null, |v| json!(v))
+                    }
+                    other => panic!("unsupported {other:?}"),
+                })
+                .collect();
+            return Ok(vec![row]);
+        }
+        // Rows are stored in id order, which is the only order traversals ask for here.
+        let offset = usize::try_from(query.offset.unwrap_or(0)).unwrap();
+        let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap());
+        Ok(matching
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|row| {
+                query
+                    .data
+                    .iter()
+                    .flat_map(|d| match d {
+                        Operand::Star => row.clone(),
+                        Operand::Column(c) => {
+                            vec![row[COLUMNS.iter().position(|n| *n == c.name).unwrap()].clone()]
+                        }
+                        other => panic!("unsupported {other:?}"),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,314 @@
+//! The strategies' output, requests, resume and errors.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use iptvportal_query::{ColumnRef, CompareOp, Expr, Operand, OrderBy, Scalar};
+use iptvportal_traverse::{Chunk, Cursor, Error, RowSource, Strategy, Traversal, TraversalSpec};
+use proptest::prelude::*;
+use proptest::strategy::Strategy as _;
+use serde_json::{Value, json};
+
+use crate::fake::FakeSource;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+}
+
+async fn collect(
+    source: Arc<FakeSource>,
+    spec: TraversalSpec,
+    from: Cursor,
+) -> Result<Vec<Chunk>, Error> {
+    let source: Arc<dyn RowSource> = source;
+    let mut traversal = Traversal::start(source, spec, from).await?;
+    let mut chunks = Vec::new();
+    while let Some(chunk) = traversal.next_chunk().await? {
+        chunks.push(chunk);
+    }
+    Ok(chunks)
+}
+
+fn rows(chunks: &[Chunk]) -> Vec<Vec<Value>> {
+    chunks.iter().flat_map(|c| c.rows.clone()).collect()
+}
+
+fn ids(chunks: &[Chunk]) -> Vec<i64> {
+    rows(chunks).iter().map(|r| r[0].as_i64().unwrap()).collect()
+}
+
+fn spec(strategy: Strategy, chunk: u64, parallel: usize) -> TraversalSpec {
+    TraversalSpec::new("t").strategy(strategy).chunk_size(chunk).max_parallel(parallel)
+}
+
+fn grp_eq(v: i64) -> Expr {
+    Expr::Compare {
+        op: CompareOp::Eq,
+        left: Operand::Column(ColumnRef::new("grp").unwrap()),
+        right: Operand::Literal(Scalar::Int(v)),
+    }
+}
+
+#[test]
+fn offset_pages_in_id_order_and_stops_on_a_short_page() {
+    let source = Arc::new(FakeSource::with_ids(1..=25));
+    let chunks = runtime()
+        .block_on(collect(
+            source.clone(),
+            spec(Strategy::Offset, 10, 1),
+            Cursor::start(Strategy::Offset),
+        ))
+        .unwrap();
+    assert_eq!(ids(&chunks), (1..=25).collect::<Vec<_>>());
+    assert_eq!(
+        chunks.iter().map(|c| c.cursor).collect::<Vec<_>>(),
+        [10, 20, 25].map(|offset| Cursor::Offset { offset })
+    );
+    let requests = source.requests();
+    // One count, then three pages: the short third page ends it without an extra empty request.
+    assert_eq!(requests.len(), 4);
+    let pages: Vec<_> = requests[1..].iter().map(|q| (q.offset, q.limit)).collect();
+    assert_eq!(pages, [(Some(0), Some(10)), (Some(10), Some(10)), (Some(20), Some(10))]);
+    assert!(requests[1..].iter().all(|q| q.order_by == [OrderBy::asc("id").unwrap()]));
+}
+
+#[test]
+fn keyset_never_uses_offset_and_bounds_each_page_by_the_last_id() {
+    let ids_in: Vec<i64> = (1..=30).filter(|i| i % 4 != 0).collect();
+    let source = Arc::new(FakeSource::with_ids(ids_in.clone()));
+    let chunks = runtime()
+        .block_on(collect(
+            source.clone(),
+            spec(Strategy::IdRange, 7, 1),
+            Cursor::start(Strategy::IdRange),
+        ))
+        .unwrap();
+    assert_eq!(ids(&chunks), ids_in);
+    let requests = source.requests();
+    assert!(
+        requests.iter().all(|q| q.offset.is_none()),
+        "keyset traversal must not page by offset"
+    );
+    let second = requests[2].where_.as_ref().unwrap().to_json().unwrap();
+    assert_eq!(second, json!({"gt": ["id", 9]}));
+}
+
+#[test]
+fn the_filter_is_anded_into_every_request() {
+    for (strategy, parallel) in
+        [(Strategy::Offset, 1), (Strategy::IdRange, 1), (Strategy::IdRange, 3)]
+    {
+        let source = Arc::new(FakeSource::with_ids(1..=40));
+        let spec = spec(strategy, 4, parallel).filter(Some(grp_eq(1)));
+        let chunks =
+            runtime().block_on(collect(source.clone(), spec, Cursor::start(strategy))).unwrap();
+        assert_eq!(
+            ids(&chunks),
+            (1..=40).filter(|i| i % 3 == 1).collect::<Vec<_>>(),
+            "{strategy} x{parallel}"
+        );
+        for q in source.requests() {
+            let w = q.where_.unwrap().to_json().unwrap().to_string();
+            assert!(w.contains(r#"{"eq":["grp",1]}"#), "{w}");
+        }
+    }
+}
+
+#[test]
+fn an_id_not_among_the_columns_is_fetched_and_stripped() {
+    let source = Arc::new(FakeSource::with_ids([3, 5, 8, 13]));
+    for parallel in [1, 2] {
+        let spec = spec(Strategy::IdRange, 2, parallel).columns(Some(vec!["name".to_owned()]));
+        let chunks = runtime()
+            .block_on(collect(source.clone(), spec, Cursor::start(Strategy::IdRange)))
+            .unwrap();
+        assert_eq!(rows(&chunks), [["n3"], ["n5"], ["n8"], ["n13"]].map(|r| vec![json!(r[0])]));
+        assert_eq!(chunks.last().unwrap().cursor, Cursor::Id { after: Some(13) });
+    }
+}
+
+#[test]
+fn parallel_keeps_at_most_max_parallel_requests_in_flight() {
+    let mut fake = FakeSource::with_ids(1..=200);
+    fake.delay = Duration::from_millis(2);
+    let source = Arc::new(fake);
+    let chunks = runtime()
+        .block_on(collect(
+            source.clone(),
+            spec(Strategy::IdRange, 10, 3),
+            Cursor::start(Strategy::IdRange),
+        ))
+        .unwrap();
+    assert_eq!(ids(&chunks), (1..=200).collect::<Vec<_>>());
+    assert_eq!(
+        source.max_running.load(Ordering::SeqCst),
+        3,
+        "requests should overlap up to the window, no more"
+    );
+}
+
+#[test]
+fn an_empty_table_yields_nothing() {
+    for (strategy, parallel) in
+        [(Strategy::Offset, 1), (Strategy::IdRange, 1), (Strategy::IdRange, 3)]
+    {
+        let source = Arc::new(FakeSource::with_ids([]));
+        let chunks = runtime()
+            .block_on(collect(source, spec(strategy, 5, parallel), Cursor::start(strategy)))
+            .unwrap();
+        assert!(chunks.is_empty());
+    }
+}
+
+#[test]
+fn next_in_flight_sends_no_new_request() {
+    runtime().block_on(async {
+        let mut fake = FakeSource::with_ids(1..=100);
+        fake.delay = Duration::from_millis(1);
+        let source = Arc::new(fake);
+        let dyn_source: Arc<dyn RowSource> = source.clone();
+        let mut t = Traversal::start(
+            dyn_source,
+            spec(Strategy::IdRange, 10, 3),
+            Cursor::start(Strategy::IdRange),
+        )
+        .await
+        .unwrap();
+        let first = t.next_chunk().await.unwrap().unwrap();
+        let sent = source.requests().len();
+        let mut drained = vec![first];
+        while let Some(chunk) = t.next_in_flight().await.unwrap() {
+            drained.push(chunk);
+        }
+        assert_eq!(source.requests().len(), sent, "draining must not issue requests");
+        // What was in flight is delivered, contiguous and in order; the rest follows on demand.
+        while let Some(chunk) = t.next_chunk().await.unwrap() {
+            drained.push(chunk);
+        }
+        assert_eq!(ids(&drained), (1..=100).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn invalid_specs_are_refused_before_any_request() {
+    let cases = [
+        spec(Strategy::Offset, 0, 1),
+        spec(Strategy::IdRange, 10, 0),
+        spec(Strategy::IdRange, 10, 1).order_by(vec![OrderBy::parse("id DESC").unwrap()]),
+        spec(Strategy::IdRange, 10, 1).order_by(vec![OrderBy::parse("name").unwrap()]),
+        TraversalSpec::new("bad table"),
+        TraversalSpec::new("t").columns(Some(vec!["id; drop".to_owned()])),
+    ];
+    for case in cases {
+        let source = Arc::new(FakeSource::with_ids(1..=3));
+        let strategy = case.strategy;
+        let err =
+            runtime().block_on(collect(source.clone(), case, Cursor::start(strategy))).unwrap_err();
+        assert!(matches!(err, Error::Config { .. } | Error::Query(_)), "{err:?}");
+        assert!(source.requests().is_empty());
+    }
+    let source = Arc::new(FakeSource::with_ids(1..=3));
+    let err = runtime()
+        .block_on(collect(source, spec(Strategy::Offset, 1, 1), Cursor::Id { after: None }))
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+}
+
+#[test]
+fn a_source_failure_names_the_request() {
+    for (strategy, parallel) in
+        [(Strategy::Offset, 1), (Strategy::IdRange, 1), (Strategy::IdRange, 2)]
+    {
+        let mut fake = FakeSource::with_ids(1..=50);
+        fake.fail_at = Some(3);
+        let err = runtime()
+            .block_on(collect(
+                Arc::new(fake),
+                spec(strategy, 10, parallel),
+                Cursor::start(strategy),
+            ))
+            .unwrap_err();
+        let Error::Source { what, source } = &err else { panic!("{err:?}") };
+        assert!(what.starts_with("fetching rows of t"), "{what}");
+        assert_eq!(source.to_string(), "injected failure");
+    }
+}
+
+#[test]
+fn ids_out_of_order_are_an_error_not_a_silent_skip() {
+    // A source that ignores the keyset bound (returns everything from the start each time).
+    struct Broken;
+    #[async_trait::async_trait]
+    impl RowSource for Broken {
+        async fn select(
+            &self,
+            q: &iptvportal_query::Select,
+        ) -> Result<Vec<Vec<Value>>, iptvportal_traverse::BoxError> {
+            if matches!(q.data.first(), Some(Operand::Function(_))) {
+                return Ok(vec![vec![json!(4)]]);
+            }
+            Ok(vec![vec![json!(1)], vec![json!(2)]])
+        }
+    }
+    let spec = spec(Strategy::IdRange, 2, 1).columns(Some(vec!["id".to_owned()]));
+    let err = runtime()
+        .block_on(async {
+            let mut t =
+                Traversal::start(Arc::new(Broken), spec, Cursor::start(Strategy::IdRange)).await?;
+            while t.next_chunk().await?.is_some() {}
+            Ok::<_, Error>(())
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Unexpected { .. }), "{err:?}");
+}
+
+fn id_sets() -> impl proptest::strategy::Strategy<Value = Vec<i64>> {
+    // Ascending ids with gaps of every size, including large jumps.
+    proptest::collection::vec(
+        prop_oneof![4 => 1i64..3, 1 => 3i64..50, 1 => 1000i64..100_000],
+        0..120,
+    )
+    .prop_map(|gaps| {
+        let mut id = -5;
+        gaps.into_iter()
+            .map(|g| {
+                id += g;
+                id
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Every strategy yields exactly the table in id order, and resuming from any chunk's cursor
+    /// yields exactly the rest: the traversal half of exact resume.
+    #[test]
+    fn every_strategy_yields_the_table_and_resumes_exactly(
+        table in id_sets(),
+        chunk in 1u64..9,
+        parallel in 1usize..5,
+        cut in any::<proptest::sample::Index>(),
+    ) {
+        let rt = runtime();
+        for strategy in [Strategy::Offset, Strategy::IdRange] {
+            let source = Arc::new(FakeSource::with_ids(table.clone()));
+            let spec = spec(strategy, chunk, parallel);
+            let chunks = rt.block_on(collect(source.clone(), spec.clone(), Cursor::start(strategy))).unwrap();
+            prop_assert_eq!(ids(&chunks), table.clone());
+            prop_assert!(chunks.iter().all(|c| !c.rows.is_empty() && c.rows.len() as u64 <= chunk));
+            if strategy == Strategy::IdRange {
+                prop_assert!(source.requests().iter().all(|q| q.offset.is_none()));
+            }
+            if chunks.is_empty() {
+                continue;
+            }
+            let at = cut.index(chunks.len());
+            let resumed = rt.block_on(collect(source.clone(), spec, chunks[at].cursor)).unwrap();
+            let expected: Vec<i64> = chunks[at + 1..].iter().flat_map(|c| ids(std::slice::from_ref(c))).collect();
+            prop_assert_eq!(ids(&resumed), expected);
+        }
+    }
+}
