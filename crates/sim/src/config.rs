@@ -1,0 +1,193 @@
+//! The simulator's configuration: a builder with defaults that make a quiet, fault-free portal.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Error;
+
+/// How to run a [`Sim`](crate::Sim): where to listen, what data to generate, which faults to inject.
+///
+/// Every setter takes and returns `self`, so options can grow without breaking callers:
+///
+/// ```
+/// # use iptvportal_sim::SimConfig;
+/// let config = SimConfig::default().seed(7).rows("terminal", 100).fail_rate(0.1);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SimConfig {
+    pub(crate) listen: SocketAddr,
+    pub(crate) db_path: Option<PathBuf>,
+    pub(crate) rows: BTreeMap<String, u64>,
+    pub(crate) seed: u64,
+    pub(crate) latency: Duration,
+    pub(crate) fail_rate: f64,
+    pub(crate) timeout_rate: f64,
+    pub(crate) reset_rate: f64,
+    pub(crate) rate_limit: Option<u32>,
+    pub(crate) session_ttl: Option<Duration>,
+    pub(crate) username: String,
+    pub(crate) password: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            db_path: None,
+            rows: BTreeMap::new(),
+            seed: 42,
+            latency: Duration::ZERO,
+            fail_rate: 0.0,
+            timeout_rate: 0.0,
+            reset_rate: 0.0,
+            rate_limit: None,
+            session_ttl: None,
+            username: "admin".to_owned(),
+            password: "admin".to_owned(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// The address to listen on; default `127.0.0.1:0` (a free port, see [`Sim::url`](crate::Sim::url)).
+    #[must_use]
+    pub fn listen(mut self, addr: SocketAddr) -> SimConfig {
+        self.listen = addr;
+        self
+    }
+
+    /// The SQLite file to serve. It is generated when absent or when it was generated with another
+    /// seed or other sizes, and kept afterwards. Default: a temporary file removed with the `Sim`.
+    #[must_use]
+    pub fn db_path(mut self, path: impl Into<PathBuf>) -> SimConfig {
+        self.db_path = Some(path.into());
+        self
+    }
+
+    /// How many rows to generate for `table`, overriding [`default_rows`](crate::default_rows).
+    /// A name that is not in the catalog is refused by [`Sim::start`](crate::Sim::start).
+    #[must_use]
+    pub fn rows(mut self, table: &str, n: u64) -> SimConfig {
+        self.rows.insert(table.to_owned(), n);
+        self
+    }
+
+    /// The seed of the data generator and of the fault injector; default 42.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> SimConfig {
+        self.seed = seed;
+        self
+    }
+
+    /// A delay added to every request before it is answered; default none.
+    #[must_use]
+    pub fn latency(mut self, latency: Duration) -> SimConfig {
+        self.latency = latency;
+        self
+    }
+
+    /// The probability (0..=1) that a select is answered with an injected HTTP 500.
+    #[must_use]
+    pub fn fail_rate(mut self, p: f64) -> SimConfig {
+        self.fail_rate = p;
+        self
+    }
+
+    /// The probability (0..=1) that a select never gets an answer (the server sleeps ~60 s).
+    #[must_use]
+    pub fn timeout_rate(mut self, p: f64) -> SimConfig {
+        self.timeout_rate = p;
+        self
+    }
+
+    /// The probability (0..=1) that a select's connection is cut in the middle of the response body.
+    #[must_use]
+    pub fn reset_rate(mut self, p: f64) -> SimConfig {
+        self.reset_rate = p;
+        self
+    }
+
+    /// At most this many select requests per second (a token bucket holding one second's worth);
+    /// excess requests get HTTP 429 with `Retry-After: 1`. Default: unlimited.
+    #[must_use]
+    pub fn rate_limit(mut self, requests_per_second: u32) -> SimConfig {
+        self.rate_limit = Some(requests_per_second);
+        self
+    }
+
+    /// Sessions expire this long after `authorize_user`; default: never.
+    #[must_use]
+    pub fn session_ttl(mut self, ttl: Duration) -> SimConfig {
+        self.session_ttl = Some(ttl);
+        self
+    }
+
+    /// The one account `authorize_user` accepts; default `admin` / `admin`.
+    #[must_use]
+    pub fn credentials(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> SimConfig {
+        self.username = username.into();
+        self.password = password.into();
+        self
+    }
+
+    /// Checks ranges and names, and returns the row count of every catalog table.
+    pub(crate) fn validate(&self) -> Result<BTreeMap<&'static str, u64>, Error> {
+        for (name, p) in [
+            ("fail_rate", self.fail_rate),
+            ("timeout_rate", self.timeout_rate),
+            ("reset_rate", self.reset_rate),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Error::Config {
+                    reason: format!("{name} must be between 0 and 1, got {p}"),
+                });
+            }
+        }
+        if self.rate_limit == Some(0) {
+            return Err(Error::Config {
+                reason: "rate_limit must be at least 1 request per second".to_owned(),
+            });
+        }
+        let mut rows = default_rows();
+        for (table, n) in &self.rows {
+            let Some(known) = iptvportal_catalog::table(table) else {
+                return Err(Error::Config { reason: format!("unknown table {table:?} in rows") });
+            };
+            rows.insert(known.name, *n);
+        }
+        Ok(rows)
+    }
+}
+
+/// The default number of rows generated per catalog table: small enough to generate in well under a
+/// second, large enough that chunked dumps take several chunks.
+pub fn default_rows() -> BTreeMap<&'static str, u64> {
+    let mut rows: BTreeMap<&'static str, u64> =
+        iptvportal_catalog::TABLES.iter().map(|t| (t.name, 1000)).collect();
+    for (name, n) in [
+        ("subscriber", 2000),
+        ("terminal", 5000),
+        ("package", 40),
+        ("subscriber_package", 4000),
+        ("media", 600),
+        ("tv_channel", 300),
+        ("tv_program", 5000),
+        ("tv_category", 25),
+        ("tv_program_category", 6000),
+        ("terminal_playlog", 8000),
+    ] {
+        // Only tables the catalog knows: a renamed table keeps the generic default instead of
+        // inventing a table the server would refuse to serve.
+        if let Some(n_ref) = rows.get_mut(name) {
+            *n_ref = n;
+        }
+    }
+    rows
+}

@@ -1,0 +1,9 @@
+//! The simulator's integration tests: everything over real loopback HTTP, as a client sees it.
+
+mod auth;
+mod binary;
+mod faults;
+mod generation;
+mod injection;
+mod select;
+mod support;
