@@ -1,1 +1,70 @@
-fn main() {}
+//! `iptvportal`: the operator's tool for the admin API of an `IPTVPortal`.
+//!
+//! The only crate of the workspace that prints. Every failure ends as one line on stderr,
+//! `error: <what happened>; <what to do>`, and exit code 1; bad arguments exit 2 (clap).
+
+mod args;
+mod commands;
+mod failure;
+mod output;
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::Cli;
+
+fn main() -> ExitCode {
+    // A bug must still end as one readable line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(ToString::to_string)
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        eprintln!("error: internal error: {}; please report this bug", what.replace('\n', " "));
+    }));
+    let cli = Cli::parse();
+    if cli.debug {
+        init_debug_logging();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!(
+                "error: cannot start the async runtime: {e}; check the system's thread limits"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let result = runtime.block_on(commands::run(&cli, &mut out)).and_then(|()| Ok(out.flush()?));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `iptvportal select … | head` closes the pipe early: that is the reader's choice, not a failure.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", failure::render(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Request logs of our own crates on stderr. Other crates stay at `warn`: the HTTP stack's own
+/// debug output is noise here, and our logs never carry headers or params.
+fn init_debug_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::new("warn,iptvportal=debug,iptvportal_client=debug");
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

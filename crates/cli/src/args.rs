@@ -1,0 +1,263 @@
+//! The command line: global connection options and the subcommands, as clap derives them.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use iptvportal_client::{
+    Client, ClientConfig, ENV_DOMAIN, ENV_PASSWORD, ENV_URL, ENV_USERNAME, RetryPolicy,
+};
+
+use crate::failure::Hinted;
+
+const EXAMPLES: &str = "\
+Connection:
+  --portal or IPTVPORTAL_URL     the API base, e.g. https://portal.example.com/api/
+  --domain or IPTVPORTAL_DOMAIN  a hosted portal: https://{domain}.admin.iptvportal.ru/api/
+  --username or IPTVPORTAL_USERNAME, and IPTVPORTAL_PASSWORD (or --password-stdin)
+
+Examples:
+  export IPTVPORTAL_DOMAIN=acme IPTVPORTAL_USERNAME=admin IPTVPORTAL_PASSWORD=...
+  iptvportal auth
+  iptvportal select --from terminal --data id,mac_addr --where 'id__gte=100' --limit 10
+  iptvportal select --from subscriber --where 'username__icontains=ivan' --format jsonl";
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "iptvportal",
+    version,
+    about = "Export and query the tables of an IPTVPortal",
+    after_help = EXAMPLES,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) connection: ConnectionArgs,
+
+    /// Log every request on stderr (method, table, rows, time; secrets are never logged).
+    #[arg(long, global = true)]
+    pub(crate) debug: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run one select and print the rows.
+    #[command(after_help = SELECT_EXAMPLES)]
+    Select(SelectArgs),
+    /// Log in and print who you are.
+    #[command(after_help = AUTH_EXAMPLES)]
+    Auth,
+}
+
+const SELECT_EXAMPLES: &str = "\
+Filters (--where, repeatable, AND-ed): FIELD__LOOKUP=VALUE with the lookups
+  eq (default) ne gt gte lt lte in like ilike contains icontains startswith endswith isnull.
+  Values read as JSON where they parse (10, false, null, \"x\"), as text otherwise.
+
+Examples:
+  iptvportal select --from package --data id,name --order-by id --limit 3
+  iptvportal select --from terminal --where 'subscriber_id__isnull=true' --format json
+  iptvportal select --from subscriber --data id,username --where 'id__in=1,2,3'
+  iptvportal select --from media --where-json '{\"not\":[{\"eq\":[\"protocol\",\"udp\"]}]}'
+  iptvportal select --from tv_channel --order-by 'id DESC' --limit 5 --format jsonl";
+
+const AUTH_EXAMPLES: &str = "\
+Examples:
+  IPTVPORTAL_PASSWORD=secret iptvportal --portal https://portal.example.com/api/ --username admin auth
+  pass show portal | iptvportal --domain acme --username admin --password-stdin auth";
+
+/// Where the portal is and how to talk to it; shared by every command that makes requests.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Connection")]
+pub(crate) struct ConnectionArgs {
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help = "The portal's API base URL [env: IPTVPORTAL_URL]"
+    )]
+    pub(crate) portal: Option<String>,
+
+    #[arg(
+        long,
+        global = true,
+        value_name = "D",
+        help = "A hosted portal's domain, for https://{D}.admin.iptvportal.ru/api/ [env: IPTVPORTAL_DOMAIN]"
+    )]
+    pub(crate) domain: Option<String>,
+
+    /// The admin user name.
+    #[arg(long, global = true, value_name = "U", env = ENV_USERNAME, hide_env_values = true)]
+    pub(crate) username: Option<String>,
+
+    #[arg(
+        long,
+        global = true,
+        help = "Read the password from the first line of stdin instead of IPTVPORTAL_PASSWORD"
+    )]
+    pub(crate) password_stdin: bool,
+
+    /// Seconds to wait for each response.
+    #[arg(long, global = true, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
+    pub(crate) timeout: Duration,
+
+    /// Retries of a request after a transient failure (timeout, reset, 5xx, 429).
+    #[arg(long, global = true, value_name = "N", default_value_t = 3)]
+    pub(crate) max_retries: u32,
+
+    /// Accept self-signed or otherwise invalid TLS certificates (on-premise portals only).
+    #[arg(long, global = true)]
+    pub(crate) insecure: bool,
+}
+
+impl ConnectionArgs {
+    /// The client configuration: command-line options first, then the environment.
+    pub(crate) fn config(&self) -> anyhow::Result<ClientConfig> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let config = if let Some(url) = &self.portal {
+            ClientConfig::new(url)?
+        } else if let Some(domain) = &self.domain {
+            ClientConfig::for_domain(domain)?
+        } else if let Some(url) = env(ENV_URL) {
+            ClientConfig::new(&url)?
+        } else if let Some(domain) = env(ENV_DOMAIN) {
+            ClientConfig::for_domain(domain.trim())?
+        } else {
+            return Err(Hinted::new(
+                "no portal given",
+                format!(
+                    "pass --portal URL (or set {ENV_URL}), or --domain D (or set {ENV_DOMAIN})"
+                ),
+            )
+            .into());
+        };
+        let username = self.username.clone().filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+            Hinted::new("no username given", format!("pass --username or set {ENV_USERNAME}"))
+        })?;
+        let password = if self.password_stdin {
+            read_password_line()?
+        } else {
+            std::env::var(ENV_PASSWORD).ok().filter(|p| !p.is_empty()).ok_or_else(|| {
+                Hinted::new(
+                    "no password given",
+                    format!("set {ENV_PASSWORD} or pass --password-stdin"),
+                )
+            })?
+        };
+        if self.insecure {
+            eprintln!("warning: --insecure: the portal's TLS certificate is not verified");
+        }
+        let retry = RetryPolicy::default().max_retries(self.max_retries);
+        Ok(config
+            .credentials(username, password)
+            .timeout(self.timeout)
+            .retry(retry)
+            .accept_invalid_certs(self.insecure))
+    }
+
+    /// A client for [`ConnectionArgs::config`].
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(self.config()?)?)
+    }
+}
+
+/// Reads the password from the first line of stdin, without its line ending.
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(Hinted::new(
+            "no password on stdin",
+            "pipe the password as the first line of stdin",
+        )
+        .into());
+    }
+    Ok(password.to_owned())
+}
+
+/// A positive number of seconds, fractions allowed (`30`, `0.5`).
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("{s:?} must be more than 0 seconds"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// `iptvportal select`.
+#[derive(Debug, Args)]
+pub(crate) struct SelectArgs {
+    /// The table to read.
+    #[arg(long, value_name = "T")]
+    pub(crate) from: String,
+
+    /// The columns to return, comma-separated (default: every column the catalog knows for a known
+    /// table, `*` otherwise).
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
+    pub(crate) data: Vec<String>,
+
+    #[arg(
+        long = "where",
+        value_name = "LOOKUP=VALUE",
+        help = "A filter FIELD__LOOKUP=VALUE; repeat to AND several"
+    )]
+    pub(crate) filters: Vec<String>,
+
+    /// A raw JSONSQL where condition, AND-ed with the --where filters.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) where_json: Option<String>,
+
+    /// Sort key, `col`, `col ASC` or `col DESC`; repeat for several.
+    #[arg(long, value_name = "'col [ASC|DESC]'")]
+    pub(crate) order_by: Vec<String>,
+
+    /// At most this many rows.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u64>,
+
+    /// Skip this many rows first.
+    #[arg(long, value_name = "N")]
+    pub(crate) offset: Option<u64>,
+
+    /// How to print the rows.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+/// Output formats of `select`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// An aligned text table with a header.
+    Table,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_seconds("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        for bad in ["0", "-1", "x", "inf", "NaN"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+}

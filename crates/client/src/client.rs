@@ -1,0 +1,622 @@
+//! The client: one HTTP connection pool, one shared session, and the retry and re-authorization
+//! loop around every call.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use backon::Retryable;
+use iptvportal_query::{Expr, Function, Operand, Select};
+use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::retry::parse_retry_after;
+use crate::{ClientConfig, Error, RetryPolicy, Secret};
+
+/// The header carrying the session on every data call.
+const SESSION_HEADER: &str = "Iptvportal-Authorization";
+/// The JSON-RPC code the simulator (and, as far as is known, the portal) uses for a missing,
+/// unknown or expired session.
+const CODE_SESSION: i64 = -32001;
+/// The JSON-RPC code of a rate-limit refusal, when it comes in a body rather than as HTTP 429.
+const CODE_RATE_LIMITED: i64 = -32029;
+/// How much of an unreadable body an error quotes.
+const SNIPPET_CHARS: usize = 120;
+
+/// Who the session belongs to, as far as the portal says (real portals send these beside the
+/// session id; the simulator may not). The session id itself is never part of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The user's numeric id.
+    pub user_id: Option<i64>,
+    /// The user's name as the portal reports it.
+    pub name: Option<String>,
+    /// The user's role.
+    pub role: Option<String>,
+    /// The user's language (ISO 639-1).
+    pub language: Option<String>,
+}
+
+/// An async client of a portal's admin API. Cheap to clone: clones share the connection pool, the
+/// session and the request ids.
+///
+/// # Sessions
+///
+/// The first call logs in (`authorize_user`) and every later call, from any clone or task, reuses
+/// the session. When the portal says a session is invalid (HTTP 401, or JSON-RPC error code
+/// `-32001`), the call logs in again and resends, once per call; if the fresh session is refused
+/// too, the call fails with [`Error::SessionExpired`]. Concurrent calls that meet the same expired
+/// session log in once between them: a generation counter tells a stale session from one another
+/// task has just replaced.
+///
+/// # Retries
+///
+/// Every call retries transient failures ([`Error::is_retryable`]) by its [`RetryPolicy`], with a
+/// fresh budget per call; a `Retry-After` header sets the wait. Re-authorization is separate from
+/// that budget. [`Client::with_retry`] gives a view with another policy over the same session.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+    retry: RetryPolicy,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    rpc_url: Url,
+    sql_url: Url,
+    next_id: AtomicU64,
+    session: Mutex<SessionState>,
+}
+
+#[derive(Default)]
+struct SessionState {
+    current: Option<Session>,
+    /// Bumped at every login, so that a task holding a stale session cannot discard a newer one.
+    generation: u64,
+    info: Option<SessionInfo>,
+}
+
+#[derive(Clone)]
+struct Session {
+    id: Secret,
+    generation: u64,
+}
+
+/// What one HTTP request is, for the debug log.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    method: &'static str,
+    table: Option<&'a str>,
+    attempt: u32,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    result: Option<Value>,
+    #[serde(default)]
+    error: Option<RpcError>,
+}
+
+#[derive(Deserialize)]
+struct RpcError {
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl Client {
+    /// A client for `config`. No request is made until the first call.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        if config.username.is_empty() {
+            return Err(Error::config(format!("no username given: set {}", crate::ENV_USERNAME)));
+        }
+        if config.password.is_empty() {
+            return Err(Error::config(format!("no password given: set {}", crate::ENV_PASSWORD)));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .danger_accept_invalid_certs(config.accept_invalid_certs)
+            .user_agent(concat!("iptvportal-rs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::config(format!("cannot set up the http client: {e}")))?;
+        let join = |path: &str| {
+            config
+                .base_url
+                .join(path)
+                .map_err(|e| Error::config(format!("invalid portal url: {e}")))
+        };
+        let (rpc_url, sql_url) = (join("jsonrpc/")?, join("jsonsql/")?);
+        Ok(Client {
+            retry: config.retry,
+            inner: Arc::new(Inner {
+                http,
+                rpc_url,
+                sql_url,
+                config,
+                next_id: AtomicU64::new(1),
+                session: Mutex::new(SessionState::default()),
+            }),
+        })
+    }
+
+    /// The configuration the client was made with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The API base URL.
+    pub fn base_url(&self) -> &str {
+        self.inner.config.base_url()
+    }
+
+    /// The retry policy of this view.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// A view of the same client (same session, pool and ids) whose calls retry by `policy`.
+    #[must_use]
+    pub fn with_retry(&self, policy: RetryPolicy) -> Client {
+        Client { inner: Arc::clone(&self.inner), retry: policy }
+    }
+
+    /// Logs in now, replacing any current session, and says who the session belongs to.
+    pub async fn authorize(&self) -> Result<SessionInfo, Error> {
+        let attempt = AtomicU32::new(0);
+        let op = || async {
+            let n = attempt.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut state = self.inner.session.lock().await;
+            self.login(&mut state, n).await?;
+            Ok(state.info.clone().unwrap_or_default())
+        };
+        self.retrying(op).await
+    }
+
+    /// Who the current session belongs to, if a login has happened.
+    pub async fn session_info(&self) -> Option<SessionInfo> {
+        self.inner.session.lock().await.info.clone()
+    }
+
+    /// Runs a select and returns the raw `result` value.
+    pub async fn select_value(&self, select: &Select) -> Result<Value, Error> {
+        let params = select.to_json()?;
+        self.call_sql("select", &params, Some(&select.from.table.name)).await
+    }
+
+    /// Runs a select and returns its rows, each an array of values in `data` order.
+    pub async fn select(&self, select: &Select) -> Result<Vec<Vec<Value>>, Error> {
+        rows(self.select_value(select).await?)
+    }
+
+    /// The number of rows of `table` matching `filter`: `{"function":"count","args":["*"]}`.
+    pub async fn count(&self, table: &str, filter: Option<&Expr>) -> Result<u64, Error> {
+        let mut select = Select::from(table)?.data(vec![Operand::Function(Function::count_star())]);
+        if let Some(f) = filter {
+            select = select.filter(f.clone());
+        }
+        let rows = self.select(&select).await?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(v) => {
+                as_i64(v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| shape("a count", v))
+            }
+            // An empty result can only mean nothing matched.
+            None => Ok(0),
+        }
+    }
+
+    /// The smallest and largest value of the integer `column` among the rows of `table` matching
+    /// `filter`, in one request; `None` when no row matches.
+    pub async fn min_max(
+        &self,
+        table: &str,
+        column: &str,
+        filter: Option<&Expr>,
+    ) -> Result<Option<(i64, i64)>, Error> {
+        let call = |name: &str| -> Result<Operand, Error> {
+            Ok(Operand::Function(Function::new(name, vec![Operand::column(column)?])?))
+        };
+        let mut select = Select::from(table)?.data(vec![call("min")?, call("max")?]);
+        if let Some(f) = filter {
+            select = select.filter(f.clone());
+        }
+        let rows = self.select(&select).await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        match row.as_slice() {
+            [Value::Null, Value::Null] => Ok(None),
+            [min, max] => match (as_i64(min), as_i64(max)) {
+                (Some(min), Some(max)) => Ok(Some((min, max))),
+                _ => Err(shape("two integers (min, max)", &Value::Array(row.clone()))),
+            },
+            _ => Err(shape("two values (min, max)", &Value::Array(row.clone()))),
+        }
+    }
+
+    /// One data call with retries and at most one re-authorization.
+    async fn call_sql(
+        &self,
+        method: &'static str,
+        params: &Value,
+        table: Option<&str>,
+    ) -> Result<Value, Error> {
+        let attempt = AtomicU32::new(0);
+        let reauthorized = AtomicBool::new(false);
+        let op = || async {
+            let n = attempt.fetch_add(1, Ordering::Relaxed) + 1;
+            let call = Call { method, table, attempt: n };
+            let session = self.session(n).await?;
+            match self.post(&self.inner.sql_url, call, params, Some(&session.id)).await {
+                // The rule: a refused session is replaced and the request resent, once per call.
+                Err(Error::SessionExpired { .. })
+                    if !reauthorized.swap(true, Ordering::Relaxed) =>
+                {
+                    tracing::debug!(method, attempt = n, "session refused; logging in again");
+                    let fresh = self.renew(&session, n).await?;
+                    self.post(&self.inner.sql_url, call, params, Some(&fresh.id)).await
+                }
+                other => other,
+            }
+        };
+        self.retrying(op).await
+    }
+
+    /// Runs `op` under this view's retry policy.
+    async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let policy = self.retry;
+        op.retry(policy.delays())
+            .when(Error::is_retryable)
+            .adjust(|e, delay| delay.map(|d| policy.adjust(d, e.retry_after())))
+            .notify(|e, delay| {
+                tracing::debug!(error = %e, delay_ms = delay.as_millis(), "transient failure; retrying");
+            })
+            .await
+    }
+
+    /// The current session, logging in first if there is none.
+    async fn session(&self, attempt: u32) -> Result<Session, Error> {
+        let mut state = self.inner.session.lock().await;
+        if let Some(s) = &state.current {
+            return Ok(s.clone());
+        }
+        self.login(&mut state, attempt).await
+    }
+
+    /// Replaces `stale` unless another task already has, and returns the session to use now.
+    async fn renew(&self, refused: &Session, attempt: u32) -> Result<Session, Error> {
+        let mut state = self.inner.session.lock().await;
+        match &state.current {
+            Some(s) if s.generation != refused.generation => Ok(s.clone()),
+            _ => self.login(&mut state, attempt).await,
+        }
+    }
+
+    /// Logs in and installs the new session. The caller holds the lock, so concurrent callers wait
+    /// for this login instead of starting their own.
+    async fn login(&self, state: &mut SessionState, attempt: u32) -> Result<Session, Error> {
+        state.current = None;
+        let config = &self.inner.config;
+        let params = json!({ "username": config.username, "password": config.password.expose() });
+        let call = Call { method: "authorize_user", table: None, attempt };
+        let result = self.post(&self.inner.rpc_url, call, &params, None).await?;
+        let Some(id) = result.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty())
+        else {
+            // The result may hold a session id of another type; it is not quoted.
+            return Err(Error::BadResponse {
+                reason: "the login result has no session_id string".to_owned(),
+                snippet: String::new(),
+            });
+        };
+        state.generation += 1;
+        let session = Session { id: Secret::new(id), generation: state.generation };
+        state.current = Some(session.clone());
+        state.info = Some(session_info(&result));
+        Ok(session)
+    }
+
+    /// One HTTP request: a JSON-RPC call of `method` at `url`, returning its `result`.
+    async fn post(
+        &self,
+        url: &Url,
+        call: Call<'_>,
+        params: &Value,
+        session: Option<&Secret>,
+    ) -> Result<Value, Error> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({ "jsonrpc": "2.0", "id": id, "method": call.method, "params": params });
+        let mut request =
+            self.inner.http.post(url.clone()).header(CONTENT_TYPE, "application/json").json(&body);
+        if let Some(session) = session {
+            let mut value = HeaderValue::from_str(&format!("sessionid={}", session.expose()))
+                .map_err(|_| Error::BadResponse {
+                    reason: "the session id is not a valid header value".to_owned(),
+                    snippet: String::new(),
+                })?;
+            // Sensitive values are left out of the `Debug` of requests, should anything print one.
+            value.set_sensitive(true);
+            request = request.header(SESSION_HEADER, value);
+        }
+        let started = Instant::now();
+        let outcome = self.exchange(url, call, request).await;
+        let elapsed_ms = started.elapsed().as_millis();
+        match &outcome {
+            Ok(result) => tracing::debug!(
+                method = call.method,
+                table = call.table.unwrap_or("-"),
+                id,
+                attempt = call.attempt,
+                rows = result.as_array().map_or(1, Vec::len),
+                elapsed_ms,
+                "request ok"
+            ),
+            Err(e) => tracing::debug!(
+                method = call.method,
+                table = call.table.unwrap_or("-"),
+                id,
+                attempt = call.attempt,
+                elapsed_ms,
+                error = %e,
+                "request failed"
+            ),
+        }
+        outcome
+    }
+
+    async fn exchange(
+        &self,
+        url: &Url,
+        call: Call<'_>,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, Error> {
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = response.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                self.timeout_error()
+            } else {
+                Error::BadResponse {
+                    reason: format!(
+                        "the connection closed before the body was complete ({})",
+                        root_cause(&e)
+                    ),
+                    snippet: String::new(),
+                }
+            }
+        })?;
+        let envelope = serde_json::from_slice::<Envelope>(&body);
+        let rpc_error = envelope.as_ref().ok().and_then(|e| e.error.as_ref());
+        let message = rpc_error.and_then(|e| e.message.clone());
+        let is_login = call.method == "authorize_user";
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Error::RateLimited { retry_after });
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            let message = message.unwrap_or_else(|| "http 401".to_owned());
+            return Err(if is_login {
+                Error::Auth { message }
+            } else {
+                Error::SessionExpired { message }
+            });
+        }
+        if !status.is_success() {
+            return Err(Error::Http {
+                status: status.as_u16(),
+                url: url.to_string(),
+                message: message.unwrap_or_else(|| snippet(&body)),
+            });
+        }
+        let envelope = envelope.map_err(|e| Error::BadResponse {
+            reason: if body.is_empty() {
+                "empty body".to_owned()
+            } else {
+                format!("not json-rpc: {e}")
+            },
+            snippet: snippet(&body),
+        })?;
+        match (envelope.result, envelope.error) {
+            (_, Some(error)) => {
+                let code = error.code.unwrap_or_default();
+                let message = error.message.unwrap_or_else(|| "no message".to_owned());
+                Err(match code {
+                    CODE_SESSION if !is_login => Error::SessionExpired { message },
+                    CODE_RATE_LIMITED => Error::RateLimited { retry_after },
+                    // The login failure code is not settled by any source: every refusal of a
+                    // login is a credentials problem to the caller.
+                    _ if is_login => Error::Auth { message },
+                    _ => Error::Server { code, message },
+                })
+            }
+            (Some(result), None) => Ok(result),
+            (None, None) => Err(Error::BadResponse {
+                reason: "the response has neither result nor error".to_owned(),
+                snippet: snippet(&body),
+            }),
+        }
+    }
+
+    fn timeout_error(&self) -> Error {
+        Error::Timeout { url: self.base_url().to_owned(), after: self.inner.config.timeout }
+    }
+
+    /// Classifies a failure to get a response at all.
+    fn transport_error(&self, e: &reqwest::Error) -> Error {
+        let url = self.base_url().to_owned();
+        if e.is_timeout() {
+            return self.timeout_error();
+        }
+        // reqwest hides its TLS stack's error types; the chain's text is all there is to go by.
+        let chain = error_chain(e).to_ascii_lowercase();
+        if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
+            return Error::Tls { url, reason: root_cause(e) };
+        }
+        Error::Connect { url, reason: root_cause(e) }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url())
+            .field("username", &self.inner.config.username)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Converts a select result into rows.
+fn rows(result: Value) -> Result<Vec<Vec<Value>>, Error> {
+    let Value::Array(items) = result else { return Err(shape("an array of rows", &result)) };
+    items
+        .into_iter()
+        .map(|row| match row {
+            Value::Array(values) => Ok(values),
+            other => Err(shape("each row to be an array", &other)),
+        })
+        .collect()
+}
+
+fn shape(expected: &str, got: &Value) -> Error {
+    Error::BadResponse {
+        reason: format!("expected {expected}"),
+        snippet: snippet(got.to_string().as_bytes()),
+    }
+}
+
+/// An integer from a JSON number or a numeric string (some servers quote aggregates).
+fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn session_info(result: &Value) -> SessionInfo {
+    let text = |key: &str| match result.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    SessionInfo {
+        user_id: result.get("id").and_then(as_i64),
+        name: text("name").or_else(|| text("username")),
+        role: text("role"),
+        language: text("language_iso639_1").or_else(|| text("language")),
+    }
+}
+
+/// The start of a body, on one line, for an error message.
+fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(SNIPPET_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The innermost cause, in the words a user needs: `connection refused` rather than the io error's
+/// `Connection refused (os error 111)`.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    use std::io::ErrorKind;
+
+    let mut current: &(dyn std::error::Error + 'static) = e;
+    let mut io_kind = None;
+    loop {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        match current.source() {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    match io_kind {
+        Some(ErrorKind::ConnectionRefused) => "connection refused".to_owned(),
+        Some(ErrorKind::ConnectionReset) => "connection reset by the server".to_owned(),
+        Some(ErrorKind::ConnectionAborted) => "connection aborted".to_owned(),
+        Some(ErrorKind::TimedOut) => "connection timed out".to_owned(),
+        Some(ErrorKind::UnexpectedEof) => "connection closed unexpectedly".to_owned(),
+        _ => {
+            let text = current.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            let mut chars = text.chars();
+            chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
+        }
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut current = e.source();
+    while let Some(s) = current {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        current = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_can_be_shared_across_tasks() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Client>();
+    }
+
+    #[test]
+    fn rows_are_arrays_of_arrays() {
+        assert_eq!(
+            rows(json!([[1, "a"], [2, null]])).unwrap(),
+            vec![vec![json!(1), json!("a")], vec![json!(2), Value::Null]]
+        );
+        assert_eq!(rows(json!([])).unwrap(), Vec::<Vec<Value>>::new());
+        assert!(matches!(rows(json!({"id": 1})), Err(Error::BadResponse { .. })));
+        assert!(matches!(rows(json!([{"id": 1}])), Err(Error::BadResponse { .. })));
+    }
+
+    #[test]
+    fn session_info_reads_what_real_portals_send() {
+        let info = session_info(&json!({
+            "session_id": "0123456789abcdef0123456789abcdef", "id": 7, "name": "Admin", "role": 1, "language_iso639_1": "ru"
+        }));
+        assert_eq!(info.user_id, Some(7));
+        assert_eq!(info.name.as_deref(), Some("Admin"));
+        assert_eq!(info.role.as_deref(), Some("1"));
+        assert_eq!(info.language.as_deref(), Some("ru"));
+        assert!(!format!("{info:?}").contains("0123456789abcdef"));
+        assert_eq!(session_info(&json!({"session_id": "x"})), SessionInfo::default());
+    }
+
+    #[test]
+    fn snippets_are_short_and_on_one_line() {
+        let s = snippet(format!("<html>\n{}", "x".repeat(500)).as_bytes());
+        assert_eq!(s.chars().count(), SNIPPET_CHARS);
+        assert!(s.starts_with("<html> x"));
+    }
+
+    #[test]
+    fn numbers_may_be_quoted() {
+        assert_eq!(as_i64(&json!(5)), Some(5));
+        assert_eq!(as_i64(&json!("42")), Some(42));
+        assert_eq!(as_i64(&json!(1.5)), None);
+        assert_eq!(as_i64(&Value::Null), None);
+    }
+}
