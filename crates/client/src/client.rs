@@ -63,6 +63,7 @@ pub struct SessionInfo {
 pub struct Client {
     inner: Arc<Inner>,
     retry: RetryPolicy,
+    timeout: std::time::Duration,
 }
 
 struct Inner {
@@ -136,6 +137,7 @@ impl Client {
         let (rpc_url, sql_url) = (join("jsonrpc/")?, join("jsonsql/")?);
         Ok(Client {
             retry: config.retry,
+            timeout: config.timeout,
             inner: Arc::new(Inner {
                 http,
                 rpc_url,
@@ -165,7 +167,19 @@ impl Client {
     /// A view of the same client (same session, pool and ids) whose calls retry by `policy`.
     #[must_use]
     pub fn with_retry(&self, policy: RetryPolicy) -> Client {
-        Client { inner: Arc::clone(&self.inner), retry: policy }
+        Client { inner: Arc::clone(&self.inner), retry: policy, timeout: self.timeout }
+    }
+
+    /// A view of the same client whose requests each time out after `timeout` (a dump's
+    /// per-batch timeout), instead of the configured one.
+    #[must_use]
+    pub fn with_timeout(&self, timeout: std::time::Duration) -> Client {
+        Client { inner: Arc::clone(&self.inner), retry: self.retry, timeout }
+    }
+
+    /// The per-request timeout of this view.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.timeout
     }
 
     /// Logs in now, replacing any current session, and says who the session belongs to.
@@ -334,8 +348,13 @@ impl Client {
     ) -> Result<Value, Error> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": call.method, "params": params });
-        let mut request =
-            self.inner.http.post(url.clone()).header(CONTENT_TYPE, "application/json").json(&body);
+        let mut request = self
+            .inner
+            .http
+            .post(url.clone())
+            .timeout(self.timeout)
+            .header(CONTENT_TYPE, "application/json")
+            .json(&body);
         if let Some(session) = session {
             let mut value = HeaderValue::from_str(&format!("sessionid={}", session.expose()))
                 .map_err(|_| Error::BadResponse {
@@ -450,7 +469,7 @@ impl Client {
     }
 
     fn timeout_error(&self) -> Error {
-        Error::Timeout { url: self.base_url().to_owned(), after: self.inner.config.timeout }
+        Error::Timeout { url: self.base_url().to_owned(), after: self.timeout }
     }
 
     /// Classifies a failure to get a response at all.

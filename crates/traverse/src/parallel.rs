@@ -180,7 +180,7 @@ impl ParallelTraversal {
             let next = self.ranges.iter().position(|r| !r.done && !r.in_flight);
             match next {
                 Some(pos) if room || (pos == 0 && self.ranges[0].ready.is_empty()) => {
-                    self.spawn(pos)?
+                    self.spawn(pos)?;
                 }
                 _ if room => match self.planner.next_range() {
                     Some(range) => self.ranges.push_back(range),

@@ -1,0 +1,48 @@
+//! The one error type of the checkpoint layer.
+
+use std::path::PathBuf;
+
+/// What can go wrong reading or writing a checkpoint. Each message names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading, writing, syncing or renaming a state file failed.
+    #[error("checkpoint {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state file that is not a valid state (truncated by hand, edited, another program's file).
+    #[error(
+        "checkpoint {} is unreadable ({detail}); start the table over with --reset (this also deletes its partial output)",
+        path.display()
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A state file written by a newer version of this tool.
+    #[error(
+        "checkpoint {} has format version {found}, newer than this tool's {supported}; upgrade iptvportal or start over with --reset",
+        path.display()
+    )]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,25 @@
+//! The dump state model and where it is kept.
+//!
+//! A [`DumpState`] is what a dump knows about one table between runs: the seed's progress fields
+//! (`dumped_rows`, `current_offset`, `chunks_completed`, timestamps, `is_complete`, …) plus what an
+//! exact resume needs: the traversal [`Cursor`], the sink's committed [`SinkPosition`], the pinned
+//! output [`Schema`], and the [`OutputShape`]: everything that shapes the output, so that resuming
+//! with other options is refused instead of producing a file that mixes two dumps.
+//!
+//! [`CheckpointStore`] is the seam the orchestrator saves through; [`FileStore`] keeps each state in
+//! `{output_dir}/.{table}.state.json`, written atomically (temp file in the same directory, fsync,
+//! rename, fsync of the directory), so a crash leaves either the old state or the new one, never a
+//! torn file.
+//!
+//! **Invariant:** a state is saved only after the data it points at is durable (the orchestrator
+//! commits the sink first), so a checkpoint never runs ahead of the output.
+
+#![deny(missing_docs)]
+
+mod error;
+mod state;
+mod store;
+
+pub use error::Error;
+pub use state::{DumpState, OutputShape, STATE_VERSION, ShapeDifference};
+pub use store::{CheckpointStore, FileStore, Listing, MemoryStore, state_file_name};

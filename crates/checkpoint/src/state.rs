@@ -1,0 +1,124 @@
+//! The state of one table's dump, as saved between runs.
+
+use iptvportal_sink::{Compression, Format, Schema, SinkPosition};
+use iptvportal_traverse::{Cursor, Strategy};
+use serde::{Deserialize, Serialize};
+
+/// The newest state format this build writes and reads. Bump it when a field changes meaning;
+/// older files are then refused with a message rather than misread.
+pub const STATE_VERSION: u32 = 1;
+
+/// Everything that shapes a dump's output. Two runs with equal shapes write the same files, so a
+/// checkpoint of one can resume the other; chunk size, parallelism, timeouts and retries do not
+/// appear here because they change how the output is fetched, never what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputShape {
+    /// The table.
+    pub table: String,
+    /// The requested columns, `None` for every column.
+    pub columns: Option<Vec<String>>,
+    /// The filter, as its JSONSQL JSON text (`None` for no filter).
+    pub filter: Option<String>,
+    /// The sort order (OFFSET), as written (`id ASC`).
+    pub order_by: Vec<String>,
+    /// The output format.
+    pub format: Format,
+    /// Compression, compared by kind only: gzip levels differ in bytes, never in content.
+    pub compression: Compression,
+    /// The traversal strategy, which gives the saved cursor its meaning.
+    pub strategy: Strategy,
+}
+
+/// One way in which a requested dump differs from a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeDifference {
+    /// What differs, in command-line terms (`format`, `filter`, …).
+    pub field: &'static str,
+    /// The checkpoint's value.
+    pub saved: String,
+    /// The requested value.
+    pub requested: String,
+}
+
+impl std::fmt::Display for ShapeDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} was {} and is now {}", self.field, self.saved, self.requested)
+    }
+}
+
+impl OutputShape {
+    /// The ways `requested` differs from `self` (the saved shape); empty when a resume is safe.
+    pub fn differences(&self, requested: &OutputShape) -> Vec<ShapeDifference> {
+        fn show<T: std::fmt::Debug>(v: Option<&T>) -> String {
+            v.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"))
+        }
+        let mut out = Vec::new();
+        let mut diff = |field, saved: String, requested: String| {
+            if saved != requested {
+                out.push(ShapeDifference { field, saved, requested });
+            }
+        };
+        diff("table", self.table.clone(), requested.table.clone());
+        diff(
+            "columns",
+            self.columns.as_ref().map_or_else(|| "all".to_owned(), |c| c.join(",")),
+            requested.columns.as_ref().map_or_else(|| "all".to_owned(), |c| c.join(",")),
+        );
+        diff("filter", show(self.filter.as_ref()), show(requested.filter.as_ref()));
+        diff("order by", format!("{:?}", self.order_by), format!("{:?}", requested.order_by));
+        diff("format", self.format.to_string(), requested.format.to_string());
+        diff(
+            "compression",
+            compression_kind(self.compression),
+            compression_kind(requested.compression),
+        );
+        diff("strategy", self.strategy.to_string(), requested.strategy.to_string());
+        out
+    }
+}
+
+fn compression_kind(c: Compression) -> String {
+    match c {
+        Compression::Gzip { .. } => "gzip".to_owned(),
+        _ => "none".to_owned(),
+    }
+}
+
+/// The saved state of one table's dump: the seed's fields, plus what exact resume needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DumpState {
+    /// The state format version ([`STATE_VERSION`]).
+    pub version: u32,
+    /// The table.
+    pub table: String,
+    /// Rows durable in the output.
+    pub dumped_rows: u64,
+    /// The seed's resume offset: the OFFSET cursor, or for ID_RANGE the rows done (informational).
+    pub current_offset: u64,
+    /// The last id done (ID_RANGE), if any.
+    pub current_id: Option<i64>,
+    /// Chunks committed over all runs.
+    pub chunks_completed: u64,
+    /// Chunks that failed after their retries, over all runs.
+    pub chunks_failed: u64,
+    /// The rows the table held (under the filter) when counted, if counted.
+    pub total_rows: Option<u64>,
+    /// When the first run started (RFC 3339, UTC).
+    pub started_at: String,
+    /// When this state was written (RFC 3339, UTC).
+    pub last_updated_at: String,
+    /// When the dump completed.
+    pub completed_at: Option<String>,
+    /// Whether the output is complete.
+    pub is_complete: bool,
+    /// The last failure's message, kept until the table completes.
+    pub last_error: Option<String>,
+    /// Where the traversal resumes.
+    pub cursor: Cursor,
+    /// The sink's committed position: where the output is cut back to on resume.
+    pub sink: SinkPosition,
+    /// The output schema, pinned at the first chunk.
+    pub schema: Schema,
+    /// What shaped the output.
+    pub shape: OutputShape,
+}

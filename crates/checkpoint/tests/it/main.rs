@@ -1,0 +1,189 @@
+//! Integration tests of the checkpoint stores on real files.
+
+use iptvportal_checkpoint::{
+    CheckpointStore, DumpState, Error, FileStore, MemoryStore, OutputShape, STATE_VERSION,
+    state_file_name,
+};
+use iptvportal_sink::{ColumnSpec, ColumnType, Compression, Format, Schema, SinkPosition};
+use iptvportal_traverse::{Cursor, Strategy};
+
+fn shape() -> OutputShape {
+    OutputShape {
+        table: "terminal".to_owned(),
+        columns: None,
+        filter: Some(r#"{"gte":["id",10]}"#.to_owned()),
+        order_by: vec!["id ASC".to_owned()],
+        format: Format::Jsonl,
+        compression: Compression::None,
+        strategy: Strategy::IdRange,
+    }
+}
+
+fn state(table: &str) -> DumpState {
+    DumpState {
+        version: STATE_VERSION,
+        table: table.to_owned(),
+        dumped_rows: 10_000,
+        current_offset: 10_000,
+        current_id: Some(10_421),
+        chunks_completed: 2,
+        chunks_failed: 0,
+        total_rows: Some(500_000),
+        started_at: "2026-11-28T10:00:00Z".to_owned(),
+        last_updated_at: "2026-11-28T10:00:05Z".to_owned(),
+        completed_at: None,
+        is_complete: false,
+        last_error: None,
+        cursor: Cursor::Id { after: Some(10_421) },
+        sink: SinkPosition { file_index: 0, bytes: 1_234_567, rows: 10_000 },
+        schema: Schema { columns: vec![ColumnSpec::new("id", ColumnType::Integer, false)] },
+        shape: OutputShape { table: table.to_owned(), ..shape() },
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+#[test]
+fn file_store_round_trips_and_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    runtime().block_on(async {
+        assert!(store.load("terminal").await.unwrap().is_none());
+        store.save(&state("terminal")).await.unwrap();
+        let mut next = state("terminal");
+        next.dumped_rows = 15_000;
+        store.save(&next).await.unwrap();
+        assert_eq!(store.load("terminal").await.unwrap(), Some(next));
+    });
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, [state_file_name("terminal")]);
+}
+
+#[test]
+fn the_state_file_keeps_the_seeds_field_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    runtime().block_on(store.save(&state("tv_channel"))).unwrap();
+    let text = std::fs::read_to_string(dir.path().join(".tv_channel.state.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for field in [
+        "table",
+        "dumped_rows",
+        "current_offset",
+        "chunks_completed",
+        "started_at",
+        "last_updated_at",
+        "is_complete",
+        "total_rows",
+        "current_id",
+        "chunks_failed",
+        "last_error",
+        "completed_at",
+        "version",
+        "cursor",
+        "sink",
+        "schema",
+        "shape",
+    ] {
+        assert!(value.get(field).is_some(), "missing {field} in {text}");
+    }
+    assert_eq!(value["cursor"], serde_json::json!({"kind": "id", "after": 10_421}));
+}
+
+#[test]
+fn a_corrupt_state_is_an_error_that_says_how_to_start_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    std::fs::write(store.path("media"), b"{\"table\": \"media\", \"dumped_ro").unwrap();
+    let err = runtime().block_on(store.load("media")).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("--reset"), "{err}");
+    // The file is left alone for the user to inspect.
+    assert!(store.path("media").exists());
+}
+
+#[test]
+fn a_newer_state_version_is_refused_as_newer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let mut value = serde_json::to_value(state("media")).unwrap();
+    value["version"] = serde_json::json!(STATE_VERSION + 1);
+    std::fs::write(store.path("media"), value.to_string()).unwrap();
+    let err = runtime().block_on(store.load("media")).unwrap_err();
+    assert!(matches!(err, Error::Version { found, .. } if found == STATE_VERSION + 1), "{err:?}");
+}
+
+#[test]
+fn list_reports_every_state_including_unreadable_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    runtime().block_on(async {
+        store.save(&state("terminal")).await.unwrap();
+        store.save(&state("media")).await.unwrap();
+    });
+    std::fs::write(store.path("package"), b"not json").unwrap();
+    std::fs::write(dir.path().join("terminal.jsonl"), b"{}\n").unwrap();
+    let listed = runtime().block_on(store.list()).unwrap();
+    let tables: Vec<_> = listed.iter().map(|(t, s)| (t.as_str(), s.is_ok())).collect();
+    assert_eq!(tables, [("media", true), ("package", false), ("terminal", true)]);
+}
+
+#[test]
+fn remove_deletes_the_state_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    runtime().block_on(async {
+        store.save(&state("terminal")).await.unwrap();
+        store.remove("terminal").await.unwrap();
+        store.remove("terminal").await.unwrap();
+        assert!(store.load("terminal").await.unwrap().is_none());
+    });
+}
+
+#[test]
+fn a_missing_directory_lists_nothing_and_saving_there_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path().join("absent"));
+    runtime().block_on(async {
+        assert!(store.list().await.unwrap().is_empty());
+        let err = store.save(&state("t")).await.unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    });
+}
+
+#[test]
+fn memory_store_behaves_like_the_file_store() {
+    let store = MemoryStore::new();
+    runtime().block_on(async {
+        store.save(&state("a")).await.unwrap();
+        assert_eq!(store.load("a").await.unwrap(), Some(state("a")));
+        assert_eq!(store.list().await.unwrap().len(), 1);
+        store.remove("a").await.unwrap();
+        assert!(store.load("a").await.unwrap().is_none());
+    });
+}
+
+#[test]
+fn shape_differences_name_each_changed_option() {
+    let saved = shape();
+    assert!(saved.differences(&saved).is_empty());
+    // A different gzip level changes bytes, never content: it is not a difference.
+    let gz = |level| OutputShape { compression: Compression::Gzip { level }, ..shape() };
+    assert!(gz(1).differences(&gz(9)).is_empty());
+    let requested = OutputShape {
+        columns: Some(vec!["id".to_owned(), "mac_addr".to_owned()]),
+        filter: None,
+        format: Format::Csv,
+        compression: Compression::Gzip { level: 1 },
+        ..shape()
+    };
+    let fields: Vec<_> = saved.differences(&requested).iter().map(|d| d.field).collect();
+    assert_eq!(fields, ["columns", "filter", "format", "compression"]);
+    let text = saved.differences(&requested)[2].to_string();
+    assert_eq!(text, "format was jsonl and is now csv");
+}

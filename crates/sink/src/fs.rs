@@ -1,0 +1,83 @@
+//! File-system steps of the commit protocol: durable directories, cutting back, removing.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::path::Path;
+
+use crate::error::Error;
+
+/// Makes the directory entries of `dir` durable, so a file created or renamed in it survives a
+/// power cut along with its data. On platforms where a directory cannot be opened for syncing
+/// (Windows) this is a no-op: there the rename itself is what the file system journals.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        let d = File::open(dir).map_err(|e| Error::io(dir, e))?;
+        d.sync_all().map_err(|e| Error::io(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Creates `dir` (and parents) if missing.
+pub(crate) fn create_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+}
+
+/// Creates `path` empty (truncating an old one), syncs the directory, and returns it positioned
+/// at 0.
+pub(crate) fn create_fresh(path: &Path) -> Result<File, Error> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(file)
+}
+
+/// Opens `path` for appending after cutting it back to `len` bytes: whatever follows the
+/// committed length (a torn row, an unfinished gzip member, a closing `]`) is not part of the
+/// output. A missing or shorter file means the output is not the one the checkpoint describes.
+pub(crate) fn open_cut(path: &Path, len: u64) -> Result<File, Error> {
+    let mut file = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::ResumeMismatch {
+                path: path.to_owned(),
+                reason: format!(
+                    "the file is missing but the checkpoint says {len} bytes were written"
+                ),
+            });
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if actual < len {
+        return Err(Error::ResumeMismatch {
+            path: path.to_owned(),
+            reason: format!(
+                "the file holds {actual} bytes but the checkpoint says {len} were committed"
+            ),
+        });
+    }
+    if actual > len {
+        file.set_len(len).map_err(|e| Error::io(path, e))?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+    }
+    file.seek(SeekFrom::Start(len)).map_err(|e| Error::io(path, e))?;
+    Ok(file)
+}
+
+/// Removes `path`, treating "already gone" as success.
+pub(crate) fn remove_if_exists(path: &Path) -> Result<bool, Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}

@@ -1,0 +1,400 @@
+//! What a sink writes: format, compression, Parquet options, file names, and committed positions.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::schema::Schema;
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Format {
+    /// One JSON object per line (`{table}.jsonl`).
+    Jsonl,
+    /// A header line, then one RFC 4180 record per row (`{table}.csv`).
+    Csv,
+    /// One JSON array of objects (`{table}.json`).
+    Json,
+    /// Apache Parquet part files (`{table}-00000.parquet`, …).
+    Parquet,
+}
+
+impl Format {
+    /// The name used on the command line and in checkpoints.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Format, Error> {
+        Ok(match s {
+            "jsonl" => Format::Jsonl,
+            "csv" => Format::Csv,
+            "json" => Format::Json,
+            "parquet" => Format::Parquet,
+            other => {
+                return Err(Error::Config {
+                    message: format!(
+                        "unknown format {other:?} (expected jsonl, csv, json or parquet)"
+                    ),
+                });
+            }
+        })
+    }
+}
+
+/// Whole-file compression of a text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Compression {
+    /// Plain text.
+    None,
+    /// gzip, one member per commit; `level` is 0 (store) to 9 (smallest).
+    Gzip {
+        /// The deflate level.
+        level: u32,
+    },
+}
+
+impl Compression {
+    /// The gzip level used when none is asked for: level 1. On terminal-like rows it encodes
+    /// about 4x faster than level 6 for a file about 40% larger (docs/adr/0003-sink-encoding.md).
+    pub const DEFAULT_GZIP_LEVEL: u32 = 1;
+
+    /// gzip at [`Compression::DEFAULT_GZIP_LEVEL`].
+    pub const fn gzip() -> Compression {
+        Compression::Gzip { level: Compression::DEFAULT_GZIP_LEVEL }
+    }
+}
+
+/// The column compression of Parquet part files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ParquetCodec {
+    /// No compression.
+    Uncompressed,
+    /// Zstandard at `level` (1 to 22).
+    Zstd {
+        /// The zstd level.
+        level: i32,
+    },
+}
+
+/// How Parquet output is laid out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ParquetOptions {
+    /// Rows per row group. The writer holds at most one row group (plus one chunk) in memory.
+    pub row_group_rows: usize,
+    /// Rows per part file. A part is closed at the first commit at which it holds at least this
+    /// many rows, so parts end on chunk boundaries (and may exceed the budget by under a chunk).
+    pub part_rows: u64,
+    /// Column compression.
+    pub codec: ParquetCodec,
+    /// Dictionary encoding. Off by default: on realistic rows it made files larger and slower to
+    /// write (docs/adr/0003-sink-encoding.md).
+    pub dictionary: bool,
+}
+
+impl Default for ParquetOptions {
+    fn default() -> ParquetOptions {
+        ParquetOptions {
+            row_group_rows: 65_536,
+            part_rows: 1_000_000,
+            codec: ParquetCodec::Zstd { level: 1 },
+            dictionary: false,
+        }
+    }
+}
+
+/// Everything that determines what a sink writes and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkSpec {
+    /// The output directory.
+    pub dir: PathBuf,
+    /// The table, which names the files.
+    pub table: String,
+    /// The format.
+    pub format: Format,
+    /// gzip or not (text formats only).
+    pub compression: Compression,
+    /// The columns written.
+    pub schema: Schema,
+    /// Parquet layout; ignored by text formats.
+    pub parquet: ParquetOptions,
+}
+
+impl SinkSpec {
+    /// A spec with default Parquet options.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        table: impl Into<String>,
+        format: Format,
+        compression: Compression,
+        schema: Schema,
+    ) -> SinkSpec {
+        SinkSpec {
+            dir: dir.into(),
+            table: table.into(),
+            format,
+            compression,
+            schema,
+            parquet: ParquetOptions::default(),
+        }
+    }
+
+    /// Checks that the options fit together; [`crate::open`] calls it first.
+    pub fn validate(&self) -> Result<(), Error> {
+        let config = |message: String| Err(Error::Config { message });
+        if self.table.is_empty() || self.table.contains(['/', '\\']) || self.table.starts_with('.')
+        {
+            return config(format!("table name {:?} cannot name a file", self.table));
+        }
+        if self.schema.columns.is_empty() {
+            return config(format!("table {}: the schema has no columns", self.table));
+        }
+        match (self.format, self.compression) {
+            (Format::Parquet, Compression::Gzip { .. }) => {
+                return config(
+                    "gzip applies to text formats; parquet compresses its columns itself".into(),
+                );
+            }
+            (_, Compression::Gzip { level }) if level > 9 => {
+                return config(format!("gzip level {level} is out of range 0..=9"));
+            }
+            _ => {}
+        }
+        if self.format == Format::Parquet {
+            if self.parquet.row_group_rows == 0 || self.parquet.part_rows == 0 {
+                return config("parquet row group and part sizes must be positive".into());
+            }
+            if let ParquetCodec::Zstd { level } = self.parquet.codec
+                && !(1..=22).contains(&level)
+            {
+                return config(format!("zstd level {level} is out of range 1..=22"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The files this spec writes, so that an orchestrator can refuse two specs writing the same
+    /// files and a reset can find them.
+    pub fn files(&self) -> Vec<OutputFile> {
+        match self.format {
+            Format::Parquet => {
+                vec![OutputFile::Parts { dir: self.dir.clone(), table: self.table.clone() }]
+            }
+            format => {
+                let gz =
+                    if matches!(self.compression, Compression::Gzip { .. }) { ".gz" } else { "" };
+                vec![OutputFile::Path(self.dir.join(format!("{}.{format}{gz}", self.table)))]
+            }
+        }
+    }
+
+    /// Whether this spec and `other` would write some file in common.
+    pub fn conflicts_with(&self, other: &SinkSpec) -> bool {
+        self.files().iter().any(|a| other.files().iter().any(|b| a.overlaps(b)))
+    }
+
+    /// The one file of a text format.
+    pub(crate) fn text_path(&self) -> PathBuf {
+        match self.files().into_iter().next() {
+            Some(OutputFile::Path(p)) => p,
+            _ => self.dir.join(&self.table),
+        }
+    }
+}
+
+/// A file, or family of files, that a [`SinkSpec`] writes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutputFile {
+    /// Exactly this file (the text formats).
+    Path(PathBuf),
+    /// Parquet parts `{dir}/{table}-NNNNN.parquet` and their temp files
+    /// `{dir}/.{table}-NNNNN.parquet.tmp`.
+    Parts {
+        /// The directory.
+        dir: PathBuf,
+        /// The table naming the parts.
+        table: String,
+    },
+}
+
+impl OutputFile {
+    /// Whether `path` is (one of) these files.
+    pub fn matches(&self, path: &Path) -> bool {
+        match self {
+            OutputFile::Path(p) => p == path,
+            OutputFile::Parts { dir, table } => {
+                path.parent() == Some(dir.as_path())
+                    && path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| part_index(table, n).is_some())
+            }
+        }
+    }
+
+    fn overlaps(&self, other: &OutputFile) -> bool {
+        match (self, other) {
+            (OutputFile::Path(p), o) | (o, OutputFile::Path(p)) => o.matches(p),
+            (a @ OutputFile::Parts { .. }, b) => a == b,
+        }
+    }
+}
+
+impl fmt::Display for OutputFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputFile::Path(p) => write!(f, "{}", p.display()),
+            OutputFile::Parts { dir, table } => {
+                write!(f, "{}", dir.join(format!("{table}-*.parquet")).display())
+            }
+        }
+    }
+}
+
+/// What a Parquet-family file name is: a closed part or a part being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartName {
+    /// `{table}-NNNNN.parquet`.
+    Closed(u32),
+    /// `.{table}-NNNNN.parquet.tmp`.
+    Temp(u32),
+}
+
+/// Parses a file name of `table`'s Parquet family. The match is exact (five or more digits and
+/// nothing else), so table `a` never claims table `a-00000`'s parts `a-00000-00000.parquet`.
+pub(crate) fn part_index(table: &str, name: &str) -> Option<PartName> {
+    let digits = |s: &str| -> Option<u32> {
+        (s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    };
+    if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".parquet.tmp")) {
+        let index = rest.strip_prefix(table)?.strip_prefix('-')?;
+        return digits(index).map(PartName::Temp);
+    }
+    let index = name.strip_suffix(".parquet")?.strip_prefix(table)?.strip_prefix('-')?;
+    digits(index).map(PartName::Closed)
+}
+
+/// The name of part `index`.
+pub(crate) fn part_name(table: &str, index: u32) -> String {
+    format!("{table}-{index:05}.parquet")
+}
+
+/// The temp name part `index` is written under until it is closed.
+pub(crate) fn temp_part_name(table: &str, index: u32) -> String {
+    format!(".{table}-{index:05}.parquet.tmp")
+}
+
+/// A committed position: everything before it is durable on disk.
+///
+/// For text formats `file_index` is 0, `bytes` the committed length of the file. For Parquet
+/// `file_index` is the number of closed parts (the index of the next one) and `bytes` their total
+/// size. `rows` counts the rows durable in the output in both cases.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkPosition {
+    /// The index of the file being appended to (text) or of the next part (Parquet).
+    pub file_index: u32,
+    /// The committed byte length (text) or the total size of closed parts (Parquet).
+    pub bytes: u64,
+    /// The rows durable in the output.
+    pub rows: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use iptvportal_catalog::ColumnType;
+
+    use super::*;
+    use crate::schema::ColumnSpec;
+
+    fn spec(table: &str, format: Format, compression: Compression) -> SinkSpec {
+        let schema = Schema { columns: vec![ColumnSpec::new("id", ColumnType::Integer, false)] };
+        SinkSpec::new("/out", table, format, compression, schema)
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in [Format::Jsonl, Format::Csv, Format::Json, Format::Parquet] {
+            assert_eq!(f.to_string().parse::<Format>().unwrap(), f);
+        }
+        assert!(matches!("xml".parse::<Format>(), Err(Error::Config { .. })));
+    }
+
+    #[test]
+    fn file_names_follow_the_seed() {
+        let name = |s: SinkSpec| s.files()[0].to_string();
+        assert_eq!(name(spec("t", Format::Jsonl, Compression::None)), "/out/t.jsonl");
+        assert_eq!(name(spec("t", Format::Csv, Compression::gzip())), "/out/t.csv.gz");
+        assert_eq!(name(spec("t", Format::Json, Compression::Gzip { level: 6 })), "/out/t.json.gz");
+        assert_eq!(name(spec("t", Format::Parquet, Compression::None)), "/out/t-*.parquet");
+    }
+
+    #[test]
+    fn part_names_match_exactly() {
+        assert_eq!(part_index("a", "a-00000.parquet"), Some(PartName::Closed(0)));
+        assert_eq!(part_index("a", "a-123456.parquet"), Some(PartName::Closed(123_456)));
+        assert_eq!(part_index("a", ".a-00007.parquet.tmp"), Some(PartName::Temp(7)));
+        assert_eq!(part_index("a", "a-00000-00000.parquet"), None);
+        assert_eq!(part_index("a", "ab-00000.parquet"), None);
+        assert_eq!(part_index("a", "a-0001.parquet"), None);
+        assert_eq!(part_index("a", "a.parquet"), None);
+        assert_eq!(part_index("a-00000", "a-00000-00001.parquet"), Some(PartName::Closed(1)));
+        assert_eq!(part_name("a", 3), "a-00003.parquet");
+        assert_eq!(part_index("a", &temp_part_name("a", 3)), Some(PartName::Temp(3)));
+    }
+
+    #[test]
+    fn conflicts_are_about_shared_files() {
+        let a = spec("t", Format::Jsonl, Compression::None);
+        assert!(a.conflicts_with(&spec("t", Format::Jsonl, Compression::None)));
+        assert!(!a.conflicts_with(&spec("t", Format::Jsonl, Compression::gzip())));
+        assert!(!a.conflicts_with(&spec("u", Format::Jsonl, Compression::None)));
+        let p = spec("t", Format::Parquet, Compression::None);
+        assert!(p.conflicts_with(&spec("t", Format::Parquet, Compression::None)));
+        assert!(!p.conflicts_with(&spec("t-00000", Format::Parquet, Compression::None)));
+        assert!(!p.conflicts_with(&a));
+    }
+
+    #[test]
+    fn validation_rejects_gzip_parquet_and_bad_levels() {
+        assert!(matches!(
+            spec("t", Format::Parquet, Compression::gzip()).validate(),
+            Err(Error::Config { .. })
+        ));
+        assert!(matches!(
+            spec("t", Format::Csv, Compression::Gzip { level: 10 }).validate(),
+            Err(Error::Config { .. })
+        ));
+        assert!(matches!(
+            spec("../t", Format::Csv, Compression::None).validate(),
+            Err(Error::Config { .. })
+        ));
+        assert!(spec("t", Format::Csv, Compression::gzip()).validate().is_ok());
+    }
+}
