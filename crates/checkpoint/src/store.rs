@@ -60,7 +60,11 @@ impl FileStore {
     fn load_blocking(path: &Path) -> Result<Option<DumpState>, Error> {
         let text = match fs::read(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // No directory (or a file where the directory should be) holds no state either; the
+            // caller reports the directory problem when it tries to write there.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                return Ok(None);
+            }
             Err(e) => return Err(Error::io(path, e)),
         };
         // Read the version first, so a newer file is reported as newer rather than as corrupt.

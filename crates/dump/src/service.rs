@@ -1,0 +1,212 @@
+//! `DumpService`: dumps over one client, several tables at once, with pause, resume and stats by
+//! table name.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use iptvportal_client::Client;
+use iptvportal_sink::{OutputFile, Schema, SinkSpec};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::manager::{AsyncDumpManager, DumpStats, ProgressCallback};
+use crate::progress::DumpProgress;
+use crate::{DumpConfig, Error};
+
+/// Runs dumps over one client (one session, one connection pool). Cheap to clone; clones share the
+/// running dumps, so one task can pause what another started.
+#[derive(Clone)]
+pub struct DumpService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    running: Mutex<HashMap<String, Vec<Arc<AsyncDumpManager>>>>,
+    finished: Mutex<HashMap<String, DumpProgress>>,
+}
+
+impl std::fmt::Debug for DumpService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DumpService").field("client", &self.inner.client).finish_non_exhaustive()
+    }
+}
+
+impl DumpService {
+    /// A service over `client`.
+    pub fn new(client: Client) -> DumpService {
+        DumpService {
+            inner: Arc::new(Inner {
+                client,
+                running: Mutex::new(HashMap::new()),
+                finished: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Dumps one table, calling `callback` after every committed chunk.
+    pub async fn dump(
+        &self,
+        config: DumpConfig,
+        callback: Option<ProgressCallback>,
+    ) -> Result<DumpStats, Error> {
+        let manager = Arc::new(AsyncDumpManager::new(self.inner.client.clone(), config));
+        let table = manager.config().table.clone();
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(table.clone())
+            .or_default()
+            .push(Arc::clone(&manager));
+        let result = manager.run(callback).await;
+        {
+            let mut running =
+                self.inner.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(list) = running.get_mut(&table) {
+                list.retain(|m| !Arc::ptr_eq(m, &manager));
+                if list.is_empty() {
+                    running.remove(&table);
+                }
+            }
+        }
+        self.inner
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(table, manager.progress());
+        result
+    }
+
+    /// Dumps several tables, at most `max_concurrent` at a time. One table's failure does not stop
+    /// the others; results come back in the order of `configs`. Configurations that would write the
+    /// same files are refused before anything starts.
+    ///
+    /// # Panics
+    ///
+    /// Only if a dump panicked, which is a bug; the panic is passed on.
+    pub async fn dump_many(
+        &self,
+        configs: Vec<DumpConfig>,
+        max_concurrent: usize,
+        callback: Option<ProgressCallback>,
+    ) -> Result<Vec<Result<DumpStats, Error>>, Error> {
+        check_conflicts(&configs)?;
+        let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
+        let mut tasks = JoinSet::new();
+        let count = configs.len();
+        for (index, config) in configs.into_iter().enumerate() {
+            let (service, permits, callback) =
+                (self.clone(), Arc::clone(&permits), callback.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+                (index, service.dump(config, callback).await)
+            });
+        }
+        let mut results: Vec<Option<Result<DumpStats, Error>>> = (0..count).map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            let (index, result) =
+                joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            results[index] = Some(result);
+        }
+        Ok(results.into_iter().map(|r| r.expect("every task reports")).collect())
+    }
+
+    /// Pauses the running dump(s) of `table`: in-flight chunks commit, then no request is sent
+    /// until [`DumpService::resume`]. Returns whether such a dump was running.
+    pub fn pause(&self, table: &str) -> bool {
+        self.each(table, AsyncDumpManager::pause)
+    }
+
+    /// Resumes the paused dump(s) of `table`. Returns whether such a dump was running.
+    pub fn resume(&self, table: &str) -> bool {
+        self.each(table, AsyncDumpManager::resume)
+    }
+
+    /// Cancels the running dump(s) of `table`; their checkpoints stay resumable.
+    pub fn cancel(&self, table: &str) -> bool {
+        self.each(table, AsyncDumpManager::cancel)
+    }
+
+    /// Cancels every running dump.
+    pub fn cancel_all(&self) {
+        for list in
+            self.inner.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values()
+        {
+            for m in list {
+                m.cancel();
+            }
+        }
+    }
+
+    /// The progress of `table`'s dump: the running one, else the last finished one.
+    pub fn get_stats(&self, table: &str) -> Option<DumpProgress> {
+        if let Some(m) = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(table)
+            .and_then(|l| l.first())
+        {
+            return Some(m.progress());
+        }
+        self.inner
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(table)
+            .cloned()
+    }
+
+    fn each(&self, table: &str, f: impl Fn(&AsyncDumpManager)) -> bool {
+        let running = self.inner.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        running.get(table).is_some_and(|list| {
+            for m in list {
+                f(m);
+            }
+            !list.is_empty()
+        })
+    }
+}
+
+/// Refuses two configurations that would write the same output or checkpoint file.
+fn check_conflicts(configs: &[DumpConfig]) -> Result<(), Error> {
+    let mut owners: HashMap<PathBuf, &str> = HashMap::new();
+    for config in configs {
+        let dir = normalize(&config.output_dir);
+        let spec = SinkSpec::new(
+            &dir,
+            config.table.as_str(),
+            config.format,
+            config.compression(),
+            Schema { columns: Vec::new() },
+        );
+        let state = dir.join(iptvportal_checkpoint::state_file_name(&config.table));
+        let outputs = spec.files().into_iter().filter_map(|f| match f {
+            OutputFile::Path(path) => Some(path),
+            // Parts share a name pattern; the first part stands for all of them.
+            OutputFile::Parts { dir, .. } => {
+                Some(dir.join(format!("{}-00000.parquet", config.table)))
+            }
+            _ => None,
+        });
+        for file in std::iter::once(state).chain(outputs) {
+            if let Some(first) = owners.insert(file.clone(), &config.table) {
+                return Err(Error::Conflict {
+                    first: first.to_owned(),
+                    second: config.table.clone(),
+                    file,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The directory as an absolute, canonical path where it exists, so `./dumps` and `dumps` collide.
+fn normalize(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()))
+}

@@ -1,0 +1,204 @@
+//! Faults, hard failures, `dump_many` isolation and bad configurations.
+
+use std::time::Duration;
+
+use iptvportal_checkpoint::{CheckpointStore, FileStore};
+use iptvportal_dump::{DumpConfig, DumpService, DumpStrategy, Error, Format};
+use iptvportal_query::{ColumnRef, CompareOp, Expr, Operand, Scalar};
+use iptvportal_sim::SimConfig;
+
+use crate::common::{client, config, runtime, sim, snapshot};
+
+#[test]
+fn a_dump_under_injected_faults_completes_with_identical_output() {
+    runtime().block_on(async {
+        let data = || SimConfig::default().rows("terminal", 1500).seed(8);
+        let faulty = sim(data()
+            .fail_rate(0.08)
+            .reset_rate(0.03)
+            .timeout_rate(0.02)
+            .session_ttl(Duration::from_millis(250))
+            .latency(Duration::from_millis(1)))
+        .await;
+        let clean = sim(data()).await;
+        for (format, gzip, strategy, parallel) in [
+            (Format::Jsonl, true, DumpStrategy::IdRange, 3),
+            (Format::Parquet, false, DumpStrategy::Offset, 1),
+        ] {
+            let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let cfg = |dir: &std::path::Path| {
+                config("terminal", dir)
+                    .chunk_size(50)
+                    .format(format)
+                    .compress(gzip)
+                    .strategy(strategy)
+                    .max_parallel(parallel)
+                    .max_retries(8)
+                    .batch_timeout(Duration::from_millis(400))
+            };
+            DumpService::new(client(&faulty)).dump(cfg(a.path()), None).await.unwrap();
+            DumpService::new(client(&clean)).dump(cfg(b.path()), None).await.unwrap();
+            assert_eq!(
+                snapshot(a.path(), "terminal", format, gzip),
+                snapshot(b.path(), "terminal", format, gzip)
+            );
+        }
+        let stats = faulty.stats();
+        assert!(
+            stats.injected_failures > 0 && stats.injected_resets > 0 && stats.injected_timeouts > 0,
+            "every kind of fault must have happened: {stats:?}"
+        );
+        // Session expiry forced re-logins along the way.
+        assert!(stats.authorize_calls > 2, "{stats:?}");
+    });
+}
+
+#[test]
+fn a_rate_limited_portal_is_waited_for() {
+    runtime().block_on(async {
+        let sim = sim(SimConfig::default().rows("tv_channel", 300).rate_limit(20)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let stats = DumpService::new(client(&sim))
+            .dump(config("tv_channel", dir.path()).chunk_size(10).max_retries(10), None)
+            .await
+            .unwrap();
+        assert_eq!(stats.progress.dumped_rows, 300);
+        assert!(sim.stats().rate_limited > 0, "the test must hit the limit");
+    });
+}
+
+#[test]
+fn a_non_transient_error_fails_fast_and_leaves_the_checkpoint_intact() {
+    runtime().block_on(async {
+        let data =
+            || SimConfig::default().rows("terminal", 600).seed(4).latency(Duration::from_millis(2));
+        let good = sim(data()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config("terminal", dir.path());
+        let service = DumpService::new(client(&good));
+        let canceller = service.clone();
+        let cb: iptvportal_dump::ProgressCallback = std::sync::Arc::new(move |p| {
+            if p.chunks_completed == 2 {
+                canceller.cancel("terminal");
+            }
+        });
+        service.dump(cfg.clone(), Some(cb)).await.unwrap_err();
+        let before = std::fs::read(dir.path().join("terminal.jsonl")).unwrap();
+        let state_before = FileStore::new(dir.path()).load("terminal").await.unwrap().unwrap();
+
+        // The same data behind other credentials: the login is refused, which no retry can fix.
+        let locked = sim(data().credentials("admin", "changed")).await;
+        let err = DumpService::new(client(&locked)).dump(cfg.clone(), None).await.unwrap_err();
+        assert!(!err.is_transient());
+        assert!(err.to_string().contains("invalid username or password"), "{err}");
+        assert_eq!(locked.stats().authorize_calls, 1, "a refused login is not retried");
+        assert_eq!(locked.stats().select_calls, 0);
+        assert_eq!(std::fs::read(dir.path().join("terminal.jsonl")).unwrap(), before);
+        let state_after = FileStore::new(dir.path()).load("terminal").await.unwrap().unwrap();
+        assert_eq!(
+            (state_after.cursor, state_after.sink),
+            (state_before.cursor, state_before.sink)
+        );
+
+        // A query the portal refuses (an unknown column in a raw filter) fails at once with its message.
+        let bad = Expr::Compare {
+            op: CompareOp::Eq,
+            left: Operand::Column(ColumnRef::new("no_such_column").unwrap()),
+            right: Operand::Literal(Scalar::Int(1)),
+        };
+        let fresh = tempfile::tempdir().unwrap();
+        let out = fresh.path().join("out");
+        let calls = good.stats().select_calls;
+        let err = service.dump(config("terminal", &out).where_clause(bad), None).await.unwrap_err();
+        assert!(matches!(err, Error::Fetch { .. }), "{err:?}");
+        assert!(err.to_string().contains("no_such_column"), "{err}");
+        assert_eq!(good.stats().select_calls, calls + 1, "one request, no retries");
+        assert!(!out.exists(), "nothing is created before the portal accepts the query");
+    });
+}
+
+#[test]
+fn dump_many_isolates_failures_and_keeps_input_order() {
+    runtime().block_on(async {
+        let sim = sim(SimConfig::default()
+            .rows("terminal", 400)
+            .rows("tv_channel", 120)
+            .rows("media", 90))
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let configs: Vec<DumpConfig> = ["terminal", "no_such_table", "tv_channel", "media"]
+            .into_iter()
+            .map(|t| config(t, dir.path()).chunk_size(40))
+            .collect();
+        let results = DumpService::new(client(&sim)).dump_many(configs, 2, None).await.unwrap();
+        let summary: Vec<_> = results
+            .iter()
+            .map(|r| {
+                r.as_ref().map(|s| s.progress.dumped_rows).map_err(|e| e.table().map(str::to_owned))
+            })
+            .collect();
+        assert_eq!(summary, [Ok(400), Err(Some("no_such_table".to_owned())), Ok(120), Ok(90)]);
+        let err = results[1].as_ref().unwrap_err();
+        assert!(err.to_string().contains("unknown table"), "{err}");
+    });
+}
+
+#[test]
+fn dump_many_refuses_configurations_that_write_the_same_files() {
+    runtime().block_on(async {
+        let sim = sim(SimConfig::default().rows("terminal", 50)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let configs = vec![
+            config("terminal", dir.path()),
+            config("terminal", &dir.path().join(".")).format(Format::Csv),
+        ];
+        let err = DumpService::new(client(&sim)).dump_many(configs, 2, None).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+        assert!(err.to_string().contains(".terminal.state.json"), "{err}");
+        assert_eq!(sim.stats().select_calls, 0);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    });
+}
+
+#[test]
+fn bad_configurations_fail_before_any_request_or_file() {
+    runtime().block_on(async {
+        let sim = sim(SimConfig::default().rows("terminal", 50)).await;
+        let service = DumpService::new(client(&sim));
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        let cases: [(DumpConfig, &str); 8] = [
+            (config("terminal", &out).chunk_size(0), "chunk size must be at least 1"),
+            (config("terminal", &out).max_parallel(0), "parallelism must be at least 1"),
+            (config("terminal", &out).columns(["id", "nope"]), "unknown column nope"),
+            (
+                config("terminal", &out).format(Format::Parquet).compress(true),
+                "parquet files are always compressed",
+            ),
+            (config("terminal", &out).order_by("id sideways"), "bad order by"),
+            (
+                config("terminal", &out).strategy(DumpStrategy::IdRange).order_by("mac_addr"),
+                "ascending id",
+            ),
+            (
+                config("terminal", &out).strategy(DumpStrategy::IdRange).resume_offset(10),
+                "--resume-offset",
+            ),
+            (config("bad-name", &out), "letters, digits and _"),
+        ];
+        for (cfg, phrase) in cases {
+            let err = service.dump(cfg, None).await.unwrap_err();
+            assert!(matches!(err, Error::Config { .. }), "{err:?}");
+            assert!(err.to_string().contains(phrase), "{err} should contain {phrase:?}");
+        }
+        assert_eq!(sim.stats().select_calls, 0);
+        assert!(!out.exists());
+
+        // An output directory that cannot be created (a path under a regular file).
+        let file = root.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = service.dump(config("terminal", &file.join("sub")), None).await.unwrap_err();
+        assert!(matches!(err, Error::OutputDir { .. }), "{err:?}");
+        assert!(err.to_string().contains("--out"), "{err}");
+    });
+}
