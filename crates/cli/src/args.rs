@@ -1,6 +1,7 @@
 //! The command line: global connection options and the subcommands, as clap derives them.
 
 use std::io::BufRead;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -19,6 +20,7 @@ Connection:
 Examples:
   export IPTVPORTAL_DOMAIN=acme IPTVPORTAL_USERNAME=admin IPTVPORTAL_PASSWORD=...
   iptvportal auth
+  iptvportal dump terminal subscriber --format parquet --strategy id-range
   iptvportal select --from terminal --data id,mac_addr --where 'id__gte=100' --limit 10
   iptvportal select --from subscriber --where 'username__icontains=ivan' --format jsonl";
 
@@ -46,6 +48,9 @@ pub(crate) struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Export tables to files (JSONL, CSV, JSON or Parquet), resumable after any interruption.
+    #[command(after_help = DUMP_EXAMPLES)]
+    Dump(DumpArgs),
     /// Run one select and print the rows.
     #[command(after_help = SELECT_EXAMPLES)]
     Select(SelectArgs),
@@ -65,6 +70,24 @@ Examples:
   iptvportal select --from subscriber --data id,username --where 'id__in=1,2,3'
   iptvportal select --from media --where-json '{\"not\":[{\"eq\":[\"protocol\",\"udp\"]}]}'
   iptvportal select --from tv_channel --order-by 'id DESC' --limit 5 --format jsonl";
+
+const DUMP_EXAMPLES: &str = "\
+Files go to --out as {table}.jsonl, {table}.csv, {table}.json (+ .gz with --compress) or
+{table}-00000.parquet, {table}-00001.parquet, ...; the checkpoint is .{table}.state.json beside
+them. Rerun the same command after a crash, Ctrl-C or a failure and the dump resumes where its
+last committed chunk ended; the finished output is the same as an uninterrupted dump's.
+--where, --where-json, --order-by and --columns apply to every table given.
+
+Progress: plain lines on stderr (at most one a second per table, plus changes of state);
+--progress json prints one JSON object per line on stdout; a summary follows on stderr.
+Exit codes: 0 done, 1 a table failed (the others still complete), 2 usage, 130 interrupted.
+
+Examples:
+  iptvportal dump terminal
+  iptvportal dump --all --out ./dumps --format parquet --jobs 3
+  iptvportal dump terminal --strategy id-range --parallel 4 --chunk-size 10000
+  iptvportal dump terminal --where 'last_seen__gte=2025-12-01' --columns id,mac_addr --format csv --compress
+  iptvportal dump terminal --reset";
 
 const AUTH_EXAMPLES: &str = "\
 Examples:
@@ -231,6 +254,154 @@ pub(crate) struct SelectArgs {
     pub(crate) format: Format,
 }
 
+/// `iptvportal dump`.
+#[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "independent command-line switches")]
+pub(crate) struct DumpArgs {
+    /// Tables to export; --where, --where-json, --order-by and --columns apply to each of them.
+    #[arg(value_name = "TABLE", required_unless_present = "all", conflicts_with = "all")]
+    pub(crate) tables: Vec<String>,
+
+    /// Export every table of the catalog (docs/tables.md).
+    #[arg(long)]
+    pub(crate) all: bool,
+
+    /// The output directory (created when missing).
+    #[arg(long, value_name = "DIR", default_value = "./dumps")]
+    pub(crate) out: PathBuf,
+
+    /// The file format.
+    #[arg(long, value_enum, default_value_t = DumpFormat::Jsonl)]
+    pub(crate) format: DumpFormat,
+
+    /// gzip the jsonl, csv or json output (one gzip member per chunk; any gzip reader reads it).
+    #[arg(long)]
+    pub(crate) compress: bool,
+
+    /// gzip level, 0 (store) to 9 (smallest); default 1, the fastest.
+    #[arg(long, value_name = "N", requires = "compress", value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub(crate) compress_level: Option<u32>,
+
+    /// Rows per request.
+    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = at_least_one)]
+    pub(crate) chunk_size: u64,
+
+    /// offset (limit/offset paging, any table) or id-range (keyset on id: constant cost per chunk).
+    #[arg(long, value_enum, default_value_t = DumpStrategy::Offset)]
+    pub(crate) strategy: DumpStrategy,
+
+    /// Requests in flight at once for one table (id-range only; 1 is sequential).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one_usize)]
+    pub(crate) parallel: usize,
+
+    /// Tables dumped at once.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = at_least_one_usize)]
+    pub(crate) jobs: usize,
+
+    #[arg(
+        long = "where",
+        value_name = "LOOKUP=VALUE",
+        help = "A filter FIELD__LOOKUP=VALUE; repeat to AND several (see `iptvportal select --help`)"
+    )]
+    pub(crate) filters: Vec<String>,
+
+    /// A raw JSONSQL where condition, AND-ed with the --where filters.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) where_json: Option<String>,
+
+    /// Sort order for the offset strategy, `col [ASC|DESC]`, several separated by commas
+    /// (default: ascending id).
+    #[arg(long, value_name = "'col [ASC|DESC]'")]
+    pub(crate) order_by: Option<String>,
+
+    /// The columns to export, in this order (default: every column).
+    #[arg(long, value_name = "a,b,...", value_delimiter = ',')]
+    pub(crate) columns: Vec<String>,
+
+    /// Start over without reading the checkpoint (the output is rewritten).
+    #[arg(long)]
+    pub(crate) no_resume: bool,
+
+    /// Delete each table's checkpoint and output first (also those of another format), then dump.
+    #[arg(long)]
+    pub(crate) reset: bool,
+
+    /// Start over from this row (offset strategy only), ignoring any checkpoint.
+    #[arg(long, value_name = "N")]
+    pub(crate) resume_offset: Option<u64>,
+
+    /// Backoff factor: the n-th retry of a chunk waits about F^n seconds.
+    #[arg(long, value_name = "F", default_value_t = 1.5, value_parser = parse_backoff)]
+    pub(crate) retry_backoff: f64,
+
+    /// How to report progress: auto (plain for now), plain lines on stderr, json lines on stdout,
+    /// or none (errors and warnings only).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, overrides_with = "progress")]
+    pub(crate) progress: ProgressMode,
+
+    /// Rows per Parquet part file (tests use small parts to make them rotate).
+    #[arg(long, value_name = "N", hide = true, value_parser = at_least_one)]
+    pub(crate) parquet_part_rows: Option<u64>,
+}
+
+/// File formats of `dump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DumpFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// A header, then one RFC 4180 record per row.
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// Parquet part files (zstd).
+    Parquet,
+}
+
+/// Traversal strategies of `dump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DumpStrategy {
+    /// limit/offset paging in --order-by order.
+    Offset,
+    /// Keyset paging on the id column, in parallel with --parallel above 1.
+    IdRange,
+}
+
+/// Progress reporting of `dump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProgressMode {
+    /// Plain lines for now (live bars come later).
+    Auto,
+    /// Plain text lines on stderr.
+    Plain,
+    /// One JSON object per line on stdout.
+    Json,
+    /// Nothing but errors and warnings.
+    None,
+}
+
+/// A count of at least 1.
+fn at_least_one(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+fn at_least_one_usize(s: &str) -> Result<usize, String> {
+    let n = at_least_one(s)?;
+    usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// A backoff factor: a finite number of at least 1 (1 retries at a steady pace).
+fn parse_backoff(s: &str) -> Result<f64, String> {
+    let f: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !(f.is_finite() && f >= 1.0) {
+        return Err("must be a number of at least 1".to_owned());
+    }
+    Ok(f)
+}
+
 /// Output formats of `select`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -258,6 +429,17 @@ mod tests {
         assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
         for bad in ["0", "-1", "x", "inf", "NaN"] {
             assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn counts_and_factors_parse() {
+        assert_eq!(at_least_one("5000"), Ok(5000));
+        assert_eq!(at_least_one("0"), Err("must be at least 1".to_owned()));
+        assert!(at_least_one("-1").is_err());
+        assert_eq!(parse_backoff("1.5"), Ok(1.5));
+        for bad in ["0.5", "x", "inf", "NaN"] {
+            assert!(parse_backoff(bad).is_err(), "{bad}");
         }
     }
 }

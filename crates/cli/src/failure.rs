@@ -36,6 +36,49 @@ pub(crate) fn render(error: &anyhow::Error) -> String {
     }
 }
 
+/// The line printed for a table whose dump failed: `error: <table>: <what happened>; <what to do>`.
+///
+/// Several of the orchestrator's messages already end in advice of their own (`…; start over with
+/// --reset`); those get no second hint.
+pub(crate) fn render_dump(error: &iptvportal_dump::Error) -> String {
+    use iptvportal_dump::Error as E;
+    let what = error.to_string().replace(['\n', '\r'], " ");
+    let hint = match error {
+        E::Config { reason, .. } if !reason.contains("; ") => {
+            Some("see `iptvportal dump --help`".to_owned())
+        }
+        E::Fetch { .. } => Some(fetch_hint(error.is_transient(), error)),
+        E::Sink { .. } => Some(
+            "check the output directory (free space, permissions); a rerun resumes from the last commit, --reset starts over"
+                .to_owned(),
+        ),
+        E::Checkpoint { .. } => Some(
+            "check that the output directory is writable; --reset starts over".to_owned(),
+        ),
+        // The rest carry their own advice (OutputDir, ShapeMismatch, Conflict, Cancelled) or
+        // are a Config reason that does.
+        _ => None,
+    };
+    match hint {
+        Some(hint) => format!("error: {what}; {hint}"),
+        None => format!("error: {what}"),
+    }
+}
+
+/// Advice for a failed fetch: the client's, when the portal's error is underneath.
+fn fetch_hint(transient: bool, error: &(dyn std::error::Error + 'static)) -> String {
+    let client = std::iter::successors(Some(error), |e| e.source())
+        .find_map(|e| e.downcast_ref::<ClientError>());
+    let mut hint = match client {
+        Some(e) => client_hint(e),
+        None => "run again with --debug for details".to_owned(),
+    };
+    if transient {
+        hint.push_str("; committed chunks are kept, so a rerun resumes");
+    }
+    hint
+}
+
 /// What to do about `error`, when there is something to say.
 fn hint(error: &anyhow::Error) -> Option<String> {
     if let Some(h) = error.downcast_ref::<Hinted>() {
@@ -113,5 +156,25 @@ mod tests {
         assert!(!render(&e).contains('\n'));
         let e = anyhow::Error::from(Hinted::new("no portal given", "pass --portal"));
         assert_eq!(render(&e), "error: no portal given; pass --portal");
+    }
+
+    #[test]
+    fn dump_errors_name_the_table_and_advise_once() {
+        use iptvportal_dump::Error as E;
+        let e =
+            E::Config { table: "terminal".into(), reason: "chunk size must be at least 1".into() };
+        assert_eq!(
+            render_dump(&e),
+            "error: terminal: chunk size must be at least 1; see `iptvportal dump --help`"
+        );
+        let e = E::Config {
+            table: "terminal".into(),
+            reason: "id-range always walks ascending id; drop --order-by or use --strategy offset"
+                .into(),
+        };
+        assert_eq!(
+            render_dump(&e),
+            "error: terminal: id-range always walks ascending id; drop --order-by or use --strategy offset"
+        );
     }
 }

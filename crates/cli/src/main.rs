@@ -1,12 +1,14 @@
 //! `iptvportal`: the operator's tool for the admin API of an `IPTVPortal`.
 //!
 //! The only crate of the workspace that prints. Every failure ends as one line on stderr,
-//! `error: <what happened>; <what to do>`, and exit code 1; bad arguments exit 2 (clap).
+//! `error: <what happened>; <what to do>`, and exit code 1; bad arguments exit 2 (clap); an
+//! interrupted `dump` exits 130 and resumes when run again.
 
 mod args;
 mod commands;
 mod failure;
 mod output;
+mod progress;
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
@@ -39,10 +41,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let result = runtime.block_on(commands::run(&cli, &mut out)).and_then(|()| Ok(out.flush()?));
+    // Not `stdout().lock()`: `dump --progress json` prints from the runtime's worker threads, which
+    // would wait forever for a lock held by this one.
+    let mut out = BufWriter::new(std::io::stdout());
+    let result = runtime.block_on(commands::run(&cli, &mut out)).and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // `iptvportal select … | head` closes the pipe early: that is the reader's choice, not a failure.
         Err(e)
             if e.downcast_ref::<std::io::Error>()

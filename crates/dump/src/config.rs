@@ -210,9 +210,14 @@ impl DumpConfig {
         Error::Config { table: self.table.clone(), reason: reason.into() }
     }
 
-    /// Checks everything that can be checked without the portal or the disk, so that a bad option
-    /// fails before any request is sent or any file touched.
-    pub(crate) fn validate(&self, known: Option<&Table>) -> Result<(), Error> {
+    /// Checks everything that can be checked without the portal or the disk (for a table the
+    /// catalog knows, its columns too), so that a bad option fails before any request is sent or
+    /// any file touched. A dump runs this itself; it is public for callers that act before one.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.validate_for(iptvportal_catalog::table(&self.table))
+    }
+
+    pub(crate) fn validate_for(&self, known: Option<&Table>) -> Result<(), Error> {
         if !is_identifier(&self.table) {
             return Err(self.invalid("a table name has only letters, digits and _"));
         }

@@ -176,7 +176,11 @@ impl AsyncDumpManager {
 
     /// Deletes the checkpoint and every output file of the table (for the configured format, and
     /// for the format the checkpoint was written with), so the next run starts over.
+    ///
+    /// The configuration is validated first: a dump that would be refused anyway must not have
+    /// deleted the previous output.
     pub async fn reset(&self) -> Result<(), Error> {
+        self.config.validate()?;
         let table = &self.config.table;
         let ck = |source| Error::Checkpoint { table: table.clone(), source };
         let saved = match self.store.load(table).await {
@@ -257,7 +261,7 @@ impl AsyncDumpManager {
         let config = &self.config;
         let table = config.table.clone();
         let known = iptvportal_catalog::table(&table);
-        config.validate(known)?;
+        config.validate_for(known)?;
         let shape = self.shape()?;
 
         // What the checkpoint says, unless told to start over.
@@ -289,6 +293,11 @@ impl AsyncDumpManager {
             }
             None => None,
         };
+        // Cancelled before it began (a queued table of a cancelled `dump_many`): stop before the
+        // first request, leaving any checkpoint as it is.
+        if *self.control.borrow() == Control::Cancel {
+            return Err(Error::Cancelled { table, rows: resume.map_or(0, |s| s.dumped_rows) });
+        }
 
         let columns = match (&config.columns, known) {
             (Some(columns), _) => Some(columns.clone()),
@@ -789,12 +798,12 @@ impl RowSource for ClientSource {
 }
 
 fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    // The probe's name is unique per call, not just per process: tables of one `dump_many` probe
+    // the same directory at once, and one's removal must not race another's.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     std::fs::create_dir_all(dir)?;
     // Creating the directory can succeed where writing into it cannot (a read-only mount, another
     // user's directory): find out now, not after the first fetch.
-    // The name is unique per call, not just per process: tables of one `dump_many` probe the same
-    // directory at once, and one's removal must not race another's.
-    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let probe = dir.join(format!(".iptvportal-probe-{}-{n}", std::process::id()));
     std::fs::write(&probe, b"")?;

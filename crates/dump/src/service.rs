@@ -23,6 +23,9 @@ pub struct DumpService {
 
 struct Inner {
     client: Client,
+    /// Bumped by `cancel_all`, so that the queued tables of a `dump_many` that started before
+    /// it stop too instead of starting after it.
+    cancel_epoch: std::sync::atomic::AtomicU64,
     running: Mutex<HashMap<String, Vec<Arc<AsyncDumpManager>>>>,
     finished: Mutex<HashMap<String, DumpProgress>>,
 }
@@ -39,6 +42,7 @@ impl DumpService {
         DumpService {
             inner: Arc::new(Inner {
                 client,
+                cancel_epoch: std::sync::atomic::AtomicU64::new(0),
                 running: Mutex::new(HashMap::new()),
                 finished: Mutex::new(HashMap::new()),
             }),
@@ -51,6 +55,15 @@ impl DumpService {
         config: DumpConfig,
         callback: Option<ProgressCallback>,
     ) -> Result<DumpStats, Error> {
+        self.dump_in_epoch(config, callback, None).await
+    }
+
+    async fn dump_in_epoch(
+        &self,
+        config: DumpConfig,
+        callback: Option<ProgressCallback>,
+        epoch: Option<u64>,
+    ) -> Result<DumpStats, Error> {
         let manager = Arc::new(AsyncDumpManager::new(self.inner.client.clone(), config));
         let table = manager.config().table.clone();
         self.inner
@@ -60,6 +73,12 @@ impl DumpService {
             .entry(table.clone())
             .or_default()
             .push(Arc::clone(&manager));
+        // Registered first, checked second: a `cancel_all` in between reaches this manager either way.
+        if epoch
+            .is_some_and(|e| e != self.inner.cancel_epoch.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            manager.cancel();
+        }
         let result = manager.run(callback).await;
         {
             let mut running =
@@ -96,12 +115,13 @@ impl DumpService {
         let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
         let mut tasks = JoinSet::new();
         let count = configs.len();
+        let epoch = self.inner.cancel_epoch.load(std::sync::atomic::Ordering::SeqCst);
         for (index, config) in configs.into_iter().enumerate() {
             let (service, permits, callback) =
                 (self.clone(), Arc::clone(&permits), callback.clone());
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
-                (index, service.dump(config, callback).await)
+                (index, service.dump_in_epoch(config, callback, Some(epoch)).await)
             });
         }
         let mut results: Vec<Option<Result<DumpStats, Error>>> = (0..count).map(|_| None).collect();
@@ -129,8 +149,9 @@ impl DumpService {
         self.each(table, AsyncDumpManager::cancel)
     }
 
-    /// Cancels every running dump.
+    /// Cancels every running dump, and the tables still queued in a running `dump_many`.
     pub fn cancel_all(&self) {
+        self.inner.cancel_epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         for list in
             self.inner.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values()
         {

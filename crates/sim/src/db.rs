@@ -20,30 +20,32 @@ use crate::sql::Compiled;
 /// A fixed set of read-only connections handed out one per running select.
 pub(crate) struct Pool {
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 impl Pool {
     /// Opens `size` connections to `path`.
     pub(crate) fn open(path: &Path, size: usize) -> Result<Arc<Pool>, Error> {
         let conns = (0..size).map(|_| open_reader(path)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Arc::new(Pool { idle: Mutex::new(conns), permits: Semaphore::new(size) }))
+        Ok(Arc::new(Pool { idle: Mutex::new(conns), permits: Arc::new(Semaphore::new(size)) }))
     }
 
     /// Runs `query` on an idle connection, waiting for one if all are busy. The error string is
     /// SQLite's message, passed through to the client as the real portal does.
     pub(crate) async fn select(self: &Arc<Self>, query: Compiled) -> Result<Vec<Json>, String> {
-        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        let permit = Arc::clone(&self.permits).acquire_owned().await.map_err(|e| e.to_string())?;
         let conn = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let Some(conn) = conn else {
             return Err("no idle database connection".to_owned());
         };
         let pool = Arc::clone(self);
         // If the request is dropped mid-query the blocking task still finishes and returns the
-        // connection, so the pool never shrinks.
+        // connection, so the pool never shrinks; it holds the permit until then, so no other
+        // request can take the permit of a connection that is still busy.
         tokio::task::spawn_blocking(move || {
             let result = run(&conn, &query);
             pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
+            drop(permit);
             result.map_err(|e| e.to_string())
         })
         .await

@@ -1,6 +1,11 @@
 //! The `iptvportal` binary against an in-process simulator: output formats, filters, and the one-line
 //! errors and exit codes of every failure.
 
+mod dump_crash;
+mod dump_errors;
+mod dump_output;
+mod dumping;
+
 use std::collections::BTreeSet;
 
 use assert_cmd::Command;
@@ -29,7 +34,11 @@ impl Portal {
     }
 
     fn url(&self) -> &str {
-        self.sim.as_ref().unwrap().url()
+        self.sim().url()
+    }
+
+    fn sim(&self) -> &Sim {
+        self.sim.as_ref().unwrap()
     }
 
     /// `iptvportal --portal <sim>` with the simulator's credentials in the environment.

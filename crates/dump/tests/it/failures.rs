@@ -202,3 +202,38 @@ fn bad_configurations_fail_before_any_request_or_file() {
         assert!(err.to_string().contains("--out"), "{err}");
     });
 }
+
+#[test]
+fn cancel_all_also_stops_the_tables_still_queued() {
+    runtime().block_on(async {
+        let sim = sim(SimConfig::default()
+            .rows("terminal", 600)
+            .rows("tv_channel", 100)
+            .rows("media", 100)
+            .latency(Duration::from_millis(3)))
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let service = DumpService::new(client(&sim));
+        let canceller = service.clone();
+        let cb: iptvportal_dump::ProgressCallback = std::sync::Arc::new(move |p| {
+            if p.table == "terminal" && p.chunks_completed == 2 {
+                canceller.cancel_all();
+            }
+        });
+        let configs = ["terminal", "tv_channel", "media"].map(|t| config(t, dir.path())).to_vec();
+        let results = service.dump_many(configs, 1, Some(cb)).await.unwrap();
+        for r in &results {
+            assert!(matches!(r, Err(Error::Cancelled { .. })), "{r:?}");
+        }
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [".terminal.state.json", "terminal.jsonl"],
+            "queued tables must not start"
+        );
+    });
+}

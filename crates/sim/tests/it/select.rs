@@ -1,5 +1,7 @@
 //! Selects over HTTP return exactly what hand-written SQL returns from the same file.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::support::{Portal, column_i64, small};
@@ -299,4 +301,47 @@ async fn parallel_range_selects_agree_with_sequential_ones() {
     }
     let total: usize = sequential.iter().map(|r| r.as_array().unwrap().len()).sum();
     assert_eq!(total, 1500);
+}
+
+/// Clients that give up mid-query must not leave the pool short: the connection a dropped request
+/// still runs on stays checked out until its query ends, and the next request waits for it
+/// instead of failing with "no idle database connection".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_dropped_mid_query_do_not_starve_the_pool() {
+    let portal = Portal::start(small()).await;
+    let slow = json!({
+        "data": [{"function": "count", "args": ["*"]}],
+        "from": ["terminal", {"join": "terminal", "as": "b", "on": {"gte": [{"terminal": "id"}, {"b": "id"}]}}],
+        "where": {"lt": [{"terminal": "mac_addr"}, {"function": "lower", "args": [{"b": "mac_addr"}]}]}
+    });
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(50)).build().unwrap();
+    let url = format!("{}jsonsql/", portal.sim.url());
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"select","params":slow});
+    let probe = std::time::Instant::now();
+    let (status, answer) = portal.call(slow.clone()).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
+    assert!(
+        probe.elapsed() > Duration::from_millis(150),
+        "the query must be slow for this test to mean anything"
+    );
+    let started = std::time::Instant::now();
+    let dropped: Vec<_> = (0..8)
+        .map(|_| {
+            let request = impatient
+                .post(&url)
+                .header("Iptvportal-Authorization", format!("sessionid={}", portal.session))
+                .json(&body)
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    for task in dropped {
+        // Each must time out waiting; an immediate answer here is the pool refusing a request.
+        let outcome = task.await.unwrap();
+        assert!(outcome.is_err(), "answered instead of waiting for a busy connection: {outcome:?}");
+    }
+    let rows = portal
+        .select(json!({"data": ["id"], "from": "terminal", "limit": 3, "order_by": "id"}))
+        .await;
+    assert_eq!(rows.as_array().unwrap().len(), 3, "answered after {:?}", started.elapsed());
 }

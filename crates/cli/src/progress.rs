@@ -1,0 +1,334 @@
+//! What `dump` tells the user while it runs and when it ends: progress lines and the summary.
+//!
+//! Progress arrives through the orchestrator's callback, after every committed chunk and at every
+//! change of state, from whichever worker thread committed it. Plain lines are throttled per table
+//! (a big table commits hundreds of chunks; a line each would bury everything else); JSON lines are
+//! not, since a program reading them wants every commit.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use iptvportal_dump::{DumpProgress, DumpStats, Outcome, ProgressCallback, RunState};
+use serde_json::{Value, json};
+
+use crate::args::ProgressMode;
+
+/// How often a table's plain progress line is repeated while its state stays the same.
+const PLAIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The numbers of one progress report, taken from a [`DumpProgress`] so that formatting can be
+/// tested with plain values.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Snapshot {
+    pub(crate) table: String,
+    pub(crate) state: &'static str,
+    pub(crate) dumped_rows: u64,
+    pub(crate) total_rows: Option<u64>,
+    pub(crate) percent: Option<f64>,
+    pub(crate) rows_per_second: f64,
+    pub(crate) eta_seconds: Option<f64>,
+    pub(crate) chunks: u64,
+    pub(crate) elapsed_seconds: f64,
+}
+
+impl Snapshot {
+    pub(crate) fn of(p: &DumpProgress) -> Snapshot {
+        Snapshot {
+            table: p.table.clone(),
+            state: p.state.as_str(),
+            dumped_rows: p.dumped_rows,
+            total_rows: p.total_rows,
+            percent: p.percent_complete(),
+            rows_per_second: p.rows_per_second(),
+            eta_seconds: p.eta_seconds(),
+            chunks: p.chunks_completed,
+            elapsed_seconds: p.elapsed_seconds(),
+        }
+    }
+
+    /// `terminal: 45000/500000 rows (9.0%), 12000 rows/s, eta 38s`, or a line naming the new state.
+    pub(crate) fn plain_line(&self) -> String {
+        let t = &self.table;
+        let rows = match (self.total_rows, self.percent) {
+            (Some(total), Some(pct)) => format!("{}/{total} rows ({pct:.1}%)", self.dumped_rows),
+            _ => format!("{} rows", self.dumped_rows),
+        };
+        match self.state {
+            "starting" => format!("{t}: starting"),
+            "running" => {
+                let eta = self.eta_seconds.map_or_else(|| "?".to_owned(), duration);
+                format!("{t}: {rows}, {:.0} rows/s, eta {eta}", self.rows_per_second)
+            }
+            "done" => format!("{t}: done, {rows} in {}", duration(self.elapsed_seconds)),
+            // A dump refused before it counted anything has no numbers worth showing.
+            state if self.total_rows.is_none() => format!("{t}: {state}"),
+            state => format!("{t}: {state} at {rows}"),
+        }
+    }
+
+    /// The JSON line: the keys documented in docs/dump.md, `null` where a value is not known yet.
+    pub(crate) fn json_line(&self) -> Value {
+        json!({
+            "table": self.table,
+            "state": self.state,
+            "dumped_rows": self.dumped_rows,
+            "total_rows": self.total_rows,
+            "percent": self.percent.map(|p| round(p, 2)),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "eta_seconds": self.eta_seconds.map(|s| round(s, 1)),
+            "chunk": self.chunks,
+        })
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+/// `38s`, `2m05s`, `1h02m`: short enough for a progress line, precise enough to plan by.
+pub(crate) fn duration(seconds: f64) -> String {
+    if seconds < 10.0 {
+        return format!("{seconds:.1}s");
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a positive, finite number of seconds, rounded for display"
+    )]
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Builds the progress callback for `mode`, or none when nothing is to be shown.
+pub(crate) fn callback(mode: ProgressMode) -> Option<ProgressCallback> {
+    match mode {
+        ProgressMode::None => None,
+        ProgressMode::Json => Some(Arc::new(|p: &DumpProgress| {
+            let line = Snapshot::of(p).json_line().to_string();
+            // A closed stdout (the reader went away) must not stop the dump; the files are the
+            // product, progress is a courtesy.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        })),
+        ProgressMode::Auto | ProgressMode::Plain => {
+            let last: Mutex<HashMap<String, (Instant, RunState)>> = Mutex::new(HashMap::new());
+            Some(Arc::new(move |p: &DumpProgress| {
+                let now = Instant::now();
+                let mut last = last.lock().expect("not poisoned");
+                let due = match last.get(&p.table) {
+                    Some((at, state)) => {
+                        *state != p.state || now.duration_since(*at) >= PLAIN_INTERVAL
+                    }
+                    None => true,
+                };
+                if due {
+                    last.insert(p.table.clone(), (now, p.state));
+                    eprintln!("{}", Snapshot::of(p).plain_line());
+                }
+            }))
+        }
+    }
+}
+
+/// One row of the end-of-run summary.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SummaryRow {
+    pub(crate) table: String,
+    pub(crate) rows: u64,
+    pub(crate) files: usize,
+    pub(crate) bytes: u64,
+    /// Seconds and rows/s of this run; `None` when it did nothing.
+    pub(crate) timing: Option<(f64, f64)>,
+    pub(crate) note: String,
+}
+
+impl SummaryRow {
+    pub(crate) fn of(stats: &DumpStats) -> SummaryRow {
+        let already = stats.outcome == Outcome::AlreadyComplete;
+        let mut notes = Vec::new();
+        if already {
+            notes.push("already complete".to_owned());
+        }
+        match stats.warnings.len() {
+            0 => {}
+            1 => notes.push("1 warning".to_owned()),
+            n => notes.push(format!("{n} warnings")),
+        }
+        SummaryRow {
+            table: stats.config.table.clone(),
+            rows: stats.progress.dumped_rows,
+            files: stats.files.len(),
+            bytes: stats.bytes(),
+            timing: (!already)
+                .then(|| (stats.progress.elapsed_seconds(), stats.progress.rows_per_second())),
+            note: notes.join(", "),
+        }
+    }
+}
+
+/// The summary as aligned text: a header, then one line per table.
+pub(crate) fn summary(rows: &[SummaryRow]) -> String {
+    let mut cells =
+        vec![["table", "rows", "files", "size", "time", "rows/s", ""].map(String::from)];
+    for r in rows {
+        let (time, rate) = r.timing.map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |(s, rps)| (duration(s), format!("{rps:.0}")),
+        );
+        cells.push([
+            r.table.clone(),
+            r.rows.to_string(),
+            r.files.to_string(),
+            size(r.bytes),
+            time,
+            rate,
+            r.note.clone(),
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..7).map(|i| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut text = String::new();
+    for row in &cells {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = " ".repeat(widths[i] - cell.chars().count());
+            // The table name and the note read left to right; numbers line up on the right.
+            if i == 0 || i == 6 {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// `812 B`, `4.1 KiB`, `12.7 MiB`, `1.3 GiB`.
+pub(crate) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(state: &'static str) -> Snapshot {
+        Snapshot {
+            table: "terminal".to_owned(),
+            state,
+            dumped_rows: 45_000,
+            total_rows: Some(500_000),
+            percent: Some(9.0),
+            rows_per_second: 12_000.4,
+            eta_seconds: Some(37.9),
+            chunks: 9,
+            elapsed_seconds: 3.75,
+        }
+    }
+
+    #[test]
+    fn plain_lines() {
+        assert_eq!(
+            snapshot("running").plain_line(),
+            "terminal: 45000/500000 rows (9.0%), 12000 rows/s, eta 38s"
+        );
+        assert_eq!(snapshot("starting").plain_line(), "terminal: starting");
+        assert_eq!(
+            snapshot("done").plain_line(),
+            "terminal: done, 45000/500000 rows (9.0%) in 3.8s"
+        );
+        assert_eq!(
+            snapshot("cancelled").plain_line(),
+            "terminal: cancelled at 45000/500000 rows (9.0%)"
+        );
+        let unknown =
+            Snapshot { total_rows: None, percent: None, eta_seconds: None, ..snapshot("running") };
+        assert_eq!(unknown.plain_line(), "terminal: 45000 rows, 12000 rows/s, eta ?");
+    }
+
+    #[test]
+    fn json_lines_carry_the_documented_keys() {
+        let line = snapshot("running").json_line();
+        let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "table",
+                "state",
+                "dumped_rows",
+                "total_rows",
+                "percent",
+                "rows_per_second",
+                "eta_seconds",
+                "chunk"
+            ]
+        );
+        assert_eq!(line["rows_per_second"], json!(12000.4));
+        assert_eq!(line["eta_seconds"], json!(37.9));
+    }
+
+    #[test]
+    fn durations_and_sizes_are_short() {
+        assert_eq!(duration(0.25), "0.2s");
+        assert_eq!(duration(38.4), "38s");
+        assert_eq!(duration(125.0), "2m05s");
+        assert_eq!(duration(3725.0), "1h02m");
+        assert_eq!(size(812), "812 B");
+        assert_eq!(size(4198), "4.1 KiB");
+        assert_eq!(size(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+
+    #[test]
+    fn the_summary_is_aligned() {
+        let rows = [
+            SummaryRow {
+                table: "terminal".to_owned(),
+                rows: 3000,
+                files: 1,
+                bytes: 412_345,
+                timing: Some((0.61, 4918.0)),
+                note: String::new(),
+            },
+            SummaryRow {
+                table: "package".to_owned(),
+                rows: 40,
+                files: 1,
+                bytes: 5120,
+                timing: None,
+                note: "already complete".to_owned(),
+            },
+        ];
+        assert_eq!(
+            summary(&rows),
+            "\
+table     rows  files       size  time  rows/s
+terminal  3000      1  402.7 KiB  0.6s    4918
+package     40      1    5.0 KiB     -       -  already complete
+"
+        );
+    }
+}

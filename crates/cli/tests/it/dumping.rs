@@ -1,0 +1,246 @@
+//! Helpers of the `dump` tests: a portal with latency, the command, and outputs read back in the
+//! form the exactly-once guarantee is stated in (bytes, decompressed bytes, Parquet rows).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow_array::{
+    Array, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use assert_cmd::Command;
+use iptvportal_sim::SimConfig;
+use serde_json::{Value, json};
+
+use crate::Portal;
+
+/// A portal whose `terminal` table has `rows` rows, answering every request after `latency_ms`.
+pub(crate) fn portal(rows: u64, latency_ms: u64) -> Portal {
+    Portal::start(
+        SimConfig::default()
+            .seed(7)
+            .rows("terminal", rows)
+            .latency(Duration::from_millis(latency_ms)),
+    )
+}
+
+impl Portal {
+    /// `iptvportal --portal <sim> dump --out <out> --progress none`.
+    pub(crate) fn dump(&self, out: &Path) -> Command {
+        let mut cmd = self.cmd();
+        cmd.arg("dump").arg("--out").arg(out).args(["--progress", "none"]);
+        cmd
+    }
+
+    /// The same as a `std::process::Command`, for tests that signal the process.
+    pub(crate) fn dump_process(&self, out: &Path) -> std::process::Command {
+        dump_process(self.url(), out)
+    }
+
+    /// The simulator's rows of `table` ordered by id, as JSON values (what the JSON formats write),
+    /// filtered by an SQL condition.
+    pub(crate) fn db_rows(&self, table: &str, condition: &str) -> Vec<Vec<Value>> {
+        let db = rusqlite::Connection::open_with_flags(
+            self.sim().db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut stmt = db
+            .prepare(&format!("SELECT * FROM \"{table}\" WHERE {condition} ORDER BY id"))
+            .unwrap();
+        let width = stmt.column_count();
+        stmt.query_map([], |row| {
+            (0..width)
+                .map(|i| {
+                    use rusqlite::types::ValueRef;
+                    Ok(match row.get_ref(i)? {
+                        ValueRef::Null => Value::Null,
+                        ValueRef::Integer(n) => json!(n),
+                        ValueRef::Real(x) => json!(x),
+                        ValueRef::Text(t) => json!(std::str::from_utf8(t).unwrap()),
+                        ValueRef::Blob(_) => panic!("no blobs in the simulator"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+}
+
+/// `iptvportal --portal <url> dump --out <out> --progress none` as a `std::process::Command`.
+pub(crate) fn dump_process(url: &str, out: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_iptvportal"));
+    for var in ["IPTVPORTAL_URL", "IPTVPORTAL_DOMAIN"] {
+        cmd.env_remove(var);
+    }
+    cmd.args(["--portal", url])
+        .env("IPTVPORTAL_USERNAME", "admin")
+        .env("IPTVPORTAL_PASSWORD", crate::PASSWORD)
+        .arg("dump")
+        .arg("--out")
+        .arg(out)
+        .args(["--progress", "none"]);
+    cmd
+}
+
+/// What a finished dump holds, in the terms of the exactly-once guarantee.
+#[derive(PartialEq)]
+pub(crate) enum Output {
+    /// Plain text files: their bytes; gzip files: their decompressed bytes.
+    Text(Vec<u8>),
+    /// Parquet: the distinct schemas of the parts (one, in a good dump), and every row in part
+    /// order. Where parts end is not compared: a resumed parallel dump may cut chunks, and so
+    /// parts, elsewhere, and the guarantee is about schema and rows.
+    Parquet { schemas: BTreeSet<String>, rows: Vec<Vec<Value>> },
+}
+
+impl std::fmt::Debug for Output {
+    // Whole outputs are hundreds of kilobytes; a failure shows their size and where they differ.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Text(bytes) => write!(f, "Text({} bytes)", bytes.len()),
+            Output::Parquet { schemas, rows } => {
+                write!(f, "Parquet({} schemas, {} rows)", schemas.len(), rows.len())
+            }
+        }
+    }
+}
+
+/// Asserts that two outputs are the same, naming the first difference.
+pub(crate) fn assert_same(got: &Output, want: &Output, context: &str) {
+    if got == want {
+        return;
+    }
+    let detail = match (got, want) {
+        (Output::Text(a), Output::Text(b)) => {
+            let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+            let line = b[..at].split(|&c| c == b'\n').count();
+            format!("{} vs {} bytes, first difference at byte {at} (line {line})", a.len(), b.len())
+        }
+        (Output::Parquet { schemas: sa, rows: a }, Output::Parquet { schemas: sb, rows: b }) => {
+            let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+            format!(
+                "schemas equal: {}, {} vs {} rows, first difference at row {at}",
+                sa == sb,
+                a.len(),
+                b.len()
+            )
+        }
+        _ => "different kinds".to_owned(),
+    };
+    panic!("{context}: output differs from the uninterrupted dump's: {detail}");
+}
+
+/// The output of `table` in `dir` for `format` (`jsonl`, `csv`, `json` or `parquet`).
+pub(crate) fn output(dir: &Path, table: &str, format: &str, gzip: bool) -> Output {
+    if format == "parquet" {
+        return parquet_output(dir, table);
+    }
+    let path = dir.join(format!("{table}.{format}{}", if gzip { ".gz" } else { "" }));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if !gzip {
+        return Output::Text(bytes);
+    }
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut text).unwrap();
+    Output::Text(text)
+}
+
+/// The Parquet parts of `table` in `dir`, in name order.
+pub(crate) fn parquet_parts(dir: &Path, table: &str) -> Vec<PathBuf> {
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&format!("{table}-")) && name.ends_with(".parquet")
+        })
+        .collect();
+    parts.sort();
+    parts
+}
+
+fn parquet_output(dir: &Path, table: &str) -> Output {
+    let mut schemas = BTreeSet::new();
+    let mut rows = Vec::new();
+    for part in parquet_parts(dir, table) {
+        let file = std::fs::File::open(&part).unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        schemas.insert(format!("{:?}", reader.schema()));
+        for batch in reader.build().unwrap() {
+            let batch = batch.unwrap();
+            for i in 0..batch.num_rows() {
+                rows.push(batch.columns().iter().map(|c| cell(c.as_ref(), i)).collect());
+            }
+        }
+    }
+    Output::Parquet { schemas, rows }
+}
+
+fn cell(column: &dyn Array, i: usize) -> Value {
+    if column.is_null(i) {
+        return Value::Null;
+    }
+    let any = column.as_any();
+    if let Some(a) = any.downcast_ref::<Int64Array>() {
+        json!(a.value(i))
+    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+        json!(a.value(i))
+    } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+        json!(a.value(i))
+    } else if let Some(a) = any.downcast_ref::<StringArray>() {
+        json!(a.value(i))
+    } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
+        json!(a.value(i))
+    } else {
+        panic!("unexpected column type {:?}", column.data_type())
+    }
+}
+
+/// Every file in `dir` (hidden ones included) with its bytes; empty when `dir` does not exist.
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
+    entries
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+/// JSON lines as rows of values, in column order.
+pub(crate) fn jsonl_rows(text: &[u8]) -> Vec<Vec<Value>> {
+    std::str::from_utf8(text)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let row: serde_json::Map<String, Value> = serde_json::from_str(l).unwrap();
+            row.into_iter().map(|(_, v)| v).collect()
+        })
+        .collect()
+}
+
+/// A tiny seeded generator (xorshift64*), so that a failing run can be replayed from its seed.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `[0, 1)`.
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
