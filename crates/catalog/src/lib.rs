@@ -116,7 +116,8 @@ mod tests {
             names.dedup();
             assert_eq!(before, names.len(), "duplicate column in {}", t.name);
             if let Some(id) = t.id_column {
-                let col = t.column(id).unwrap_or_else(|| panic!("{}: id column {id} missing", t.name));
+                let col =
+                    t.column(id).unwrap_or_else(|| panic!("{}: id column {id} missing", t.name));
                 assert_eq!(col.ty, ColumnType::Integer, "{}: id column must be an integer", t.name);
                 assert!(!col.nullable, "{}: id column must not be nullable", t.name);
             }

@@ -62,7 +62,12 @@ impl FileStore {
             Ok(text) => text,
             // No directory (or a file where the directory should be) holds no state either; the
             // caller reports the directory problem when it tries to write there.
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(Error::io(path, e)),
