@@ -12,12 +12,16 @@ use iptvportal_client::{
 use crate::failure::Hinted;
 
 const EXAMPLES: &str = "\
-Connection:
+Connection (options first, then the environment, then the config file):
   --portal or IPTVPORTAL_URL     the API base, e.g. https://portal.example.com/api/
   --domain or IPTVPORTAL_DOMAIN  a hosted portal: https://{domain}.admin.iptvportal.ru/api/
   --username or IPTVPORTAL_USERNAME, and IPTVPORTAL_PASSWORD (or --password-stdin)
+  --demo                         a local demo portal with generated data, no credentials needed
+Config file: --config FILE, else $IPTVPORTAL_CONFIG, else $XDG_CONFIG_HOME/iptvportal/config.toml
+  (~/.config/iptvportal/config.toml); see docs/configuration.md.
 
 Examples:
+  iptvportal dump --demo --all
   export IPTVPORTAL_DOMAIN=acme IPTVPORTAL_USERNAME=admin IPTVPORTAL_PASSWORD=...
   iptvportal auth
   iptvportal dump terminal subscriber --format parquet --strategy id-range
@@ -41,6 +45,9 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) debug: bool,
 
+    #[arg(long, global = true, value_name = "FILE", help = CONFIG_HELP)]
+    pub(crate) config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -57,7 +64,28 @@ pub(crate) enum Command {
     /// Log in and print who you are.
     #[command(after_help = AUTH_EXAMPLES)]
     Auth,
+    /// Show the checkpoint of every table in a dump directory.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
+    /// Print the command-line reference (docs/cli.md) as Markdown.
+    #[command(name = "__reference", hide = true)]
+    Reference,
 }
+
+const CONFIG_HELP: &str = "Read settings from this TOML file [env: IPTVPORTAL_CONFIG] \
+(default: $XDG_CONFIG_HOME/iptvportal/config.toml or ~/.config/iptvportal/config.toml)";
+
+const STATUS_EXAMPLES: &str = "\
+States: complete (the output is finished), incomplete (a rerun of the same dump command resumes
+it), failed (the last run stopped on the error shown; a rerun resumes), corrupt (the state file is
+unreadable; `iptvportal dump TABLE --reset` starts that table over).
+Exit codes: 0 listed (also when the directory holds no checkpoint), 1 the directory does not exist
+or cannot be read, 2 usage.
+
+Examples:
+  iptvportal status
+  iptvportal status --out /data/portal
+  iptvportal status --format json | jq '.[] | select(.state != \"complete\") | .table'";
 
 const SELECT_EXAMPLES: &str = "\
 Filters (--where, repeatable, AND-ed): FIELD__LOOKUP=VALUE with the lookups
@@ -78,11 +106,15 @@ them. Rerun the same command after a crash, Ctrl-C or a failure and the dump res
 last committed chunk ended; the finished output is the same as an uninterrupted dump's.
 --where, --where-json, --order-by and --columns apply to every table given.
 
-Progress: plain lines on stderr (at most one a second per table, plus changes of state);
+Progress: on a terminal, a live bar per table and an overall line (--progress bar forces them);
+otherwise plain lines on stderr (at most one a second per table, plus changes of state);
 --progress json prints one JSON object per line on stdout; a summary follows on stderr.
+Defaults for --out, --format, --chunk-size, --strategy, --parallel, --jobs and --compress can be set
+in the [dump] table of the config file (docs/configuration.md).
 Exit codes: 0 done, 1 a table failed (the others still complete), 2 usage, 130 interrupted.
 
 Examples:
+  iptvportal dump --demo --all
   iptvportal dump terminal
   iptvportal dump --all --out ./dumps --format parquet --jobs 3
   iptvportal dump terminal --strategy id-range --parallel 4 --chunk-size 10000
@@ -91,6 +123,7 @@ Examples:
 
 const AUTH_EXAMPLES: &str = "\
 Examples:
+  iptvportal auth --demo
   IPTVPORTAL_PASSWORD=secret iptvportal --portal https://portal.example.com/api/ --username admin auth
   pass show portal | iptvportal --domain acme --username admin --password-stdin auth";
 
@@ -136,12 +169,37 @@ pub(crate) struct ConnectionArgs {
     /// Accept self-signed or otherwise invalid TLS certificates (on-premise portals only).
     #[arg(long, global = true)]
     pub(crate) insecure: bool,
+
+    /// Use a local demo portal with generated data (the embedded simulator) instead of a real one;
+    /// the connection settings of the environment and the config file are ignored.
+    #[arg(long, global = true, conflicts_with_all = ["portal", "domain", "username", "password_stdin"])]
+    pub(crate) demo: bool,
+
+    /// Rows of the demo portal's tables, `table=N,...` (tests keep the demo small with it).
+    #[arg(long, global = true, hide = true, value_name = "table=N,...", value_delimiter = ',', value_parser = parse_demo_rows, requires = "demo")]
+    pub(crate) demo_rows: Vec<(String, u64)>,
+
+    /// Connection settings of the config file, below the options and the environment.
+    #[arg(skip)]
+    pub(crate) file: crate::config::ConnectionFile,
 }
 
 impl ConnectionArgs {
-    /// The client configuration: command-line options first, then the environment.
-    pub(crate) fn config(&self) -> anyhow::Result<ClientConfig> {
+    /// The client configuration: the demo portal when there is one, else command-line options
+    /// first, then the environment, then the config file.
+    pub(crate) fn config(
+        &self,
+        demo: Option<&crate::demo::DemoPortal>,
+    ) -> anyhow::Result<ClientConfig> {
+        if let Some(demo) = demo {
+            let retry = RetryPolicy::default().max_retries(self.max_retries);
+            return Ok(ClientConfig::new(&demo.url)?
+                .credentials(demo.username.clone(), demo.password.clone())
+                .timeout(self.timeout)
+                .retry(retry));
+        }
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let file = &self.file;
         let config = if let Some(url) = &self.portal {
             ClientConfig::new(url)?
         } else if let Some(domain) = &self.domain {
@@ -150,27 +208,45 @@ impl ConnectionArgs {
             ClientConfig::new(&url)?
         } else if let Some(domain) = env(ENV_DOMAIN) {
             ClientConfig::for_domain(domain.trim())?
+        } else if let Some(url) = &file.portal {
+            ClientConfig::new(url)?
+        } else if let Some(domain) = &file.domain {
+            ClientConfig::for_domain(domain.trim())?
         } else {
             return Err(Hinted::new(
                 "no portal given",
                 format!(
-                    "pass --portal URL (or set {ENV_URL}), or --domain D (or set {ENV_DOMAIN})"
+                    "pass --portal URL (or set {ENV_URL}), or --domain D (or set {ENV_DOMAIN}), or set portal in the config file; --demo tries a local demo portal"
                 ),
             )
             .into());
         };
-        let username = self.username.clone().filter(|u| !u.trim().is_empty()).ok_or_else(|| {
-            Hinted::new("no username given", format!("pass --username or set {ENV_USERNAME}"))
-        })?;
+        let username = self
+            .username
+            .clone()
+            .or_else(|| file.username.clone())
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| {
+                Hinted::new(
+                    "no username given",
+                    format!(
+                        "pass --username or set {ENV_USERNAME} (or username in the config file)"
+                    ),
+                )
+            })?;
         let password = if self.password_stdin {
             read_password_line()?
         } else {
-            std::env::var(ENV_PASSWORD).ok().filter(|p| !p.is_empty()).ok_or_else(|| {
-                Hinted::new(
-                    "no password given",
-                    format!("set {ENV_PASSWORD} or pass --password-stdin"),
-                )
-            })?
+            std::env::var(ENV_PASSWORD)
+                .ok()
+                .filter(|p| !p.is_empty())
+                .or_else(|| file.password.clone())
+                .ok_or_else(|| {
+                    Hinted::new(
+                        "no password given",
+                        format!("set {ENV_PASSWORD} or pass --password-stdin (or password in the config file)"),
+                    )
+                })?
         };
         if self.insecure {
             eprintln!("warning: --insecure: the portal's TLS certificate is not verified");
@@ -184,8 +260,8 @@ impl ConnectionArgs {
     }
 
     /// A client for [`ConnectionArgs::config`].
-    pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::new(self.config()?)?)
+    pub(crate) fn client(&self, demo: Option<&crate::demo::DemoPortal>) -> anyhow::Result<Client> {
+        Ok(Client::new(self.config(demo)?)?)
     }
 }
 
@@ -205,8 +281,15 @@ fn read_password_line() -> anyhow::Result<String> {
     Ok(password.to_owned())
 }
 
+/// One `table=N` of `--demo-rows`.
+fn parse_demo_rows(s: &str) -> Result<(String, u64), String> {
+    let (table, n) = s.split_once('=').ok_or_else(|| format!("{s:?} is not table=N"))?;
+    let n = n.trim().parse().map_err(|_| format!("{n:?} is not a whole number"))?;
+    Ok((table.trim().to_owned(), n))
+}
+
 /// A positive number of seconds, fractions allowed (`30`, `0.5`).
-fn parse_seconds(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("{s:?} must be more than 0 seconds"));
@@ -334,8 +417,8 @@ pub(crate) struct DumpArgs {
     #[arg(long, value_name = "F", default_value_t = 1.5, value_parser = parse_backoff)]
     pub(crate) retry_backoff: f64,
 
-    /// How to report progress: auto (plain for now), plain lines on stderr, json lines on stdout,
-    /// or none (errors and warnings only).
+    /// How to report progress: auto (bars on a terminal, plain lines otherwise), bar, plain lines
+    /// on stderr, json lines on stdout, or none (errors and warnings only).
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto, overrides_with = "progress")]
     pub(crate) progress: ProgressMode,
 
@@ -369,8 +452,10 @@ pub(crate) enum DumpStrategy {
 /// Progress reporting of `dump`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ProgressMode {
-    /// Plain lines for now (live bars come later).
+    /// Bars when stderr is a terminal, plain lines otherwise.
     Auto,
+    /// Live bars on stderr, one per table and an overall line, even when stderr is not a terminal.
+    Bar,
     /// Plain text lines on stderr.
     Plain,
     /// One JSON object per line on stdout.
@@ -379,8 +464,29 @@ pub(crate) enum ProgressMode {
     None,
 }
 
+/// `iptvportal status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The dump directory [default: ./dumps, or out in the config file].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// How to print the checkpoints.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+    pub(crate) format: StatusFormat,
+}
+
+/// Output formats of `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatusFormat {
+    /// An aligned text table.
+    Table,
+    /// One JSON array of objects.
+    Json,
+}
+
 /// A count of at least 1.
-fn at_least_one(s: &str) -> Result<u64, String> {
+pub(crate) fn at_least_one(s: &str) -> Result<u64, String> {
     match s.trim().parse::<u64>() {
         Ok(0) => Err("must be at least 1".to_owned()),
         Ok(n) => Ok(n),

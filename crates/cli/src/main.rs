@@ -5,15 +5,19 @@
 //! interrupted `dump` exits 130 and resumes when run again.
 
 mod args;
+mod bars;
 mod commands;
+mod config;
+mod demo;
 mod failure;
 mod output;
 mod progress;
+mod reference;
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::Cli;
 
@@ -28,9 +32,19 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| "unknown panic".to_owned());
         eprintln!("error: internal error: {}; please report this bug", what.replace('\n', " "));
     }));
-    let cli = Cli::parse();
+    // Parsed in two steps so that the config file can tell a value given on the command line
+    // from one clap filled in as its default.
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if cli.debug {
         init_debug_logging();
+    }
+    if let Err(e) = config::apply(&mut cli, &matches) {
+        eprintln!("{}", failure::render(&e));
+        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

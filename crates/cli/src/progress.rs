@@ -117,7 +117,8 @@ pub(crate) fn callback(mode: ProgressMode) -> Option<ProgressCallback> {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         })),
-        ProgressMode::Auto | ProgressMode::Plain => {
+        // Bars are drawn by `bars::Bars`; a caller that asks here for them gets plain lines.
+        ProgressMode::Auto | ProgressMode::Plain | ProgressMode::Bar => {
             let last: Mutex<HashMap<String, (Instant, RunState)>> = Mutex::new(HashMap::new());
             Some(Arc::new(move |p: &DumpProgress| {
                 let now = Instant::now();
@@ -128,6 +129,11 @@ pub(crate) fn callback(mode: ProgressMode) -> Option<ProgressCallback> {
                     }
                     None => true,
                 };
+                // A table refused before it counted anything has only its error to show, and
+                // that follows as an `error:` line.
+                if p.state == RunState::Failed && p.total_rows.is_none() {
+                    return;
+                }
                 if due {
                     last.insert(p.table.clone(), (now, p.state));
                     eprintln!("{}", Snapshot::of(p).plain_line());
@@ -136,6 +142,10 @@ pub(crate) fn callback(mode: ProgressMode) -> Option<ProgressCallback> {
         }
     }
 }
+
+/// Rows above which an OFFSET dump is worth switching to id-range: past this, the server's cost of
+/// skipping to each page dominates (docs/dump.md, "Strategies").
+const LARGE_OFFSET_TABLE: u64 = 100_000;
 
 /// One row of the end-of-run summary.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,7 +156,11 @@ pub(crate) struct SummaryRow {
     pub(crate) bytes: u64,
     /// Seconds and rows/s of this run; `None` when it did nothing.
     pub(crate) timing: Option<(f64, f64)>,
+    /// The output files, by name: `terminal.jsonl`, `terminal-00000..00002.parquet`.
+    pub(crate) output: String,
     pub(crate) note: String,
+    /// Advice printed below the table (an OFFSET dump of a large table).
+    pub(crate) hint: Option<String>,
 }
 
 impl SummaryRow {
@@ -161,14 +175,55 @@ impl SummaryRow {
             1 => notes.push("1 warning".to_owned()),
             n => notes.push(format!("{n} warnings")),
         }
+        let table = &stats.config.table;
+        let rows = stats.progress.dumped_rows;
+        // Only where id-range can work: a table the catalog knows without an id column cannot.
+        let has_id = iptvportal_catalog::table(table).is_none_or(|t| t.id_column.is_some());
+        let hint = (stats.config.strategy == iptvportal_dump::DumpStrategy::Offset
+            && rows > LARGE_OFFSET_TABLE
+            && has_id)
+            .then(|| {
+                format!(
+                    "hint: {table} ({rows} rows) was dumped with --strategy offset, whose cost per chunk grows with the offset; --strategy id-range keeps it constant (with --reset, or into another --out)"
+                )
+            });
+        let names: Vec<String> = stats
+            .files
+            .iter()
+            .filter_map(|f| f.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
         SummaryRow {
-            table: stats.config.table.clone(),
-            rows: stats.progress.dumped_rows,
+            table: table.clone(),
+            rows,
             files: stats.files.len(),
             bytes: stats.bytes(),
             timing: (!already)
                 .then(|| (stats.progress.elapsed_seconds(), stats.progress.rows_per_second())),
+            output: file_names(&names),
             note: notes.join(", "),
+            hint,
+        }
+    }
+}
+
+/// One file's name, or the first and last of a numbered series: `terminal-00000..00002.parquet`.
+fn file_names(names: &[String]) -> String {
+    match names {
+        [] => "-".to_owned(),
+        [one] => one.clone(),
+        [first, .., last] => {
+            // Parquet parts differ in their number only: `{table}-{n}.parquet`.
+            let split = |s: &'_ str| -> Option<(String, String, String)> {
+                let (base, rest) = s.rsplit_once('-')?;
+                let (n, ext) = rest.split_once('.')?;
+                Some((base.to_owned(), n.to_owned(), ext.to_owned()))
+            };
+            match (split(first), split(last)) {
+                (Some((base, a, ext)), Some((base2, b, ext2))) if base == base2 && ext == ext2 => {
+                    format!("{base}-{a}..{b}.{ext}")
+                }
+                _ => format!("{first} .. {last}"),
+            }
         }
     }
 }
@@ -176,7 +231,7 @@ impl SummaryRow {
 /// The summary as aligned text: a header, then one line per table.
 pub(crate) fn summary(rows: &[SummaryRow]) -> String {
     let mut cells =
-        vec![["table", "rows", "files", "size", "time", "rows/s", ""].map(String::from)];
+        vec![["table", "rows", "files", "size", "time", "rows/s", "output", ""].map(String::from)];
     for r in rows {
         let (time, rate) = r.timing.map_or_else(
             || ("-".to_owned(), "-".to_owned()),
@@ -189,11 +244,12 @@ pub(crate) fn summary(rows: &[SummaryRow]) -> String {
             size(r.bytes),
             time,
             rate,
+            r.output.clone(),
             r.note.clone(),
         ]);
     }
     let widths: Vec<usize> =
-        (0..7).map(|i| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0)).collect();
+        (0..8).map(|i| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0)).collect();
     let mut text = String::new();
     for row in &cells {
         let mut line = String::new();
@@ -203,7 +259,7 @@ pub(crate) fn summary(rows: &[SummaryRow]) -> String {
             }
             let pad = " ".repeat(widths[i] - cell.chars().count());
             // The table name and the note read left to right; numbers line up on the right.
-            if i == 0 || i == 6 {
+            if i == 0 || i >= 6 {
                 line.push_str(cell);
                 line.push_str(&pad);
             } else {
@@ -212,6 +268,10 @@ pub(crate) fn summary(rows: &[SummaryRow]) -> String {
             }
         }
         text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    for hint in rows.iter().filter_map(|r| r.hint.as_deref()) {
+        text.push_str(hint);
         text.push('\n');
     }
     text
@@ -311,7 +371,9 @@ mod tests {
                 files: 1,
                 bytes: 412_345,
                 timing: Some((0.61, 4918.0)),
+                output: "terminal.jsonl".to_owned(),
                 note: String::new(),
+                hint: None,
             },
             SummaryRow {
                 table: "package".to_owned(),
@@ -319,16 +381,25 @@ mod tests {
                 files: 1,
                 bytes: 5120,
                 timing: None,
+                output: "package-00000..00002.parquet".to_owned(),
                 note: "already complete".to_owned(),
+                hint: Some("hint: use id-range".to_owned()),
             },
         ];
-        assert_eq!(
-            summary(&rows),
-            "\
-table     rows  files       size  time  rows/s
-terminal  3000      1  402.7 KiB  0.6s    4918
-package     40      1    5.0 KiB     -       -  already complete
-"
-        );
+        expect_test::expect![[r"
+            table     rows  files       size  time  rows/s  output
+            terminal  3000      1  402.7 KiB  0.6s    4918  terminal.jsonl
+            package     40      1    5.0 KiB     -       -  package-00000..00002.parquet  already complete
+            hint: use id-range
+        "]].assert_eq(&summary(&rows));
+    }
+
+    #[test]
+    fn numbered_files_are_shown_as_a_range() {
+        let names = ["terminal-00000.parquet", "terminal-00001.parquet", "terminal-00002.parquet"]
+            .map(String::from);
+        assert_eq!(file_names(&names), "terminal-00000..00002.parquet");
+        assert_eq!(file_names(&names[..1]), "terminal-00000.parquet");
+        assert_eq!(file_names(&[]), "-");
     }
 }

@@ -1,6 +1,7 @@
 //! `iptvportal dump`: tables to files through the dump orchestrator, with progress, a summary,
 //! per-table errors and interruption that keeps every committed chunk.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,7 @@ use iptvportal_dump::{AsyncDumpManager, DumpConfig, DumpService, DumpStats, Erro
 use iptvportal_query::{Q, parse_filters, parse_where_json};
 
 use crate::args::{ConnectionArgs, DumpArgs, DumpFormat, DumpStrategy, ProgressMode};
+use crate::bars::Bars;
 use crate::failure;
 use crate::progress::{self, SummaryRow};
 
@@ -26,12 +28,24 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
     // without a login and without touching the output directory.
     let tables = table_list(args);
     let filter = filter(args)?;
-    let client = connection.client()?;
+    // Kept until the end: with --demo it is the portal.
+    let connected = super::connect(connection).await?;
+    let client = connected.client.clone();
     let configs: Vec<DumpConfig> =
         tables.iter().map(|t| config(t, args, connection, filter.as_ref())).collect();
 
+    let bars = match args.progress {
+        ProgressMode::Bar => Some(Bars::new(&tables, true)),
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Some(Bars::new(&tables, false)),
+        _ => None,
+    };
+    let callback = match &bars {
+        Some(bars) => Some(bars.callback()),
+        None => progress::callback(args.progress),
+    };
+
     let service = DumpService::new(client.clone());
-    let interrupted = watch_signals(service.clone())?;
+    let interrupted = watch_signals(service.clone(), bars.clone())?;
 
     // Results by table, in the order the tables were given.
     let mut results: Vec<Option<Result<DumpStats, Error>>> =
@@ -49,13 +63,16 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
 
     if !interrupted.load(Ordering::SeqCst) && !to_run.is_empty() {
         let (indexes, configs): (Vec<usize>, Vec<DumpConfig>) = to_run.into_iter().unzip();
-        let outcomes =
-            service.dump_many(configs, args.jobs, progress::callback(args.progress)).await?;
+        let outcomes = service.dump_many(configs, args.jobs, callback).await?;
         for (index, outcome) in indexes.into_iter().zip(outcomes) {
             results[index] = Some(outcome);
         }
     }
     let interrupted = interrupted.load(Ordering::SeqCst);
+    // The bars stay drawn in their final state; everything below prints under them.
+    if let Some(bars) = &bars {
+        bars.finish();
+    }
 
     let mut summary = Vec::new();
     let mut warnings = Vec::new();
@@ -168,7 +185,7 @@ async fn reset(client: &Client, config: &DumpConfig) -> Result<(), Error> {
 /// Watches for SIGINT and SIGTERM. The first cancels every dump (each stops after its in-flight
 /// chunks, with its checkpoint saved) and is remembered in the returned flag; a second one exits
 /// at once, which is safe because a checkpoint never runs ahead of durable output.
-fn watch_signals(service: DumpService) -> anyhow::Result<Arc<AtomicBool>> {
+fn watch_signals(service: DumpService, bars: Option<Bars>) -> anyhow::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let mut signals = Signals::new()?;
     let interrupted = Arc::clone(&flag);
@@ -181,6 +198,10 @@ fn watch_signals(service: DumpService) -> anyhow::Result<Arc<AtomicBool>> {
             // stops those too, before their first chunk.
             tokio::select! {
                 () = signals.next() => {
+                    // Erased first: a bar redrawn over the message would hide it.
+                    if let Some(bars) = &bars {
+                        bars.clear();
+                    }
                     eprintln!("{INTERRUPTED_LINE}");
                     std::process::exit(i32::from(INTERRUPTED));
                 }

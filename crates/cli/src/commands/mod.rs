@@ -3,11 +3,19 @@
 mod auth;
 mod dump;
 mod select;
+mod status;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
-use crate::args::{Cli, Command};
+use iptvportal_client::Client;
+
+use crate::args::{Cli, Command, ConnectionArgs};
+use crate::demo::Demo;
+
+/// Where `dump` writes and `status` looks when neither `--out` nor the config file says.
+const DEFAULT_OUT: &str = "./dumps";
 
 /// Runs the command `cli` names, writing its output to `out`. Returns the exit code of a command
 /// that reported its own failures (`dump`); any other failure is the error.
@@ -18,14 +26,40 @@ pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitC
             // The query is checked before connecting, so that a typo in --where is reported
             // without a login (and without needing credentials at all).
             let query = select::Query::build(args)?;
-            let client = cli.connection.client()?;
-            query.run(&client, args.format, out).await?;
+            let connection = connect(&cli.connection).await?;
+            query.run(&connection.client, args.format, out).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Auth => {
-            let client = cli.connection.client()?;
-            auth::run(&client, out).await?;
+            let connection = connect(&cli.connection).await?;
+            auth::run(&connection.client, out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(args) => {
+            let dir = args.out.as_deref().unwrap_or(Path::new(DEFAULT_OUT));
+            status::run(dir, args.format, out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reference => {
+            out.write_all(crate::reference::markdown().as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A client, and the demo portal it talks to with `--demo`, which serves as long as this lives.
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    _demo: Option<Demo>,
+}
+
+/// Connects as `args` say: to a freshly started demo portal with `--demo`, else to the portal of
+/// the options, the environment or the config file.
+pub(crate) async fn connect(args: &ConnectionArgs) -> anyhow::Result<Connection> {
+    if args.demo {
+        let demo = crate::demo::start(&args.demo_rows).await?;
+        let client = args.client(Some(&demo.portal))?;
+        return Ok(Connection { client, _demo: Some(demo) });
+    }
+    Ok(Connection { client: args.client(None)?, _demo: None })
 }

@@ -193,7 +193,7 @@ fn stderr(out: &ProcessOutput) -> String {
 }
 
 /// The state file's committed row count, once it exists.
-fn committed_rows(dir: &Path) -> u64 {
+pub(crate) fn committed_rows(dir: &Path) -> u64 {
     std::fs::read(dir.join(".terminal.state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -201,7 +201,7 @@ fn committed_rows(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn signal(pid: u32, name: &str) {
+pub(crate) fn signal(pid: u32, name: &str) {
     let status =
         std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
     assert!(status.unwrap().success(), "kill -{name} {pid}");

@@ -73,9 +73,7 @@ impl Portal {
 /// `iptvportal --portal <url> dump --out <out> --progress none` as a `std::process::Command`.
 pub(crate) fn dump_process(url: &str, out: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_iptvportal"));
-    for var in ["IPTVPORTAL_URL", "IPTVPORTAL_DOMAIN"] {
-        cmd.env_remove(var);
-    }
+    crate::isolate(&mut cmd);
     cmd.args(["--portal", url])
         .env("IPTVPORTAL_USERNAME", "admin")
         .env("IPTVPORTAL_PASSWORD", crate::PASSWORD)

@@ -1,10 +1,16 @@
 //! The `iptvportal` binary against an in-process simulator: output formats, filters, and the one-line
 //! errors and exit codes of every failure.
 
+mod cli_help;
+mod config_file;
+mod demo;
 mod dump_crash;
 mod dump_errors;
 mod dump_output;
 mod dumping;
+mod errors;
+mod progress_live;
+mod status;
 
 use std::collections::BTreeSet;
 
@@ -59,14 +65,52 @@ impl Drop for Portal {
     }
 }
 
-/// `iptvportal` with none of its variables inherited from the environment running the tests.
+/// `iptvportal` with none of its variables inherited from the environment running the tests, no
+/// config file (the default location points nowhere) and help wrapped at 100 columns.
 fn bare() -> Command {
     let mut cmd = Command::cargo_bin("iptvportal").unwrap();
-    for var in ["IPTVPORTAL_URL", "IPTVPORTAL_DOMAIN", "IPTVPORTAL_USERNAME", "IPTVPORTAL_PASSWORD"]
-    {
-        cmd.env_remove(var);
-    }
+    isolate(cmd.env("COLUMNS", "100"));
     cmd
+}
+
+/// Removes what the environment running the tests could leak into a run: connection variables
+/// and the config file.
+fn isolate<C: Isolate>(cmd: &mut C) -> &mut C {
+    for var in [
+        "IPTVPORTAL_URL",
+        "IPTVPORTAL_DOMAIN",
+        "IPTVPORTAL_USERNAME",
+        "IPTVPORTAL_PASSWORD",
+        "IPTVPORTAL_CONFIG",
+    ] {
+        cmd.remove(var);
+    }
+    cmd.set("XDG_CONFIG_HOME", "/nonexistent/iptvportal-tests");
+    cmd
+}
+
+/// The two command types the tests build.
+trait Isolate {
+    fn remove(&mut self, var: &str);
+    fn set(&mut self, var: &str, value: &str);
+}
+
+impl Isolate for Command {
+    fn remove(&mut self, var: &str) {
+        self.env_remove(var);
+    }
+    fn set(&mut self, var: &str, value: &str) {
+        self.env(var, value);
+    }
+}
+
+impl Isolate for std::process::Command {
+    fn remove(&mut self, var: &str) {
+        self.env_remove(var);
+    }
+    fn set(&mut self, var: &str, value: &str) {
+        self.env(var, value);
+    }
 }
 
 fn packages() -> Portal {

@@ -1,0 +1,180 @@
+//! `iptvportal status`: the checkpoint of every table in a dump directory, read without a portal.
+
+use std::io::Write;
+use std::path::Path;
+
+use iptvportal_checkpoint::{CheckpointStore, DumpState, FileStore};
+use iptvportal_dump::Compression;
+use serde_json::{Value, json};
+
+use crate::args::StatusFormat;
+use crate::failure::Hinted;
+
+/// One table's line: what its checkpoint says, or why it cannot be read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    pub(crate) table: String,
+    /// `complete`, `incomplete`, `failed` or `corrupt`.
+    pub(crate) state: &'static str,
+    pub(crate) rows: Option<u64>,
+    pub(crate) total: Option<u64>,
+    pub(crate) format: Option<String>,
+    pub(crate) strategy: Option<String>,
+    pub(crate) updated: Option<String>,
+    pub(crate) error: Option<String>,
+}
+
+impl Entry {
+    fn of(table: String, state: Result<DumpState, iptvportal_checkpoint::Error>) -> Entry {
+        match state {
+            Ok(s) => {
+                let format = match s.shape.compression {
+                    Compression::Gzip { .. } => format!("{}.gz", s.shape.format),
+                    _ => s.shape.format.to_string(),
+                };
+                let state = if s.is_complete {
+                    "complete"
+                } else if s.last_error.is_some() {
+                    "failed"
+                } else {
+                    "incomplete"
+                };
+                Entry {
+                    table,
+                    state,
+                    rows: Some(s.dumped_rows),
+                    // A complete dump's own count is the truth, even where the up-front count
+                    // differed (the table changed under OFFSET paging).
+                    total: if s.is_complete { Some(s.dumped_rows) } else { s.total_rows },
+                    format: Some(format),
+                    strategy: Some(s.shape.strategy.to_string()),
+                    updated: Some(s.last_updated_at),
+                    error: s.last_error.filter(|_| !s.is_complete),
+                }
+            }
+            Err(e) => Entry {
+                table,
+                state: "corrupt",
+                rows: None,
+                total: None,
+                format: None,
+                strategy: None,
+                updated: None,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+
+    fn percent(&self) -> Option<f64> {
+        match (self.rows, self.total) {
+            (Some(rows), Some(total)) if total > 0 => {
+                Some((rows as f64 * 100.0 / total as f64).min(100.0))
+            }
+            (Some(_), Some(0)) => Some(100.0),
+            _ => None,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "table": self.table,
+            "state": self.state,
+            "dumped_rows": self.rows,
+            "total_rows": self.total,
+            "percent": self.percent().map(|p| (p * 10.0).round() / 10.0),
+            "format": self.format,
+            "strategy": self.strategy,
+            "last_updated_at": self.updated,
+            "last_error": self.error,
+        })
+    }
+}
+
+/// Lists the checkpoints in `dir`. A missing directory is an error (a mistyped `--out` should not
+/// read as "nothing dumped yet"); an existing one without checkpoints is listed as empty.
+pub(super) async fn run(
+    dir: &Path,
+    format: StatusFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Hinted::new(
+                format!("{} is not a directory", dir.display()),
+                "pass --out DIR, the directory the dump wrote to",
+            )
+            .into());
+        }
+        Err(e) => {
+            return Err(Hinted::new(
+                format!("no dump directory {}: {e}", dir.display()),
+                "pass --out DIR, the directory the dump wrote to",
+            )
+            .into());
+        }
+    }
+    let listing = FileStore::new(dir).list().await.map_err(|e| {
+        Hinted::new(
+            format!("cannot list {}: {e}", dir.display()),
+            "check the directory's permissions",
+        )
+    })?;
+    let entries: Vec<Entry> = listing.into_iter().map(|(t, s)| Entry::of(t, s)).collect();
+    match format {
+        StatusFormat::Json => {
+            let list: Vec<Value> = entries.iter().map(Entry::json).collect();
+            serde_json::to_writer_pretty(&mut *out, &list)?;
+            writeln!(out)?;
+        }
+        StatusFormat::Table if entries.is_empty() => {
+            writeln!(out, "no checkpoints in {}", dir.display())?;
+        }
+        StatusFormat::Table => out.write_all(table(&entries).as_bytes())?,
+    }
+    Ok(())
+}
+
+/// The entries as an aligned text table.
+pub(crate) fn table(entries: &[Entry]) -> String {
+    let header = ["table", "state", "rows", "total", "%", "format", "strategy", "updated", "error"];
+    let dash = || "-".to_owned();
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for e in entries {
+        cells.push(vec![
+            e.table.clone(),
+            e.state.to_owned(),
+            e.rows.map_or_else(dash, |r| r.to_string()),
+            e.total.map_or_else(dash, |t| t.to_string()),
+            e.percent().map_or_else(dash, |p| format!("{p:.1}")),
+            e.format.clone().unwrap_or_else(dash),
+            e.strategy.clone().unwrap_or_else(dash),
+            e.updated.clone().unwrap_or_else(dash),
+            e.error.as_deref().map_or_else(String::new, |e| e.replace(['\n', '\r'], " ")),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut text = String::new();
+    for row in &cells {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = " ".repeat(widths[i] - cell.chars().count());
+            // Counts line up on the right; words read from the left.
+            if (2..=4).contains(&i) {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}

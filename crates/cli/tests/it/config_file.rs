@@ -1,0 +1,105 @@
+//! The config file: its settings apply below options and the environment, its location follows
+//! `--config`, `IPTVPORTAL_CONFIG` and `XDG_CONFIG_HOME`, and a password in a file others can read
+//! is warned about.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::dumping::portal;
+use crate::{PASSWORD, bare, run};
+
+fn write(path: &Path, text: &str, mode: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn the_file_connects_and_sets_dump_defaults() {
+    let portal = portal(500, 0);
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("from-file");
+    let config = root.path().join("xdg/iptvportal/config.toml");
+    write(
+        &config,
+        &format!(
+            "[connection]\nportal = {:?}\nusername = \"admin\"\npassword = {PASSWORD:?}\ntimeout = 10\n\n[dump]\nout = {:?}\nformat = \"csv\"\nchunk_size = 100\n",
+            portal.url(),
+            out.display().to_string()
+        ),
+        0o600,
+    );
+    // Found at the XDG location, with nothing else given.
+    let r = run(bare().env("XDG_CONFIG_HOME", root.path().join("xdg")).args([
+        "dump",
+        "terminal",
+        "--progress",
+        "none",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "", "no warning for a private file");
+    assert!(out.join("terminal.csv").exists());
+
+    // An option beats the file: --format and --out from the command line.
+    let other = root.path().join("from-flags");
+    let r = run(bare()
+        .env("IPTVPORTAL_CONFIG", &config)
+        .args(["dump", "terminal", "--progress", "none", "--format", "jsonl", "--out"])
+        .arg(&other));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(other.join("terminal.jsonl").exists());
+
+    // The environment beats the file: a wrong password in the environment is used, and refused.
+    let r = run(bare()
+        .arg("--config")
+        .arg(&config)
+        .env("IPTVPORTAL_PASSWORD", "wrong-Pa55word")
+        .arg("auth"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: login refused"), "{}", r.stderr);
+}
+
+#[test]
+fn a_password_others_can_read_is_warned_about() {
+    let portal = portal(10, 0);
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("config.toml");
+    write(
+        &config,
+        &format!(
+            "[connection]\nportal = {:?}\nusername = \"admin\"\npassword = {PASSWORD:?}\n",
+            portal.url()
+        ),
+        0o644,
+    );
+    let r = run(bare().arg("--config").arg(&config).arg("auth"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "warning: config file {} holds a password and is readable by other users",
+            config.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(PASSWORD));
+}
+
+#[test]
+fn debug_logs_each_request_with_its_time_and_no_secret() {
+    let portal = portal(10, 0);
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("config.toml");
+    write(&config, &format!("[connection]\npassword = {PASSWORD:?}\n"), 0o600);
+    let r = run(portal
+        .cmd()
+        .env_remove("IPTVPORTAL_PASSWORD")
+        .arg("--config")
+        .arg(&config)
+        .args(["--debug", "select", "--from", "package", "--data", "id", "--limit", "1"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("config file"), "{}", r.stderr);
+    let requests: Vec<&str> = r.stderr.lines().filter(|l| l.contains("elapsed")).collect();
+    assert!(requests.len() >= 2, "a line with its time per request: {}", r.stderr);
+    assert!(!r.stderr.contains(PASSWORD), "{}", r.stderr);
+}

@@ -1,0 +1,67 @@
+//! `--demo` end to end, kept small with the hidden `--demo-rows`: every table dumped with no
+//! portal and no credentials, and `select` and `auth` against the same demo portal.
+
+use crate::{bare, run, success};
+
+/// Small sizes for the demo's big tables; the others keep the simulator's defaults.
+const SMALL: &str = "terminal=3000,tv_program=500,terminal_playlog=500";
+
+#[test]
+fn demo_dumps_every_table_without_a_portal() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("dumps");
+    // Credentials in the environment are ignored: the demo has its own.
+    let r = run(bare()
+        .env("IPTVPORTAL_URL", "http://127.0.0.1:9/")
+        .env("IPTVPORTAL_PASSWORD", "not-the-demo-password")
+        .args(["dump", "--demo", "--demo-rows", SMALL, "--all", "--out"])
+        .arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.starts_with("demo: using a local demo portal")).count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    for table in iptvportal_catalog::TABLES {
+        assert!(out.join(format!("{}.jsonl", table.name)).exists(), "{}", table.name);
+    }
+    let lines = std::fs::read_to_string(out.join("terminal.jsonl")).unwrap().lines().count();
+    assert_eq!(lines, 3000);
+
+    // The same data again: the rerun finds every table complete.
+    let r = run(bare().args(["dump", "--demo", "--demo-rows", SMALL, "--all", "--out"]).arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("already complete").count(), iptvportal_catalog::TABLES.len());
+}
+
+#[test]
+fn demo_serves_select_and_auth() {
+    let out = success(bare().args([
+        "select",
+        "--demo",
+        "--demo-rows",
+        SMALL,
+        "--from",
+        "package",
+        "--data",
+        "id",
+        "--limit",
+        "2",
+    ]));
+    assert_eq!(out, "id\n--\n 1\n 2\n(2 rows)\n");
+    let out = success(bare().args(["--demo", "--demo-rows", SMALL, "auth"]));
+    assert!(
+        out.starts_with("logged in to http://127.0.0.1:") && out.contains("username: admin"),
+        "{out}"
+    );
+}
+
+#[test]
+fn demo_rows_need_demo_and_known_tables() {
+    let r = run(bare().args(["--demo-rows", "terminal=1", "auth"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = run(bare().args(["--demo", "--demo-rows", "nope=1", "auth"]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("error: --demo-rows names \"nope\""), "{}", r.stderr);
+}

@@ -1,0 +1,290 @@
+//! Every error a user can cause, as docs/errors.md lists it: each case runs the binary and checks
+//! the documented exit code and key phrase, one `error:` line, no panic, and that the output
+//! directory (with its checkpoint) is left as it was. The table of the doc is the expectation, so
+//! the doc and the binary cannot drift apart.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use iptvportal_sim::SimConfig;
+
+use crate::dumping::snapshot;
+use crate::{PASSWORD, Portal, bare, run};
+
+/// One documented case: its exit code and key phrase.
+struct Documented {
+    code: i32,
+    phrase: String,
+}
+
+/// The table of docs/errors.md by case name.
+fn documented() -> BTreeMap<String, Documented> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut cases = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        assert_eq!(cells.len(), 5, "a row of five cells: {line}");
+        let unquote = |c: &str| {
+            let c = c.strip_prefix("``").and_then(|c| c.strip_suffix("``")).unwrap_or(c);
+            c.trim().trim_matches('`').to_owned()
+        };
+        let name = unquote(cells[0]);
+        let code = cells[4].parse().unwrap_or_else(|_| panic!("exit code of {name}: {line}"));
+        let phrase = unquote(cells[2]);
+        assert!(cases.insert(name.clone(), Documented { code, phrase }).is_none(), "{name} twice");
+    }
+    cases
+}
+
+/// What a case runs, and which directory must stay as it was.
+struct Case {
+    name: &'static str,
+    cmd: Command,
+    /// The output directory: compared before and after (or, when it did not exist, must still not).
+    out: Option<PathBuf>,
+}
+
+/// A config file in `dir` with `text`, and `bare()` pointed at it.
+fn with_config(dir: &Path, name: &str, text: &str) -> Command {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    let mut cmd = bare();
+    cmd.arg("--config").arg(path);
+    cmd
+}
+
+#[test]
+#[expect(clippy::too_many_lines, reason = "one line per documented case reads best as one list")]
+fn every_documented_error() {
+    let portal = Portal::start(SimConfig::default().seed(7).rows("terminal", 300));
+    let slow = Portal::start(
+        SimConfig::default().seed(7).rows("terminal", 10).latency(Duration::from_millis(800)),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let dir = |name: &str| root.path().join(name);
+    let url = portal.url().to_owned();
+    let creds = |cmd: &mut Command| {
+        cmd.env("IPTVPORTAL_USERNAME", "admin").env("IPTVPORTAL_PASSWORD", PASSWORD);
+    };
+    // A checkpoint to damage or to resume with other options: a finished small dump.
+    let done = |name: &str| {
+        let out = dir(name);
+        let r = run(portal.dump(&out).args(["terminal", "--chunk-size", "100"]));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        out
+    };
+
+    let mut cases: Vec<Case> = Vec::new();
+    let mut add = |name: &'static str, cmd: Command, out: Option<PathBuf>| {
+        cases.push(Case { name, cmd, out });
+    };
+    let cmd = |args: &[&str]| {
+        let mut c = portal.cmd();
+        c.args(args);
+        c
+    };
+    let dump = |name: &str, args: &[&str]| {
+        let out = dir(name);
+        let mut c = portal.dump(&out);
+        c.args(args);
+        (c, Some(out))
+    };
+    let bare_args = |args: &[&str]| {
+        let mut c = bare();
+        c.args(args);
+        c
+    };
+
+    add("no-portal", bare_args(&["auth"]), None);
+    add("no-username", bare_args(&["--portal", "http://127.0.0.1:9/", "auth"]), None);
+    add(
+        "no-password",
+        bare_args(&["--portal", "http://127.0.0.1:9/", "--username", "admin", "auth"]),
+        None,
+    );
+    let mut c = bare_args(&["--portal", &url, "--username", "admin", "--password-stdin", "auth"]);
+    c.write_stdin("");
+    add("empty-password-stdin", c, None);
+    let mut c = bare_args(&["--portal", "not a url", "auth"]);
+    creds(&mut c);
+    add("invalid-url", c, None);
+    let mut c = cmd(&["auth"]);
+    c.env("IPTVPORTAL_PASSWORD", "wrong-Pa55word");
+    add("wrong-password", c, None);
+    let mut c = bare_args(&["--portal", "http://127.0.0.1:9/", "--max-retries", "0", "auth"]);
+    creds(&mut c);
+    add("unreachable", c, None);
+    let https = url.replace("http://", "https://");
+    let mut c = bare_args(&["--portal", &https, "--max-retries", "0", "auth"]);
+    creds(&mut c);
+    add("tls-plain-http", c, None);
+    let mut c = bare_args(&["--portal", &url.replace("/api/", "/nope/"), "auth"]);
+    creds(&mut c);
+    add("not-the-api", c, None);
+    let mut c = slow.cmd();
+    c.args(["--timeout", "0.2", "--max-retries", "0", "auth"]);
+    add("timeout", c, None);
+    add("unknown-table", cmd(&["select", "--from", "no_such_table"]), None);
+    add(
+        "unknown-column",
+        cmd(&["select", "--from", "package", "--data", "id,no_such_column"]),
+        None,
+    );
+    let (c, out) = dump("dump-unknown-table", &["no_such_table"]);
+    add("dump-unknown-table", c, out);
+    let (c, out) = dump("dump-unknown-column", &["terminal", "--columns", "id,no_such_column"]);
+    add("dump-unknown-column", c, out);
+    add(
+        "bad-where-lookup",
+        bare_args(&["select", "--from", "package", "--where", "id__foo=1"]),
+        None,
+    );
+    add("bad-where-form", bare_args(&["dump", "terminal", "--where", "no equals sign"]), None);
+    add(
+        "bad-where-json",
+        bare_args(&["select", "--from", "package", "--where-json", "{not"]),
+        None,
+    );
+    add("bad-order-by", bare_args(&["select", "--from", "package", "--order-by", "id up"]), None);
+    add("bad-table-name", bare_args(&["select", "--from", "bad-name"]), None);
+    add("data-mixes-star", bare_args(&["select", "--from", "package", "--data", "*,id"]), None);
+    let (c, out) = dump("compress-parquet", &["terminal", "--format", "parquet", "--compress"]);
+    add("compress-parquet", c, out);
+    let (c, out) =
+        dump("id-range-order-by", &["terminal", "--strategy", "id-range", "--order-by", "id DESC"]);
+    add("id-range-order-by", c, out);
+    let (c, out) = dump(
+        "resume-offset-id-range",
+        &["terminal", "--strategy", "id-range", "--resume-offset", "10"],
+    );
+    add("resume-offset-id-range", c, out);
+    let (c, out) = dump("chunk-size-zero", &["terminal", "--chunk-size", "0"]);
+    add("chunk-size-zero", c, out);
+    let (c, out) = dump("parallel-zero", &["terminal", "--parallel", "0"]);
+    add("parallel-zero", c, out);
+    let (c, out) = dump("table-and-all", &["terminal", "--all"]);
+    add("table-and-all", c, out);
+    let (c, out) = dump("no-table", &[]);
+    add("no-table", c, out);
+    let (c, out) = dump("unknown-format", &["terminal", "--format", "xml"]);
+    add("unknown-format", c, out);
+    add("demo-and-portal", bare_args(&["--demo", "--portal", "http://x/", "auth"]), None);
+    let (c, out) = dump("compress-level-alone", &["terminal", "--compress-level", "3"]);
+    add("compress-level-alone", c, out);
+    add("timeout-zero", bare_args(&["--timeout", "0", "auth"]), None);
+    add("unknown-command", bare_args(&["frobnicate"]), None);
+
+    let blocker = dir("a-file");
+    std::fs::write(&blocker, b"keep me").unwrap();
+    let mut c = portal.dump(&blocker.join("dumps"));
+    c.arg("terminal");
+    add("unwritable-out", c, Some(blocker.join("dumps")));
+    // Dropped before `root`, so the mount is gone when the temp directory is removed.
+    let disk = disk_full_case(&portal, &dir("tiny"));
+    let disk_mounted = disk.is_some();
+    let _unmount = disk.map(|(c, unmount)| {
+        add("disk-full", c, None);
+        unmount
+    });
+    let out = done("other-options");
+    let mut c = portal.dump(&out);
+    c.args(["terminal", "--chunk-size", "100", "--columns", "id,mac_addr"]);
+    add("other-options", c, Some(out));
+    let out = done("corrupt-state");
+    std::fs::write(out.join(".terminal.state.json"), b"{\"version\": 1, \"table\": ").unwrap();
+    let mut c = portal.dump(&out);
+    c.arg("terminal");
+    add("corrupt-state", c, Some(out));
+    let out = done("newer-state");
+    std::fs::write(out.join(".terminal.state.json"), b"{\"version\": 99}").unwrap();
+    let mut c = portal.dump(&out);
+    c.arg("terminal");
+    add("newer-state", c, Some(out));
+
+    let configs = dir("configs");
+    std::fs::create_dir(&configs).unwrap();
+    let mut c = with_config(&configs, "syntax", "[dump\nformat = \"csv\"\n");
+    c.arg("auth");
+    add("config-syntax", c, None);
+    let mut c = with_config(&configs, "unknown", "[dump]\nchunksize = 5\n");
+    c.arg("auth");
+    add("config-unknown-key", c, None);
+    let mut c = with_config(&configs, "value", "[dump]\nformat = \"xml\"\n");
+    c.arg("auth");
+    add("config-bad-value", c, None);
+    let mut c = with_config(&configs, "zero", "[dump]\nchunk_size = 0\n");
+    c.arg("auth");
+    add("config-zero", c, None);
+    let mut c = with_config(&configs, "type", "[connection]\ntimeout = \"soon\"\n");
+    c.arg("auth");
+    add("config-wrong-type", c, None);
+    let mut c = bare();
+    c.env("IPTVPORTAL_CONFIG", configs.join("missing.toml")).arg("auth");
+    add("config-missing", c, None);
+    let mut c = bare();
+    c.args(["status", "--out"]).arg(dir("never-written"));
+    add("status-missing-dir", c, None);
+
+    let docs = documented();
+    let mut tested: Vec<&str> = cases.iter().map(|c| c.name).collect();
+    if !disk_mounted {
+        eprintln!("disk-full: untested here (mounting a tmpfs needs root)");
+        tested.push("disk-full");
+    }
+    tested.sort_unstable();
+    assert_eq!(tested, docs.keys().map(String::as_str).collect::<Vec<_>>(), "docs/errors.md");
+    assert!(docs.len() >= 30, "{} cases", docs.len());
+
+    for mut case in cases {
+        let doc = &docs[case.name];
+        let before = case.out.as_ref().filter(|d| d.exists()).map(|d| snapshot(d));
+        let r = run(&mut case.cmd);
+        let name = case.name;
+        assert_eq!(r.code, doc.code, "{name}: {}", r.stderr);
+        let first = r.stderr.lines().next().unwrap_or_default();
+        assert!(first.starts_with("error: "), "{name}: {}", r.stderr);
+        assert!(first.contains(&doc.phrase), "{name}: {first:?} lacks {:?}", doc.phrase);
+        if doc.code == 1 {
+            assert_eq!(r.stderr.lines().count(), 1, "{name}: one line: {}", r.stderr);
+            assert!(first.contains("; "), "{name}: no advice: {first}");
+        }
+        assert!(!r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"), "{name}");
+        assert!(!r.stderr.contains(PASSWORD), "{name}: the password leaked");
+        if let Some(out) = &case.out {
+            match before {
+                Some(before) => assert_eq!(snapshot(out), before, "{name} touched {out:?}"),
+                None => assert!(!out.exists(), "{name} created {out:?}"),
+            }
+        }
+    }
+}
+
+/// A dump into a 16 KiB tmpfs, which fills up on the first chunks; `None` where mounting is not
+/// allowed (not root). The mount is lazily detached when the test's temp directory goes.
+fn disk_full_case(portal: &Portal, dir: &Path) -> Option<(Command, Unmount)> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return None;
+    }
+    let mut c = portal.dump(dir);
+    c.args(["terminal", "--chunk-size", "100"]);
+    Some((c, Unmount(dir.to_owned())))
+}
+
+/// Unmounts the tmpfs when the test ends, also when it fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
