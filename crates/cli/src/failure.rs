@@ -100,12 +100,6 @@ fn hint(error: &anyhow::Error) -> Option<String> {
 }
 
 fn client_hint(e: &ClientError) -> String {
-    // rustls reports an https request answered in plain http as a corrupt message, and the client
-    // classifies it as a connection failure; the useful advice is about the scheme.
-    if matches!(e, ClientError::Connect { .. }) && e.to_string().contains("InvalidContentType") {
-        return "the portal answered https with plain http; use an http:// --portal URL, or the portal's TLS port"
-            .to_owned();
-    }
     let hint = match e {
         ClientError::Auth { .. } => {
             "check IPTVPORTAL_USERNAME (or --username) and IPTVPORTAL_PASSWORD"
@@ -116,6 +110,7 @@ fn client_hint(e: &ClientError) -> String {
         ClientError::Timeout { .. } => {
             "the portal did not answer in time; check --portal / IPTVPORTAL_URL, or raise --timeout"
         }
+        ClientError::NotTls { .. } => "use an http:// --portal URL, or the portal's TLS port",
         ClientError::Tls { .. } => {
             "check the portal's address; for an on-premise portal with a self-signed certificate pass --insecure"
         }

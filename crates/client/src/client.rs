@@ -478,12 +478,12 @@ impl Client {
         if e.is_timeout() {
             return self.timeout_error();
         }
-        // reqwest hides its TLS stack's error types; the chain's text is all there is to go by.
-        let chain = error_chain(e).to_ascii_lowercase();
-        if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
-            return Error::Tls { url, reason: root_cause(e) };
+        match tls_error(e) {
+            // A record that is not TLS at all: the port speaks plain http.
+            Some(rustls::Error::InvalidMessage(_)) => Error::NotTls { url },
+            Some(tls) => Error::Tls { url, reason: tls.to_string() },
+            None => Error::Connect { url, reason: root_cause(e) },
         }
-        Error::Connect { url, reason: root_cause(e) }
     }
 }
 
@@ -579,15 +579,21 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut current = e.source();
-    while let Some(s) = current {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        current = s.source();
+/// The TLS stack's own error, if the failure was one. reqwest passes rustls errors up wrapped in
+/// I/O errors; their type, not their text, tells a TLS failure from a network one.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An I/O error's `source` skips the error it wraps, so step into the wrapped one itself.
+        current = match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner),
+            None => err.source(),
+        };
     }
-    text
+    None
 }
 
 #[cfg(test)]

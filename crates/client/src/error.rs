@@ -39,6 +39,13 @@ pub enum Error {
         /// The cause.
         reason: String,
     },
+    /// The portal's port answered an https request in plain http (or something else that is
+    /// not TLS): the URL's scheme or port is wrong.
+    #[error("{url} does not speak TLS on this port (is it a plain http portal?)")]
+    NotTls {
+        /// The portal's API base URL.
+        url: String,
+    },
     /// An HTTP status other than 200, 401 and 429.
     #[error("{url} answered http {status}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Http {
@@ -105,6 +112,7 @@ impl Error {
             Error::Http { status, .. } => *status >= 500 || *status == 408,
             Error::Config { .. }
             | Error::Tls { .. }
+            | Error::NotTls { .. }
             | Error::Auth { .. }
             | Error::SessionExpired { .. }
             | Error::Server { .. }

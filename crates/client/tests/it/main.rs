@@ -393,6 +393,21 @@ async fn an_unreachable_portal_is_a_connect_error() {
     assert_eq!(err.to_string(), "cannot connect to http://127.0.0.1:9/api/: connection refused");
 }
 
+#[tokio::test]
+async fn https_to_a_plain_http_port_is_a_typed_tls_error_not_retried() {
+    let sim = start(SimConfig::default().rows("terminal", 5)).await;
+    let url = sim.url().replace("http://", "https://");
+    let config =
+        ClientConfig::new(&url).unwrap().credentials("admin", PASSWORD).retry(fast_retry(3));
+    let err = Client::new(config).unwrap().authorize().await.unwrap_err();
+    assert!(matches!(err, Error::NotTls { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        format!("{url} does not speak TLS on this port (is it a plain http portal?)")
+    );
+}
+
 /// Whether `s` holds 32 hex digits in a row: the shape of a session id.
 fn has_session_like_token(s: &str) -> bool {
     s.as_bytes().windows(32).any(|w| w.iter().all(u8::is_ascii_hexdigit))
