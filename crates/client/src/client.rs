@@ -64,7 +64,11 @@ pub struct Client {
     inner: Arc<Inner>,
     retry: RetryPolicy,
     timeout: std::time::Duration,
+    on_retry: Option<RetryObserver>,
 }
+
+/// Called before each retry of a call with the failure and the wait before the next attempt.
+pub type RetryObserver = Arc<dyn Fn(&Error, std::time::Duration) + Send + Sync>;
 
 struct Inner {
     http: reqwest::Client,
@@ -138,6 +142,7 @@ impl Client {
         Ok(Client {
             retry: config.retry,
             timeout: config.timeout,
+            on_retry: None,
             inner: Arc::new(Inner {
                 http,
                 rpc_url,
@@ -167,14 +172,21 @@ impl Client {
     /// A view of the same client (same session, pool and ids) whose calls retry by `policy`.
     #[must_use]
     pub fn with_retry(&self, policy: RetryPolicy) -> Client {
-        Client { inner: Arc::clone(&self.inner), retry: policy, timeout: self.timeout }
+        Client { retry: policy, ..self.clone() }
     }
 
     /// A view of the same client whose requests each time out after `timeout` (a dump's
     /// per-batch timeout), instead of the configured one.
     #[must_use]
     pub fn with_timeout(&self, timeout: std::time::Duration) -> Client {
-        Client { inner: Arc::clone(&self.inner), retry: self.retry, timeout }
+        Client { timeout, ..self.clone() }
+    }
+
+    /// A view of the same client that calls `observer` before every retry (a progress display's
+    /// "retrying" state, a metric). The failure passed to it is already free of secrets.
+    #[must_use]
+    pub fn with_retry_observer(&self, observer: RetryObserver) -> Client {
+        Client { on_retry: Some(observer), ..self.clone() }
     }
 
     /// The per-request timeout of this view.
@@ -293,6 +305,9 @@ impl Client {
             .adjust(|e, delay| delay.map(|d| policy.adjust(d, e.retry_after())))
             .notify(|e, delay| {
                 tracing::debug!(error = %e, delay_ms = delay.as_millis(), "transient failure; retrying");
+                if let Some(observer) = &self.on_retry {
+                    observer(e, delay);
+                }
             })
             .await
     }

@@ -30,7 +30,7 @@ mod error;
 mod retry;
 mod secret;
 
-pub use client::{Client, SessionInfo};
+pub use client::{Client, RetryObserver, SessionInfo};
 pub use config::{ClientConfig, DEFAULT_TIMEOUT, ENV_DOMAIN, ENV_PASSWORD, ENV_URL, ENV_USERNAME};
 pub use error::Error;
 pub use retry::RetryPolicy;

@@ -348,17 +348,7 @@ impl AsyncDumpManager {
         self.update(callback, |p| p.current_offset = offset_of(cursor, done_rows));
 
         // The count goes first: an unknown table or column fails here, before any file is touched.
-        let source: Arc<dyn RowSource> = Arc::new(ClientSource {
-            client: self
-                .client
-                .with_retry(
-                    RetryPolicy::default()
-                        .max_retries(config.max_retries)
-                        .backoff(config.retry_backoff)
-                        .base_delay(std::time::Duration::from_secs_f64(config.retry_backoff)),
-                )
-                .with_timeout(config.batch_timeout),
-        });
+        let source = self.row_source(callback);
         let mut traversal = Traversal::start(source, spec, cursor)
             .await
             .map_err(|source| Error::Fetch { table: table.clone(), source: Box::new(source) })?;
@@ -451,6 +441,37 @@ impl AsyncDumpManager {
             .save(state)
             .await
             .map_err(|source| Error::Checkpoint { table: self.config.table.clone(), source })
+    }
+
+    /// The client behind the traversal: the dump's per-chunk retry budget and batch timeout, and
+    /// a retry observer that shows "retrying" in the progress.
+    fn row_source(&self, callback: Option<&ProgressCallback>) -> Arc<dyn RowSource> {
+        let config = &self.config;
+        let progress = Arc::clone(&self.progress);
+        let observer_callback = callback.cloned();
+        let observer: iptvportal_client::RetryObserver = Arc::new(move |_, _| {
+            let snapshot = {
+                let mut p = lock(&progress);
+                p.retries += 1;
+                p.state = RunState::Retrying;
+                p.clone()
+            };
+            if let Some(cb) = &observer_callback {
+                cb(&snapshot);
+            }
+        });
+        Arc::new(ClientSource {
+            client: self
+                .client
+                .with_retry_observer(observer)
+                .with_retry(
+                    RetryPolicy::default()
+                        .max_retries(config.max_retries)
+                        .backoff(config.retry_backoff)
+                        .base_delay(std::time::Duration::from_secs_f64(config.retry_backoff)),
+                )
+                .with_timeout(config.batch_timeout),
+        })
     }
 
     /// Opens the sink where the state says. A resumed dump's schema is pinned in its state; a
@@ -547,6 +568,10 @@ impl AsyncDumpManager {
         let committed = writer.write_and_commit(chunk.rows, table).await?;
         self.update(callback, |p| {
             p.record_chunk(rows);
+            // A chunk arrived, so whatever was being retried got through.
+            if p.state == RunState::Retrying {
+                p.state = RunState::Running;
+            }
             p.current_offset = offset_of(chunk.cursor, p.dumped_rows);
             if let Cursor::Id { after } = chunk.cursor {
                 p.current_id = after;

@@ -13,6 +13,8 @@ pub enum RunState {
     Running,
     /// Paused: no request is being sent.
     Paused,
+    /// A request failed transiently and is about to be retried.
+    Retrying,
     /// Finished; the output is complete.
     Done,
     /// Stopped by an error; the checkpoint allows a resume.
@@ -28,6 +30,7 @@ impl RunState {
             RunState::Starting => "starting",
             RunState::Running => "running",
             RunState::Paused => "paused",
+            RunState::Retrying => "retrying",
             RunState::Done => "done",
             RunState::Failed => "failed",
             RunState::Cancelled => "cancelled",
@@ -56,6 +59,8 @@ pub struct DumpProgress {
     pub current_id: Option<i64>,
     /// What the dump is doing.
     pub state: RunState,
+    /// Requests of this run retried after a transient failure.
+    pub retries: u64,
     /// When the dump first started (the first run's start when resumed).
     pub started_at: SystemTime,
     /// When the dump completed.
@@ -82,6 +87,7 @@ impl DumpProgress {
             current_offset: dumped_rows,
             current_id: None,
             state: RunState::Starting,
+            retries: 0,
             started_at,
             completed_at: None,
             run_started: now,

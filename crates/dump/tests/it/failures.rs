@@ -36,7 +36,20 @@ fn a_dump_under_injected_faults_completes_with_identical_output() {
                     .max_retries(8)
                     .batch_timeout(Duration::from_millis(400))
             };
-            DumpService::new(client(&faulty)).dump(cfg(a.path()), None).await.unwrap();
+            let states = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = std::sync::Arc::clone(&states);
+            let cb: iptvportal_dump::ProgressCallback =
+                std::sync::Arc::new(move |p| seen.lock().unwrap().push((p.state, p.retries)));
+            let stats =
+                DumpService::new(client(&faulty)).dump(cfg(a.path()), Some(cb)).await.unwrap();
+            // Retries are visible to a progress display, and cleared once chunks flow again.
+            let states = states.lock().unwrap().clone();
+            assert!(
+                states.iter().any(|(s, _)| *s == iptvportal_dump::RunState::Retrying),
+                "{states:?}"
+            );
+            assert!(stats.progress.retries > 0);
+            assert_eq!(stats.progress.state, iptvportal_dump::RunState::Done);
             DumpService::new(client(&clean)).dump(cfg(b.path()), None).await.unwrap();
             assert_eq!(
                 snapshot(a.path(), "terminal", format, gzip),
