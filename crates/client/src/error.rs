@@ -76,8 +76,9 @@ pub enum Error {
         /// The server's message, verbatim.
         message: String,
     },
-    /// The session stayed invalid even after a fresh login.
-    #[error("the portal rejected a fresh session: {message}")]
+    /// The portal refused the session. A call that returns this error had already logged in
+    /// again once and been refused again.
+    #[error("the portal rejected the session (expired or revoked): {message}")]
     SessionExpired {
         /// The server's message, verbatim.
         message: String,
