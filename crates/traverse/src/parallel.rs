@@ -6,9 +6,15 @@
 //! nothing. After the last planned range comes an unbounded tail (`id > max`), which catches rows
 //! added during the traversal exactly as a sequential traversal would: the output is identical.
 //!
-//! **Invariant:** requests in flight plus chunks waiting for their turn never exceed the window
-//! (`max_parallel`), except that the head range may always fetch, since only it can unblock
-//! delivery. Memory is therefore bounded by `(max_parallel + 1) * chunk_size` rows.
+//! **Invariant:** at most `max_parallel` requests are in flight, and no new range is started while
+//! `max_parallel` chunks wait for their turn, except that the head range may always fetch (it is
+//! the one that unblocks delivery). Waiting chunks are bounded separately from requests so that a
+//! slow head does not drain the pipe to one request. Memory is therefore bounded by
+//! `2 * max_parallel * chunk_size` rows.
+//!
+//! Ranges are planned for about 80% of a chunk: a range planned at exactly one chunk overflows
+//! about half the time (ids are not evenly spread) and then needs a tiny follow-up request that
+//! the head of the window waits for. Measured in docs/benchmarks.md.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -117,7 +123,7 @@ impl ParallelTraversal {
     ) -> Result<Self, Error> {
         let (query, id) = spec.keyset_select()?;
         let query = query.limit(spec.chunk_size);
-        let planner = Planner::new(after, stats, spec.chunk_size);
+        let planner = Planner::new(after, stats, (spec.chunk_size * 4 / 5).max(1));
         tracing::debug!(table = %spec.table, count = stats.count, width = planner.width, "planned id ranges");
         Ok(ParallelTraversal {
             source,
@@ -176,10 +182,11 @@ impl ParallelTraversal {
     fn fill(&mut self) -> Result<(), Error> {
         loop {
             let buffered: usize = self.ranges.iter().map(|r| r.ready.len()).sum();
-            let room = self.in_flight + buffered < self.window;
+            let can_fetch = self.in_flight < self.window;
+            let room = can_fetch && buffered < self.window;
             let next = self.ranges.iter().position(|r| !r.done && !r.in_flight);
             match next {
-                Some(pos) if room || (pos == 0 && self.ranges[0].ready.is_empty()) => {
+                Some(pos) if room || (can_fetch && pos == 0 && self.ranges[0].ready.is_empty()) => {
                     self.spawn(pos)?;
                 }
                 _ if room => match self.planner.next_range() {

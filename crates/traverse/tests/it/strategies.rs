@@ -176,6 +176,10 @@ fn next_in_flight_sends_no_new_request() {
         .await
         .unwrap();
         let first = t.next_chunk().await.unwrap().unwrap();
+        // Let every spawned request reach the source (it logs on first poll), then count.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
         let sent = source.requests().len();
         let mut drained = vec![first];
         while let Some(chunk) = t.next_in_flight().await.unwrap() {
