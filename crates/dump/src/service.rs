@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use iptvportal_checkpoint::CheckpointStore;
 use iptvportal_client::Client;
 use iptvportal_sink::{OutputFile, Schema, SinkSpec};
 use tokio::sync::Semaphore;
@@ -112,15 +113,26 @@ impl DumpService {
         callback: Option<ProgressCallback>,
     ) -> Result<Vec<Result<DumpStats, Error>>, Error> {
         check_conflicts(&configs)?;
-        let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
+        let max_concurrent = max_concurrent.max(1);
+        let permits = Arc::new(Semaphore::new(max_concurrent));
         let mut tasks = JoinSet::new();
         let count = configs.len();
         let epoch = self.inner.cancel_epoch.load(std::sync::atomic::Ordering::SeqCst);
-        for (index, config) in configs.into_iter().enumerate() {
-            let (service, permits, callback) =
-                (self.clone(), Arc::clone(&permits), callback.clone());
+        let order = if count > max_concurrent {
+            self.largest_first(&configs).await
+        } else {
+            (0..count).collect()
+        };
+        let mut configs: Vec<Option<DumpConfig>> = configs.into_iter().map(Some).collect();
+        for index in order {
+            let config = configs[index].take().expect("each index once");
+            // Permits are taken here, in the chosen order, rather than inside the tasks, whose
+            // start order the runtime does not promise.
+            let permit =
+                Arc::clone(&permits).acquire_owned().await.expect("the semaphore is never closed");
+            let (service, callback) = (self.clone(), callback.clone());
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+                let _permit = permit;
                 (index, service.dump_in_epoch(config, callback, Some(epoch)).await)
             });
         }
@@ -131,6 +143,37 @@ impl DumpService {
             results[index] = Some(result);
         }
         Ok(results.into_iter().map(|r| r.expect("every task reports")).collect())
+    }
+
+    /// The order to start tables in when they cannot all run at once: most rows left first, so
+    /// that a big table started last does not run alone at the end (longest-processing-time
+    /// scheduling). Rows left come from a checkpoint when there is one (no request), else from one
+    /// `count` per table, run concurrently; a table that cannot be counted goes last and fails in
+    /// its own dump with the real error.
+    async fn largest_first(&self, configs: &[DumpConfig]) -> Vec<usize> {
+        let mut counts = JoinSet::new();
+        for (index, config) in configs.iter().enumerate() {
+            let (client, config) = (self.inner.client.clone(), config.clone());
+            counts.spawn(async move {
+                let store = iptvportal_checkpoint::FileStore::new(&config.output_dir);
+                let state = store.load(&config.table).await.ok().flatten();
+                let rows = match state {
+                    Some(s) if s.is_complete => 0,
+                    Some(s) => s.total_rows.unwrap_or(0).saturating_sub(s.dumped_rows),
+                    None => {
+                        client.count(&config.table, config.where_clause.as_ref()).await.unwrap_or(0)
+                    }
+                };
+                (index, rows)
+            });
+        }
+        let mut sizes = Vec::with_capacity(configs.len());
+        while let Some(joined) = counts.join_next().await {
+            sizes.push(joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
+        }
+        // Stable on ties: equal sizes keep the order given.
+        sizes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        sizes.into_iter().map(|(index, _)| index).collect()
     }
 
     /// Pauses the running dump(s) of `table`: in-flight chunks commit, then no request is sent
