@@ -254,7 +254,11 @@ fn cancel_all_also_stops_the_tables_still_queued() {
 #[test]
 fn dump_many_starts_the_biggest_tables_first_and_reports_in_input_order() {
     runtime().block_on(async {
-        let sim = sim(SimConfig::default().rows("tv_channel", 50).rows("terminal", 900).rows("media", 300)).await;
+        let sim = sim(SimConfig::default()
+            .rows("tv_channel", 50)
+            .rows("terminal", 900)
+            .rows("media", 300))
+        .await;
         let dir = tempfile::tempdir().unwrap();
         let started = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let seen = std::sync::Arc::clone(&started);
@@ -266,8 +270,13 @@ fn dump_many_starts_the_biggest_tables_first_and_reports_in_input_order() {
         });
         let configs = ["tv_channel", "terminal", "media"].map(|t| config(t, dir.path())).to_vec();
         let results = DumpService::new(client(&sim)).dump_many(configs, 1, Some(cb)).await.unwrap();
-        let tables: Vec<_> = results.iter().map(|r| r.as_ref().unwrap().config.table.clone()).collect();
+        let tables: Vec<_> =
+            results.iter().map(|r| r.as_ref().unwrap().config.table.clone()).collect();
         assert_eq!(tables, ["tv_channel", "terminal", "media"], "results keep the input order");
-        assert_eq!(*started.lock().unwrap(), ["terminal", "media", "tv_channel"], "most rows first");
+        assert_eq!(
+            *started.lock().unwrap(),
+            ["terminal", "media", "tv_channel"],
+            "most rows first"
+        );
     });
 }
