@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use backon::Retryable;
@@ -49,10 +49,12 @@ pub struct SessionInfo {
 ///
 /// The first call logs in (`authorize_user`) and every later call, from any clone or task, reuses
 /// the session. When the portal says a session is invalid (HTTP 401, or JSON-RPC error code
-/// `-32001`), the call logs in again and resends, once per call; if the fresh session is refused
-/// too, the call fails with [`Error::SessionExpired`]. Concurrent calls that meet the same expired
-/// session log in once between them: a generation counter tells a stale session from one another
-/// task has just replaced.
+/// `-32001`), the call logs in again and resends, at most once per attempt; if its own fresh
+/// session is refused too, the call fails with [`Error::SessionExpired`]. Concurrent calls that
+/// meet the same expired session log in once between them: a generation counter tells a stale
+/// session from one another task has just replaced, and a call first tries that newer session. A
+/// retry after a transient failure is a new attempt, so a short-lived session that expires during
+/// a series of retries is renewed again instead of failing the call.
 ///
 /// # Retries
 ///
@@ -273,22 +275,28 @@ impl Client {
         table: Option<&str>,
     ) -> Result<Value, Error> {
         let attempt = AtomicU32::new(0);
-        let reauthorized = AtomicBool::new(false);
         let op = || async {
             let n = attempt.fetch_add(1, Ordering::Relaxed) + 1;
             let call = Call { method, table, attempt: n };
-            let session = self.session(n).await?;
-            match self.post(&self.inner.sql_url, call, params, Some(&session.id)).await {
-                // The rule: a refused session is replaced and the request resent, once per call.
-                Err(Error::SessionExpired { .. })
-                    if !reauthorized.swap(true, Ordering::Relaxed) =>
-                {
-                    tracing::debug!(method, attempt = n, "session refused; logging in again");
-                    let fresh = self.renew(&session, n).await?;
-                    self.post(&self.inner.sql_url, call, params, Some(&fresh.id)).await
+            let mut session = self.session(n).await?;
+            // The rule: a refused session is replaced and the request resent; each attempt logs
+            // in itself at most once. A session another task has just renewed is tried first (no
+            // login), and if that one is refused too, this attempt logs in. Retries after a
+            // transient failure are new attempts, so a session that expires during a long series
+            // of retries is renewed again rather than failing the call.
+            let mut logged_in = false;
+            for _ in 0..3 {
+                match self.post(&self.inner.sql_url, call, params, Some(&session.id)).await {
+                    Err(Error::SessionExpired { .. }) if !logged_in => {
+                        tracing::debug!(method, attempt = n, "session refused; renewing it");
+                        let (fresh, did_login) = self.renew(&session, n).await?;
+                        logged_in = did_login;
+                        session = fresh;
+                    }
+                    other => return other,
                 }
-                other => other,
             }
+            self.post(&self.inner.sql_url, call, params, Some(&session.id)).await
         };
         self.retrying(op).await
     }
@@ -321,17 +329,16 @@ impl Client {
         self.login(&mut state, attempt).await
     }
 
-    /// Replaces `stale` unless another task already has, and returns the session to use now.
-    async fn renew(&self, refused: &Session, attempt: u32) -> Result<Session, Error> {
+    /// Replaces `refused` unless another task already has, and returns the session to use now
+    /// and whether this call logged in for it.
+    async fn renew(&self, refused: &Session, attempt: u32) -> Result<(Session, bool), Error> {
         let mut state = self.inner.session.lock().await;
         match &state.current {
-            Some(s) if s.generation != refused.generation => Ok(s.clone()),
-            _ => self.login(&mut state, attempt).await,
+            Some(s) if s.generation != refused.generation => Ok((s.clone(), false)),
+            _ => Ok((self.login(&mut state, attempt).await?, true)),
         }
     }
 
-    /// Logs in and installs the new session. The caller holds the lock, so concurrent callers wait
-    /// for this login instead of starting their own.
     async fn login(&self, state: &mut SessionState, attempt: u32) -> Result<Session, Error> {
         state.current = None;
         let config = &self.inner.config;
