@@ -145,11 +145,11 @@ impl DumpService {
         Ok(results.into_iter().map(|r| r.expect("every task reports")).collect())
     }
 
-    /// The order to start tables in when they cannot all run at once: most rows left first, so
+    /// The order to start tables in when they cannot all run at once: most work left first, so
     /// that a big table started last does not run alone at the end (longest-processing-time
-    /// scheduling). Rows left come from a checkpoint when there is one (no request), else from one
-    /// `count` per table, run concurrently; a table that cannot be counted goes last and fails in
-    /// its own dump with the real error.
+    /// scheduling). Work is rows left times columns. Rows left come from a checkpoint when there
+    /// is one (no request), else from one `count` per table, run concurrently; a table that cannot
+    /// be counted goes last and fails in its own dump with the real error.
     async fn largest_first(&self, configs: &[DumpConfig]) -> Vec<usize> {
         let mut counts = JoinSet::new();
         for (index, config) in configs.iter().enumerate() {
@@ -164,7 +164,16 @@ impl DumpService {
                         client.count(&config.table, config.where_clause.as_ref()).await.unwrap_or(0)
                     }
                 };
-                (index, rows)
+                // Work grows with cells, not rows: a 16-column table takes longer per row than a
+                // 6-column one. The column count is the requested list's, else the catalog's.
+                let columns = config
+                    .columns
+                    .as_ref()
+                    .map(Vec::len)
+                    .or_else(|| iptvportal_catalog::table(&config.table).map(|t| t.columns.len()))
+                    .unwrap_or(1)
+                    .max(1);
+                (index, rows.saturating_mul(columns as u64))
             });
         }
         let mut sizes = Vec::with_capacity(configs.len());
