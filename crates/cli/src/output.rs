@@ -106,6 +106,39 @@ fn write_table(out: &mut impl Write, columns: &[String], rows: &[Vec<Value>]) ->
     writeln!(out, "({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" })
 }
 
+/// Lays out `cells` (a header row first, then data rows, all of one width) as aligned text lines:
+/// columns two spaces apart, `right(i)` columns padded on the left (numbers), the others on the
+/// right, trailing spaces trimmed. Shared by `status` and the dump summary.
+pub(crate) fn aligned_table<R: AsRef<[String]>>(
+    cells: &[R],
+    right: impl Fn(usize) -> bool,
+) -> String {
+    let columns = cells.first().map_or(0, |r| r.as_ref().len());
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| cells.iter().map(|c| c.as_ref()[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut text = String::new();
+    for row in cells {
+        let mut line = String::new();
+        for (i, cell) in row.as_ref().iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = " ".repeat(widths[i] - cell.chars().count());
+            if right(i) {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

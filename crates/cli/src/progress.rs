@@ -248,28 +248,8 @@ pub(crate) fn summary(rows: &[SummaryRow]) -> String {
             r.note.clone(),
         ]);
     }
-    let widths: Vec<usize> =
-        (0..8).map(|i| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0)).collect();
-    let mut text = String::new();
-    for row in &cells {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            let pad = " ".repeat(widths[i] - cell.chars().count());
-            // The table name and the note read left to right; numbers line up on the right.
-            if i == 0 || i >= 6 {
-                line.push_str(cell);
-                line.push_str(&pad);
-            } else {
-                line.push_str(&pad);
-                line.push_str(cell);
-            }
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
+    // The table name and the output and note read left to right; numbers line up on the right.
+    let mut text = crate::output::aligned_table(&cells, |i| i != 0 && i < 6);
     for hint in rows.iter().filter_map(|r| r.hint.as_deref()) {
         text.push_str(hint);
         text.push('\n');

@@ -153,28 +153,6 @@ pub(crate) fn table(entries: &[Entry]) -> String {
             e.error.as_deref().map_or_else(String::new, |e| e.replace(['\n', '\r'], " ")),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut text = String::new();
-    for row in &cells {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            let pad = " ".repeat(widths[i] - cell.chars().count());
-            // Counts line up on the right; words read from the left.
-            if (2..=4).contains(&i) {
-                line.push_str(&pad);
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&pad);
-            }
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
+    // Counts line up on the right; words read from the left.
+    crate::output::aligned_table(&cells, |i| (2..=4).contains(&i))
 }
