@@ -2,16 +2,15 @@
 //! form the exactly-once guarantee is stated in (bytes, decompressed bytes, Parquet rows).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use arrow_array::{
-    Array, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
-};
 use assert_cmd::Command;
 use iptvportal_sim::SimConfig;
-use serde_json::{Value, json};
+use iptvportal_testkit::{
+    ParquetRows, Timestamps, parquet_parts, read_output, read_parquet, sqlite_rows,
+};
+use serde_json::Value;
 
 use crate::Portal;
 
@@ -41,32 +40,10 @@ impl Portal {
     /// The simulator's rows of `table` ordered by id, as JSON values (what the JSON formats write),
     /// filtered by an SQL condition.
     pub(crate) fn db_rows(&self, table: &str, condition: &str) -> Vec<Vec<Value>> {
-        let db = rusqlite::Connection::open_with_flags(
+        sqlite_rows(
             self.sim().db_path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            &format!("SELECT * FROM \"{table}\" WHERE {condition} ORDER BY id"),
         )
-        .unwrap();
-        let mut stmt = db
-            .prepare(&format!("SELECT * FROM \"{table}\" WHERE {condition} ORDER BY id"))
-            .unwrap();
-        let width = stmt.column_count();
-        stmt.query_map([], |row| {
-            (0..width)
-                .map(|i| {
-                    use rusqlite::types::ValueRef;
-                    Ok(match row.get_ref(i)? {
-                        ValueRef::Null => Value::Null,
-                        ValueRef::Integer(n) => json!(n),
-                        ValueRef::Real(x) => json!(x),
-                        ValueRef::Text(t) => json!(std::str::from_utf8(t).unwrap()),
-                        ValueRef::Blob(_) => panic!("no blobs in the simulator"),
-                    })
-                })
-                .collect()
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
     }
 }
 
@@ -135,68 +112,13 @@ pub(crate) fn assert_same(got: &Output, want: &Output, context: &str) {
 /// The output of `table` in `dir` for `format` (`jsonl`, `csv`, `json` or `parquet`).
 pub(crate) fn output(dir: &Path, table: &str, format: &str, gzip: bool) -> Output {
     if format == "parquet" {
-        return parquet_output(dir, table);
+        let ParquetRows { schemas, rows, .. } =
+            read_parquet(&parquet_parts(dir, table), Timestamps::Micros);
+        return Output::Parquet { schemas, rows };
     }
-    let path = dir.join(format!("{table}.{format}{}", if gzip { ".gz" } else { "" }));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if !gzip {
-        return Output::Text(bytes);
-    }
-    let mut text = Vec::new();
-    flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut text).unwrap();
-    Output::Text(text)
-}
-
-/// The Parquet parts of `table` in `dir`, in name order.
-pub(crate) fn parquet_parts(dir: &Path, table: &str) -> Vec<PathBuf> {
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with(&format!("{table}-")) && name.ends_with(".parquet")
-        })
-        .collect();
-    parts.sort();
-    parts
-}
-
-fn parquet_output(dir: &Path, table: &str) -> Output {
-    let mut schemas = BTreeSet::new();
-    let mut rows = Vec::new();
-    for part in parquet_parts(dir, table) {
-        let file = std::fs::File::open(&part).unwrap();
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-        schemas.insert(format!("{:?}", reader.schema()));
-        for batch in reader.build().unwrap() {
-            let batch = batch.unwrap();
-            for i in 0..batch.num_rows() {
-                rows.push(batch.columns().iter().map(|c| cell(c.as_ref(), i)).collect());
-            }
-        }
-    }
-    Output::Parquet { schemas, rows }
-}
-
-fn cell(column: &dyn Array, i: usize) -> Value {
-    if column.is_null(i) {
-        return Value::Null;
-    }
-    let any = column.as_any();
-    if let Some(a) = any.downcast_ref::<Int64Array>() {
-        json!(a.value(i))
-    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
-        json!(a.value(i))
-    } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
-        json!(a.value(i))
-    } else if let Some(a) = any.downcast_ref::<StringArray>() {
-        json!(a.value(i))
-    } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
-        json!(a.value(i))
-    } else {
-        panic!("unexpected column type {:?}", column.data_type())
-    }
+    Output::Text(read_output(
+        &dir.join(format!("{table}.{format}{}", if gzip { ".gz" } else { "" })),
+    ))
 }
 
 /// Every file in `dir` (hidden ones included) with its bytes; empty when `dir` does not exist.
