@@ -385,21 +385,18 @@ impl AsyncDumpManager {
             )
             .await;
         if let Err(e) = outcome {
-            if writer.sink.is_some() || !state.schema.columns.is_empty() {
+            if writer.open || !state.schema.columns.is_empty() {
                 self.record_failure(&mut state, &e).await?;
             }
             return Err(e);
         }
 
         // The end: an unknown empty table still gets a well-formed, empty output.
-        if writer.sink.is_none() {
+        if !writer.open {
             state.schema = Schema::infer(&columns.clone().unwrap_or_default(), &[]);
             writer.open(self.sink_spec(state.schema.clone()), None, &table).await?;
         }
-        let sink = writer.sink.take().expect("opened above");
-        let position = blocking(move || sink.finish())
-            .await
-            .map_err(|source| Error::Sink { table: table.clone(), source: Box::new(source) })?;
+        let position = writer.finish(&table).await?;
         let finished = now_rfc3339();
         state.dumped_rows = position.rows;
         state.sink = position;
@@ -484,7 +481,7 @@ impl AsyncDumpManager {
         columns: Option<&[String]>,
     ) -> Result<Writer, Error> {
         let table = &self.config.table;
-        let mut writer = Writer { sink: None, chunks: state.chunks_completed };
+        let mut writer = Writer::new(table, &self.config.output_dir, state.chunks_completed)?;
         if state.sink != SinkPosition::default() {
             let position = state.sink.clone();
             writer.open(self.sink_spec(state.schema.clone()), Some(position), table).await?;
@@ -554,7 +551,7 @@ impl AsyncDumpManager {
         callback: Option<&ProgressCallback>,
     ) -> Result<(), Error> {
         let table = &self.config.table;
-        if writer.sink.is_none() {
+        if !writer.open {
             let names = match columns {
                 Some(c) => c.to_vec(),
                 None => (1..=chunk.rows.first().map_or(0, Vec::len))
@@ -760,23 +757,42 @@ async fn wait_for_cancel(control: &mut watch::Receiver<Control>) {
     }
 }
 
-/// The sink, owned across `spawn_blocking` calls, and the chunks written through it.
+/// The sink of one dump and the chunks written through it.
+///
+/// The sink lives on one dedicated thread for the whole dump ([`SinkThread`]) rather than hopping
+/// between `spawn_blocking` pool threads: encoding, compression and `fsync` stay off the async
+/// workers, and every allocation the sink makes comes from that one thread's malloc arena. On the
+/// blocking pool each chunk could land on another thread, each with its own glibc arena holding
+/// freed memory, so peak RSS crept up with the length of the dump (docs/benchmarks.md, memory).
 struct Writer {
-    sink: Option<Box<dyn Sink>>,
+    thread: SinkThread,
+    open: bool,
     chunks: u64,
 }
 
 impl Writer {
+    fn new(table: &str, dir: &Path, chunks: u64) -> Result<Writer, Error> {
+        let thread = SinkThread::spawn(table).map_err(|source| Error::Sink {
+            table: table.to_owned(),
+            source: Box::new(iptvportal_sink::Error::Io { path: dir.to_owned(), source }),
+        })?;
+        Ok(Writer { thread, open: false, chunks })
+    }
+
     async fn open(
         &mut self,
         spec: SinkSpec,
         position: Option<SinkPosition>,
         table: &str,
     ) -> Result<(), Error> {
-        let sink = blocking(move || iptvportal_sink::open(&spec, position.as_ref()))
+        self.thread
+            .run(move |sink| {
+                *sink = Some(iptvportal_sink::open(&spec, position.as_ref())?);
+                Ok(())
+            })
             .await
             .map_err(|source| Error::Sink { table: table.to_owned(), source: Box::new(source) })?;
-        self.sink = Some(sink);
+        self.open = true;
         Ok(())
     }
 
@@ -785,18 +801,70 @@ impl Writer {
         rows: Vec<Vec<Value>>,
         table: &str,
     ) -> Result<Option<SinkPosition>, Error> {
-        let mut sink = self.sink.take().expect("the sink is open");
-        let (sink, result) = tokio::task::spawn_blocking(move || {
-            let result = sink.write_chunk(&rows).and_then(|()| sink.commit());
-            (sink, result)
-        })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        self.sink = Some(sink);
-        let committed = result
+        let committed = self
+            .thread
+            .run(move |sink| {
+                let sink = sink.as_mut().expect("the sink is open");
+                sink.write_chunk(&rows)?;
+                // The rows are freed here, on the thread that encoded them.
+                drop(rows);
+                sink.commit()
+            })
+            .await
             .map_err(|source| Error::Sink { table: table.to_owned(), source: Box::new(source) })?;
         self.chunks += 1;
         Ok(committed)
+    }
+
+    async fn finish(&mut self, table: &str) -> Result<SinkPosition, Error> {
+        self.open = false;
+        self.thread
+            .run(|sink| sink.take().expect("the sink is open").finish())
+            .await
+            .map_err(|source| Error::Sink { table: table.to_owned(), source: Box::new(source) })
+    }
+}
+
+type SinkSlot = Option<Box<dyn Sink>>;
+type Job = Box<dyn FnOnce(&mut SinkSlot) + Send>;
+
+/// One thread that owns a sink and runs the jobs sent to it, one at a time.
+///
+/// Every job is awaited before the next is sent, so the channel never holds more than one. When
+/// the [`Writer`] is dropped the channel closes and the thread ends, dropping the sink there
+/// (uncommitted data is then what a crash would leave: the next resume cuts it away).
+struct SinkThread {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl SinkThread {
+    fn spawn(table: &str) -> std::io::Result<SinkThread> {
+        let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new().name(format!("sink {table}")).spawn(move || {
+            let mut sink: SinkSlot = None;
+            for job in receiver {
+                job(&mut sink);
+            }
+        })?;
+        Ok(SinkThread { jobs })
+    }
+
+    /// Runs `f` on the sink's thread and waits for its result; a panic in `f` resumes here.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SinkSlot) -> T + Send + 'static,
+    ) -> T {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |sink| {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(sink)));
+            // The waiting side may be gone (the dump was dropped); then nobody needs the answer.
+            let _ = reply.send(result);
+        });
+        self.jobs.send(job).expect("the sink thread runs as long as its writer");
+        match answer.await.expect("the sink thread answers every job") {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 }
 

@@ -1,14 +1,18 @@
 //! Traversal strategies: turn (table, filter, chunk size) into an ordered sequence of chunks.
 //!
 //! The dump engine pulls chunks with [`Traversal::next_chunk`] and commits each one before asking for
-//! the next, so a traversal is a pull-based state machine rather than a stream: nothing is fetched
-//! that the caller has not made room for, which is what keeps memory bounded by chunk size times
-//! parallelism, and what lets a pause stop issuing requests at once.
+//! the next, so a traversal is a pull-based state machine rather than a stream. It reads ahead by a
+//! bounded amount only, so that fetching overlaps with the caller writing what it was handed:
+//! memory is bounded by 2 chunks for the sequential strategies (the one handed on and the one in
+//! flight) and by `2 * max_parallel` chunks for parallel ID_RANGE. Nothing is issued on its own:
+//! requests are sent only from `next_chunk`, so a pause stops issuing them at once and
+//! [`Traversal::next_in_flight`] drains what is already in flight.
 //!
 //! Three strategies (design §4):
-//! - **OFFSET**: `limit`/`offset` pages in `order_by` order; stops on a short chunk.
+//! - **OFFSET**: `limit`/`offset` pages in `order_by` order; stops on a short chunk. One request of
+//!   read-ahead.
 //! - **ID_RANGE**: keyset pages, `id > last_id` ordered by id; no OFFSET anywhere, so the cost of a
-//!   chunk does not grow with its depth.
+//!   chunk does not grow with its depth. One request of read-ahead.
 //! - **parallel ID_RANGE** (`max_parallel > 1`): ranges planned from `count`, `min(id)`, `max(id)`
 //!   (one request), up to `max_parallel` requests in flight, a range denser than planned continued
 //!   by keyset, and chunks handed on in id order through a bounded reorder window, so the output is
@@ -25,6 +29,7 @@ mod error;
 mod keyset;
 mod offset;
 mod parallel;
+mod readahead;
 mod source;
 mod spec;
 
@@ -35,6 +40,8 @@ pub use spec::{Cursor, Strategy, TraversalSpec};
 use std::sync::Arc;
 
 use serde_json::Value;
+
+use crate::readahead::ReadAhead;
 
 /// One chunk of rows, in output order, with the cursor that resumes right after it.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,8 +60,8 @@ pub struct Traversal {
 }
 
 enum Inner {
-    Offset(offset::OffsetTraversal),
-    Keyset(keyset::KeysetTraversal),
+    Offset(ReadAhead<offset::OffsetPages>),
+    Keyset(ReadAhead<keyset::KeysetPages>),
     Parallel(parallel::ParallelTraversal),
 }
 
@@ -82,15 +89,18 @@ impl Traversal {
         let (inner, remaining) = match (spec.strategy, from) {
             (Strategy::Offset, Cursor::Offset { offset }) => {
                 let total = spec::count(source.as_ref(), &spec, spec.filter.clone()).await?;
+                let pages = offset::OffsetPages::new(&spec, offset)?;
                 (
-                    Inner::Offset(offset::OffsetTraversal::new(source, &spec, offset)?),
+                    Inner::Offset(ReadAhead::new(source, spec.chunk_size, pages)),
                     total.saturating_sub(offset),
                 )
             }
             (Strategy::IdRange, Cursor::Id { after }) if spec.max_parallel <= 1 => {
                 let filter = spec.filter_after(after)?;
                 let remaining = spec::count(source.as_ref(), &spec, filter).await?;
-                (Inner::Keyset(keyset::KeysetTraversal::new(source, spec, after)?), remaining)
+                let chunk_size = spec.chunk_size;
+                let pages = keyset::KeysetPages::new(spec, after)?;
+                (Inner::Keyset(ReadAhead::new(source, chunk_size, pages)), remaining)
             }
             (Strategy::IdRange, Cursor::Id { after }) => {
                 let stats = spec::id_stats(source.as_ref(), &spec, after).await?;
@@ -112,22 +122,29 @@ impl Traversal {
     }
 
     /// The next chunk in output order, or `None` when the traversal is complete. May issue
-    /// requests; a parallel traversal keeps up to `max_parallel` in flight.
+    /// requests, which keep running after it returns: a sequential traversal handing on a full
+    /// chunk has already sent the request for the next one, and a parallel traversal keeps up to
+    /// `max_parallel` in flight. Dropping the traversal aborts them.
+    ///
+    /// Cancel-safe: if the returned future is dropped before it completes, the requests it was
+    /// waiting for stay in flight and the next call picks them up where it left off.
     pub async fn next_chunk(&mut self) -> Result<Option<Chunk>, Error> {
         match &mut self.inner {
-            Inner::Offset(t) => t.next_chunk().await,
-            Inner::Keyset(t) => t.next_chunk().await,
+            Inner::Offset(t) => t.next_chunk(true).await,
+            Inner::Keyset(t) => t.next_chunk(true).await,
             Inner::Parallel(t) => t.next_chunk(true).await,
         }
     }
 
     /// The next chunk that needs no new request: what requests already in flight complete, in
     /// output order. `None` once nothing more can be delivered without a request. This is how a
-    /// pause lets in-flight work commit without sending anything new.
+    /// pause lets in-flight work commit without sending anything new; the next
+    /// [`Traversal::next_chunk`] issues requests again and continues right after the last chunk
+    /// delivered.
     pub async fn next_in_flight(&mut self) -> Result<Option<Chunk>, Error> {
         match &mut self.inner {
-            // Sequential strategies have nothing in flight between calls.
-            Inner::Offset(_) | Inner::Keyset(_) => Ok(None),
+            Inner::Offset(t) => t.next_chunk(false).await,
+            Inner::Keyset(t) => t.next_chunk(false).await,
             Inner::Parallel(t) => t.next_chunk(false).await,
         }
     }

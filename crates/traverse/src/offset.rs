@@ -1,26 +1,20 @@
-//! OFFSET traversal: `limit`/`offset` pages in a fixed order.
-
-use std::sync::Arc;
+//! OFFSET traversal: `limit`/`offset` pages in a fixed order, run one request ahead by
+//! [`ReadAhead`](crate::readahead::ReadAhead).
 
 use iptvportal_query::{OrderBy, Select};
+use serde_json::Value;
 
-use crate::spec::fetch;
-use crate::{Chunk, Cursor, Error, RowSource, TraversalSpec};
+use crate::readahead::Pager;
+use crate::{Chunk, Cursor, Error, TraversalSpec};
 
-pub(crate) struct OffsetTraversal {
-    source: Arc<dyn RowSource>,
+pub(crate) struct OffsetPages {
     query: Select,
     chunk_size: u64,
     offset: u64,
-    done: bool,
 }
 
-impl OffsetTraversal {
-    pub(crate) fn new(
-        source: Arc<dyn RowSource>,
-        spec: &TraversalSpec,
-        offset: u64,
-    ) -> Result<Self, Error> {
+impl OffsetPages {
+    pub(crate) fn new(spec: &TraversalSpec, offset: u64) -> Result<Self, Error> {
         let mut query = spec.base_select()?;
         query.where_.clone_from(&spec.filter);
         // Paging without a total order could skip or repeat rows between pages.
@@ -29,18 +23,18 @@ impl OffsetTraversal {
         } else {
             spec.order_by.clone()
         };
-        Ok(OffsetTraversal { source, query, chunk_size: spec.chunk_size, offset, done: false })
+        Ok(OffsetPages { query, chunk_size: spec.chunk_size, offset })
     }
+}
 
-    pub(crate) async fn next_chunk(&mut self) -> Result<Option<Chunk>, Error> {
-        if self.done {
-            return Ok(None);
-        }
+impl Pager for OffsetPages {
+    fn request(&self) -> Result<(Select, String), Error> {
         let query = self.query.clone().limit(self.chunk_size).offset(self.offset);
         let what = format!("fetching rows of {} at offset {}", query.from.table.name, self.offset);
-        let rows = fetch(self.source.as_ref(), &query, &what).await?;
-        // A short page is the last one: no extra empty request to find the end.
-        self.done = (rows.len() as u64) < self.chunk_size;
+        Ok((query, what))
+    }
+
+    fn accept(&mut self, rows: Vec<Vec<Value>>, _what: &str) -> Result<Option<Chunk>, Error> {
         if rows.is_empty() {
             return Ok(None);
         }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use iptvportal_query::{CompareOp, Expr, Operand, Scalar, Select};
 use iptvportal_traverse::{BoxError, RowSource};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 pub(crate) const COLUMNS: [&str; 3] = ["id", "grp", "name"];
 
@@ -19,7 +20,11 @@ pub(crate) struct FakeSource {
     pub(crate) max_running: AtomicUsize,
     /// Fail the request with this (1-based) number.
     pub(crate) fail_at: Option<usize>,
+    /// Never answer the request with this (1-based) number.
+    pub(crate) hang_at: Option<usize>,
     pub(crate) delay: Duration,
+    /// How many requests have reached the source so far, for tests to wait on.
+    sent: watch::Sender<usize>,
 }
 
 impl FakeSource {
@@ -35,12 +40,21 @@ impl FakeSource {
             running: AtomicUsize::new(0),
             max_running: AtomicUsize::new(0),
             fail_at: None,
+            hang_at: None,
             delay: Duration::ZERO,
+            sent: watch::Sender::new(0),
         }
     }
 
     pub(crate) fn requests(&self) -> Vec<Select> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests have reached the source (whoever sent them, in whatever task);
+    /// `false` if that does not happen within `timeout`.
+    pub(crate) async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        let mut sent = self.sent.subscribe();
+        tokio::time::timeout(timeout, sent.wait_for(|&count| count >= n)).await.is_ok()
     }
 
     fn matches(row: &[Value], expr: &Expr) -> bool {
@@ -76,8 +90,12 @@ impl RowSource for FakeSource {
         let n = {
             let mut log = self.log.lock().unwrap();
             log.push(query.clone());
+            self.sent.send_replace(log.len());
             log.len()
         };
+        if self.hang_at == Some(n) {
+            return std::future::pending().await;
+        }
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
         if !self.delay.is_zero() {

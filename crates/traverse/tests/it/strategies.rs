@@ -194,6 +194,215 @@ fn next_in_flight_sends_no_new_request() {
     });
 }
 
+/// How long a test waits for a request it expects.
+const WAIT: Duration = Duration::from_secs(5);
+/// How long a test waits to be sure a request it does not expect is not coming: a spawned request
+/// reaches the source at the first yield of the single-threaded test runtime.
+const SETTLE: Duration = Duration::from_millis(50);
+
+const SEQUENTIAL: [Strategy; 2] = [Strategy::Offset, Strategy::IdRange];
+
+async fn start(source: &Arc<FakeSource>, strategy: Strategy, chunk: u64) -> Traversal {
+    let dyn_source: Arc<dyn RowSource> = source.clone();
+    Traversal::start(dyn_source, spec(strategy, chunk, 1), Cursor::start(strategy)).await.unwrap()
+}
+
+/// The page a request asks for, in a form both sequential strategies can be compared on:
+/// `(offset, where)`.
+fn page(q: &iptvportal_query::Select) -> (Option<u64>, Option<Value>) {
+    (q.offset, q.where_.as_ref().map(|w| w.to_json().unwrap()))
+}
+
+#[test]
+fn sequential_strategies_fetch_the_next_chunk_while_the_caller_holds_this_one() {
+    for strategy in SEQUENTIAL {
+        runtime().block_on(async {
+            let source = Arc::new(FakeSource::with_ids(1..=25));
+            let mut t = start(&source, strategy, 10).await;
+            let first = t.next_chunk().await.unwrap().unwrap();
+            assert_eq!(ids(std::slice::from_ref(&first)), (1..=10).collect::<Vec<_>>());
+            // The count and the first page, then the second page without another call.
+            assert!(
+                source.wait_for_requests(3, WAIT).await,
+                "{strategy}: the next page was not requested while the caller held the first"
+            );
+            let expected = match strategy {
+                Strategy::Offset => (Some(10), None),
+                _ => (None, Some(json!({"gt": ["id", 10]}))),
+            };
+            assert_eq!(page(&source.requests()[2]), expected, "{strategy}");
+            assert_eq!(source.requests()[2].limit, Some(10));
+            // It is the chunk the next call hands on, without a request of its own.
+            let second = t.next_chunk().await.unwrap().unwrap();
+            assert_eq!(ids(std::slice::from_ref(&second)), (11..=20).collect::<Vec<_>>());
+            assert!(source.wait_for_requests(4, WAIT).await, "{strategy}");
+            assert_eq!(source.requests().len(), 4, "{strategy}");
+        });
+    }
+}
+
+#[test]
+fn next_in_flight_delivers_the_read_ahead_then_nothing_and_next_chunk_resumes() {
+    for strategy in SEQUENTIAL {
+        let reference_source = Arc::new(FakeSource::with_ids(1..=45));
+        let reference = runtime()
+            .block_on(collect(
+                reference_source.clone(),
+                spec(strategy, 10, 1),
+                Cursor::start(strategy),
+            ))
+            .unwrap();
+        runtime().block_on(async {
+            let source = Arc::new(FakeSource::with_ids(1..=45));
+            let mut t = start(&source, strategy, 10).await;
+            // Nothing is in flight before the first chunk is asked for.
+            assert_eq!(t.next_in_flight().await.unwrap(), None, "{strategy}");
+            assert!(
+                !source.wait_for_requests(2, SETTLE).await,
+                "{strategy}: a pause sent a request"
+            );
+            let mut chunks = vec![t.next_chunk().await.unwrap().unwrap()];
+            assert!(source.wait_for_requests(3, WAIT).await, "{strategy}");
+            // A pause: the read-ahead is delivered, then nothing, and nothing new is sent.
+            let drained = t.next_in_flight().await.unwrap();
+            assert_eq!(drained.as_ref(), Some(&reference[1]), "{strategy}");
+            chunks.extend(drained);
+            assert_eq!(t.next_in_flight().await.unwrap(), None, "{strategy}");
+            assert!(
+                !source.wait_for_requests(4, SETTLE).await,
+                "{strategy}: a pause sent a request"
+            );
+            assert_eq!(source.requests().len(), 3, "{strategy}");
+            // Resumed: the next page is requested again and the walk goes on where it stopped.
+            while let Some(chunk) = t.next_chunk().await.unwrap() {
+                chunks.push(chunk);
+            }
+            assert_eq!(chunks, reference, "{strategy}");
+            let pages: Vec<_> = source.requests().iter().map(page).collect();
+            let reference_pages: Vec<_> = reference_source.requests().iter().map(page).collect();
+            assert_eq!(pages, reference_pages, "{strategy}: the requests changed");
+        });
+    }
+}
+
+#[test]
+fn no_request_follows_the_last_short_page() {
+    // 25 rows end on a short page; 20 rows on a full one, then an empty page, as without read-ahead.
+    for (rows, chunks) in [(25, 3), (20, 2)] {
+        for strategy in SEQUENTIAL {
+            runtime().block_on(async {
+                let source = Arc::new(FakeSource::with_ids(1..=rows));
+                let mut t = start(&source, strategy, 10).await;
+                for _ in 0..chunks {
+                    t.next_chunk().await.unwrap().unwrap();
+                }
+                // The count and three pages, the last one short or empty.
+                assert!(source.wait_for_requests(4, WAIT).await, "{strategy} {rows}");
+                assert_eq!(t.next_chunk().await.unwrap(), None, "{strategy} {rows}");
+                assert_eq!(t.next_chunk().await.unwrap(), None, "{strategy} {rows}");
+                assert_eq!(t.next_in_flight().await.unwrap(), None, "{strategy} {rows}");
+                assert!(
+                    !source.wait_for_requests(5, SETTLE).await,
+                    "{strategy} {rows}: a request followed the last page"
+                );
+            });
+        }
+    }
+}
+
+#[test]
+fn a_failed_read_ahead_surfaces_from_the_next_call_and_names_its_request() {
+    let cases = [
+        (Strategy::Offset, 2, "fetching rows of t at offset 0"),
+        (Strategy::Offset, 3, "fetching rows of t at offset 10"),
+        (Strategy::Offset, 4, "fetching rows of t at offset 20"),
+        (Strategy::IdRange, 2, "fetching the first rows of t"),
+        (Strategy::IdRange, 3, "fetching rows of t after id 10"),
+        (Strategy::IdRange, 4, "fetching rows of t after id 20"),
+    ];
+    for (strategy, fail_at, expected) in cases {
+        runtime().block_on(async {
+            let mut fake = FakeSource::with_ids(1..=50);
+            fake.fail_at = Some(fail_at);
+            let source = Arc::new(fake);
+            let mut t = start(&source, strategy, 10).await;
+            // Request 1 is the count; each chunk before the failing page arrives intact.
+            for k in 2..fail_at {
+                let chunk = t.next_chunk().await.unwrap().unwrap();
+                assert_eq!(chunk.rows.len(), 10, "{strategy} chunk {k}");
+            }
+            if fail_at > 2 {
+                // The failing read-ahead has already run, in the background.
+                assert!(source.wait_for_requests(fail_at, WAIT).await, "{strategy}");
+            }
+            let err = t.next_chunk().await.unwrap_err();
+            let Error::Source { what, source: cause } = &err else { panic!("{err:?}") };
+            assert_eq!(what, expected);
+            assert_eq!(cause.to_string(), "injected failure");
+        });
+    }
+}
+
+#[test]
+fn dropping_a_traversal_aborts_its_read_ahead() {
+    for strategy in SEQUENTIAL {
+        runtime().block_on(async {
+            let mut fake = FakeSource::with_ids(1..=50);
+            fake.hang_at = Some(3);
+            let source = Arc::new(fake);
+            let mut t = start(&source, strategy, 10).await;
+            t.next_chunk().await.unwrap().unwrap();
+            assert!(source.wait_for_requests(3, WAIT).await, "{strategy}");
+            // The hanging read-ahead holds the source until it is aborted.
+            assert!(Arc::strong_count(&source) > 1);
+            drop(t);
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while Arc::strong_count(&source) > 1 {
+                assert!(tokio::time::Instant::now() < deadline, "{strategy}: still in flight");
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+}
+
+#[test]
+fn a_next_chunk_dropped_while_waiting_loses_and_repeats_nothing() {
+    for strategy in SEQUENTIAL {
+        let reference_source = Arc::new(FakeSource::with_ids(1..=35));
+        let reference = runtime()
+            .block_on(collect(
+                reference_source.clone(),
+                spec(strategy, 10, 1),
+                Cursor::start(strategy),
+            ))
+            .unwrap();
+        runtime().block_on(async {
+            let mut fake = FakeSource::with_ids(1..=35);
+            fake.delay = Duration::from_millis(20);
+            let source = Arc::new(fake);
+            let mut t = start(&source, strategy, 10).await;
+            let (mut chunks, mut gave_up) = (Vec::new(), 0);
+            loop {
+                // Give up on every call once, as a `select!` on cancellation would, then retry.
+                let first = tokio::time::timeout(Duration::from_millis(1), t.next_chunk()).await;
+                let next = if let Ok(next) = first {
+                    next
+                } else {
+                    gave_up += 1;
+                    t.next_chunk().await
+                };
+                let Some(chunk) = next.unwrap() else { break };
+                chunks.push(chunk);
+            }
+            assert_eq!(gave_up, reference.len(), "{strategy}: every chunk should be waited for");
+            assert_eq!(chunks, reference, "{strategy}");
+            let pages: Vec<_> = source.requests().iter().map(page).collect();
+            let reference_pages: Vec<_> = reference_source.requests().iter().map(page).collect();
+            assert_eq!(pages, reference_pages, "{strategy}: a request was lost or repeated");
+        });
+    }
+}
+
 #[test]
 fn invalid_specs_are_refused_before_any_request() {
     let cases = [
@@ -313,6 +522,50 @@ proptest! {
             let resumed = rt.block_on(collect(source.clone(), spec, chunks[at].cursor)).unwrap();
             let expected: Vec<i64> = chunks[at + 1..].iter().flat_map(|c| ids(std::slice::from_ref(c))).collect();
             prop_assert_eq!(ids(&resumed), expected);
+        }
+    }
+
+    /// Pausing before any chunk (draining what is in flight, then resuming) changes neither the
+    /// output nor, for the sequential strategies, the requests sent.
+    #[test]
+    fn pausing_anywhere_changes_neither_output_nor_requests(
+        table in id_sets(),
+        chunk in 1u64..9,
+        parallel in 1usize..4,
+        pauses in proptest::collection::vec(any::<bool>(), 0..40),
+    ) {
+        let rt = runtime();
+        for strategy in SEQUENTIAL {
+            let reference_source = Arc::new(FakeSource::with_ids(table.clone()));
+            let spec = spec(strategy, chunk, parallel);
+            let reference = rt
+                .block_on(collect(reference_source.clone(), spec.clone(), Cursor::start(strategy)))
+                .unwrap();
+            let source = Arc::new(FakeSource::with_ids(table.clone()));
+            let dyn_source: Arc<dyn RowSource> = source.clone();
+            let chunks = rt.block_on(async {
+                let mut t = Traversal::start(dyn_source, spec, Cursor::start(strategy)).await?;
+                let mut chunks = Vec::new();
+                let mut pauses = pauses.iter();
+                loop {
+                    if pauses.next() == Some(&true) {
+                        while let Some(chunk) = t.next_in_flight().await? {
+                            chunks.push(chunk);
+                        }
+                    }
+                    let Some(chunk) = t.next_chunk().await? else { break };
+                    chunks.push(chunk);
+                }
+                Ok::<_, Error>(chunks)
+            }).unwrap();
+            prop_assert_eq!(ids(&chunks), ids(&reference));
+            // Parallel ID_RANGE may send its requests in another order; OFFSET is always sequential.
+            if strategy == Strategy::Offset || parallel == 1 {
+                prop_assert_eq!(&chunks, &reference);
+                let pages: Vec<_> = source.requests().iter().map(page).collect();
+                let reference_pages: Vec<_> = reference_source.requests().iter().map(page).collect();
+                prop_assert_eq!(pages, reference_pages);
+            }
         }
     }
 }
