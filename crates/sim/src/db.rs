@@ -30,9 +30,10 @@ impl Pool {
         Ok(Arc::new(Pool { idle: Mutex::new(conns), permits: Arc::new(Semaphore::new(size)) }))
     }
 
-    /// Runs `query` on an idle connection, waiting for one if all are busy. The error string is
-    /// SQLite's message, passed through to the client as the real portal does.
-    pub(crate) async fn select(self: &Arc<Self>, query: Compiled) -> Result<Vec<Json>, String> {
+    /// Runs `query` on an idle connection, waiting for one if all are busy, and returns the rows as
+    /// the JSON text of an array of arrays. The error string is SQLite's message, passed through to
+    /// the client as the real portal does.
+    pub(crate) async fn select(self: &Arc<Self>, query: Compiled) -> Result<Vec<u8>, String> {
         let permit = Arc::clone(&self.permits).acquire_owned().await.map_err(|e| e.to_string())?;
         let conn = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let Some(conn) = conn else {
@@ -94,37 +95,95 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn run(conn: &Connection, query: &Compiled) -> rusqlite::Result<Vec<Json>> {
+/// Runs `query` and writes its rows straight from SQLite's values into JSON text, without a
+/// `serde_json::Value` per cell: building and dropping those was half the simulator's CPU
+/// (docs/benchmarks.md), and the simulator shares the machine with the dump it serves.
+fn run(conn: &Connection, query: &Compiled) -> rusqlite::Result<Vec<u8>> {
     let mut stmt = conn.prepare_cached(&query.sql)?;
     let width = stmt.column_count();
     let mut rows = stmt.query(rusqlite::params_from_iter(query.params.iter()))?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(4096);
+    out.push(b'[');
+    let mut first = true;
     while let Some(row) = rows.next()? {
-        let mut values = Vec::with_capacity(width);
-        for i in 0..width {
-            let ty = query.types.get(i).copied().flatten();
-            values.push(to_json(row.get_ref(i)?, ty));
+        if !first {
+            out.push(b',');
         }
-        out.push(Json::Array(values));
+        first = false;
+        out.push(b'[');
+        for i in 0..width {
+            if i > 0 {
+                out.push(b',');
+            }
+            let ty = query.types.get(i).copied().flatten();
+            write_json(&mut out, row.get_ref(i)?, ty);
+        }
+        out.push(b']');
     }
+    out.push(b']');
     Ok(out)
 }
 
-/// A stored value as the wire carries it: the catalog type decides what SQLite cannot (booleans are
-/// stored as 0/1 and must come back as `true`/`false`).
-fn to_json(value: ValueRef<'_>, ty: Option<ColumnType>) -> Json {
-    match (value, ty) {
-        (ValueRef::Null, _) => Json::Null,
-        (ValueRef::Integer(i), Some(ColumnType::Boolean)) => Json::Bool(i != 0),
-        (ValueRef::Integer(i), Some(ColumnType::Float)) => float(i as f64),
-        (ValueRef::Integer(i), _) => Json::from(i),
-        (ValueRef::Real(f), _) => float(f),
-        (ValueRef::Text(t) | ValueRef::Blob(t), _) => {
-            Json::String(String::from_utf8_lossy(t).into_owned())
+/// Writes a stored value as the wire carries it: the catalog type decides what SQLite cannot
+/// (booleans are stored as 0/1 and must come back as `true`/`false`). The text is what
+/// `serde_json` would write for the same `Value`.
+fn write_json(out: &mut Vec<u8>, value: ValueRef<'_>, ty: Option<ColumnType>) {
+    let written = match (value, ty) {
+        (ValueRef::Null, _) => serde_json::to_writer(&mut *out, &()),
+        (ValueRef::Integer(i), Some(ColumnType::Boolean)) => {
+            serde_json::to_writer(&mut *out, &(i != 0))
         }
-    }
+        (ValueRef::Integer(i), Some(ColumnType::Float)) => {
+            serde_json::to_writer(&mut *out, &float(i as f64))
+        }
+        (ValueRef::Integer(i), _) => serde_json::to_writer(&mut *out, &i),
+        (ValueRef::Real(f), _) => serde_json::to_writer(&mut *out, &float(f)),
+        (ValueRef::Text(t) | ValueRef::Blob(t), _) => {
+            serde_json::to_writer(&mut *out, &String::from_utf8_lossy(t))
+        }
+    };
+    // Writing into a Vec cannot fail, and every value here is serializable.
+    written.expect("serializing a SQLite value into a Vec");
 }
 
 fn float(f: f64) -> Json {
     serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_written_as_serde_json_would_write_them() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (i INTEGER, b INTEGER, f REAL, fi INTEGER, s TEXT, n TEXT, x BLOB);
+             INSERT INTO t VALUES (-7, 1, 0.1, 3, 'Первый \"канал\"\\n\t', NULL, X'FF41');
+             INSERT INTO t VALUES (9223372036854775807, 0, 1e300, -2, '', NULL, X'');",
+        )
+        .unwrap();
+        let query = Compiled {
+            sql: "SELECT i, b, f, fi, s, n, x FROM t ORDER BY rowid".to_owned(),
+            params: Vec::new(),
+            types: vec![
+                Some(ColumnType::Integer),
+                Some(ColumnType::Boolean),
+                Some(ColumnType::Float),
+                Some(ColumnType::Float),
+                Some(ColumnType::Text),
+                None,
+                None,
+            ],
+        };
+        let text = run(&conn, &query).unwrap();
+        let expected = serde_json::json!([
+            [-7, true, 0.1, 3.0, "Первый \"канал\"\\n\t", null, "\u{FFFD}A"],
+            [9_223_372_036_854_775_807_i64, false, 1e300, -2.0, "", null, ""],
+        ]);
+        assert_eq!(String::from_utf8(text).unwrap(), serde_json::to_string(&expected).unwrap());
+
+        let empty = Compiled { sql: "SELECT i FROM t WHERE 0".to_owned(), ..query };
+        assert_eq!(run(&conn, &empty).unwrap(), b"[]");
+    }
 }
