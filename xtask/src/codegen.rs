@@ -56,7 +56,25 @@ fn generate_all() -> Result<Vec<(PathBuf, String)>> {
     Ok(vec![
         (PathBuf::from("crates/catalog/src/generated.rs"), rustfmt(&catalog_rust(&catalog))?),
         (PathBuf::from("docs/tables.md"), catalog_markdown(&catalog)),
+        (PathBuf::from("docs/cli.md"), cli_reference()?),
     ])
+}
+
+/// docs/cli.md: what `iptvportal __reference` prints (clap's own help of every command), from a
+/// debug build of the cli, the same one the tests build.
+fn cli_reference() -> Result<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .current_dir(project_root())
+        .args(["run", "--quiet", "--locked", "-p", "iptvportal-cli", "--bin", "iptvportal", "--"])
+        .arg("__reference")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running `iptvportal __reference`")?;
+    if !output.status.success() {
+        bail!("`iptvportal __reference` failed ({})", output.status);
+    }
+    String::from_utf8(output.stdout).context("`iptvportal __reference` printed non-UTF-8")
 }
 
 const CATALOG_SOURCE: &str = "crates/catalog/catalog.toml";

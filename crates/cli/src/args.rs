@@ -130,6 +130,7 @@ Examples:
 /// Where the portal is and how to talk to it; shared by every command that makes requests.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection")]
+#[expect(clippy::struct_excessive_bools, reason = "clap flags, each an independent switch")]
 pub(crate) struct ConnectionArgs {
     #[arg(
         long,
@@ -167,8 +168,12 @@ pub(crate) struct ConnectionArgs {
     pub(crate) max_retries: u32,
 
     /// Accept self-signed or otherwise invalid TLS certificates (on-premise portals only).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, overrides_with = "no_insecure")]
     pub(crate) insecure: bool,
+
+    /// Verify TLS certificates even if the config file says `insecure = true`.
+    #[arg(long, global = true, overrides_with = "insecure")]
+    pub(crate) no_insecure: bool,
 
     /// Use a local demo portal with generated data (the embedded simulator) instead of a real one;
     /// the connection settings of the environment and the config file are ignored.
@@ -358,8 +363,12 @@ pub(crate) struct DumpArgs {
     pub(crate) format: DumpFormat,
 
     /// gzip the jsonl, csv or json output (one gzip member per chunk; any gzip reader reads it).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_compress")]
     pub(crate) compress: bool,
+
+    /// Do not gzip, even if the config file says `compress = true`.
+    #[arg(long, overrides_with = "compress")]
+    pub(crate) no_compress: bool,
 
     /// gzip level, 0 (store) to 9 (smallest); default 1, the fastest.
     #[arg(long, value_name = "N", requires = "compress", value_parser = clap::value_parser!(u32).range(0..=9))]

@@ -158,6 +158,7 @@ pub(crate) fn apply(cli: &mut Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     }
     if let Some(insecure) = c.insecure
         && !given("insecure")
+        && !given("no_insecure")
     {
         connection.insecure = insecure;
     }
@@ -233,6 +234,7 @@ fn apply_dump(
             }
             if let Some(compress) = d.compress
                 && !given("compress")
+                && !given("no_compress")
             {
                 args.compress = compress;
             }

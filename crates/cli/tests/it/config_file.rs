@@ -103,3 +103,47 @@ fn debug_logs_each_request_with_its_time_and_no_secret() {
     assert!(requests.len() >= 2, "a line with its time per request: {}", r.stderr);
     assert!(!r.stderr.contains(PASSWORD), "{}", r.stderr);
 }
+
+#[test]
+fn no_flags_switch_off_what_the_file_switches_on() {
+    let portal = portal(50, 0);
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("config.toml");
+    write(
+        &config,
+        &format!(
+            "[connection]\nportal = {:?}\nusername = \"admin\"\npassword = {PASSWORD:?}\ninsecure = true\n\n[dump]\ncompress = true\n",
+            portal.url()
+        ),
+        0o600,
+    );
+    let dump = |out: &Path, flags: &[&str]| {
+        run(bare()
+            .arg("--config")
+            .arg(&config)
+            .args(["dump", "terminal", "--progress", "none", "--out"])
+            .arg(out)
+            .args(flags))
+    };
+
+    // The file's settings apply: gzip, and the warning that certificates are not verified.
+    let from_file = root.path().join("from-file");
+    let r = dump(&from_file, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("warning: --insecure"), "{}", r.stderr);
+    assert!(from_file.join("terminal.jsonl.gz").exists());
+
+    // --no-compress and --no-insecure turn them off.
+    let plain = root.path().join("plain");
+    let r = dump(&plain, &["--no-compress", "--no-insecure"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "");
+    assert!(plain.join("terminal.jsonl").exists());
+    assert!(!plain.join("terminal.jsonl.gz").exists());
+
+    // The last of a pair on the command line wins.
+    let last = root.path().join("last");
+    let r = dump(&last, &["--no-compress", "--compress"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(last.join("terminal.jsonl.gz").exists());
+}
