@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use backon::Retryable;
 use iptvportal_query::{Expr, Function, Operand, Select};
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::retry::parse_retry_after;
+use crate::rows::{RowsHint, read_rows};
 use crate::{ClientConfig, Error, RetryPolicy, Secret};
 
 /// The header carrying the session on every data call.
@@ -119,6 +120,86 @@ struct RpcError {
     message: Option<String>,
 }
 
+/// What a call makes of a response: the general path reads every body as an [`Envelope`] and
+/// judges it (status, `error`, missing `result`); a call may first try a faster reading of its
+/// own, for successful responses only.
+trait Decode {
+    /// What the call returns.
+    type Output;
+    /// The output read straight from the body of a successful (2xx) response, or `None` to leave
+    /// the body to the general path, which alone decides what any other body means.
+    fn fast(&self, body: &[u8]) -> Option<Self::Output>;
+    /// The output for the `result` value the general path read.
+    fn of_result(&self, result: Value) -> Self::Output;
+    /// How many rows the output holds, for the log: an array's length, 1 for anything else.
+    fn rows(&self, output: &Self::Output) -> usize;
+}
+
+/// The `result` value as it is (a login, [`Client::select_value`]).
+struct AnyResult;
+
+impl Decode for AnyResult {
+    type Output = Value;
+
+    fn fast(&self, _: &[u8]) -> Option<Value> {
+        None
+    }
+
+    fn of_result(&self, result: Value) -> Value {
+        result
+    }
+
+    fn rows(&self, output: &Value) -> usize {
+        output.as_array().map_or(1, Vec::len)
+    }
+}
+
+/// A select's rows, read straight from the body when it has the usual shape.
+struct SelectRows(RowsHint);
+
+impl SelectRows {
+    fn new(select: &Select) -> SelectRows {
+        let star = select.data.iter().any(|d| matches!(d, Operand::Star));
+        SelectRows(RowsHint::new((!star).then_some(select.data.len()), select.limit))
+    }
+}
+
+/// What a select's response held: rows read by the fast path, or the general path's `result`,
+/// which [`rows`] checks after the call (outside its retries, as ever).
+#[derive(Debug)]
+enum Selected {
+    Rows(Vec<Vec<Value>>),
+    Result(Value),
+}
+
+impl Selected {
+    fn into_rows(self) -> Result<Vec<Vec<Value>>, Error> {
+        match self {
+            Selected::Rows(rows) => Ok(rows),
+            Selected::Result(result) => rows(result),
+        }
+    }
+}
+
+impl Decode for SelectRows {
+    type Output = Selected;
+
+    fn fast(&self, body: &[u8]) -> Option<Selected> {
+        read_rows(body, self.0).map(Selected::Rows)
+    }
+
+    fn of_result(&self, result: Value) -> Selected {
+        Selected::Result(result)
+    }
+
+    fn rows(&self, output: &Selected) -> usize {
+        match output {
+            Selected::Rows(rows) => rows.len(),
+            Selected::Result(result) => AnyResult.rows(result),
+        }
+    }
+}
+
 impl Client {
     /// A client for `config`. No request is made until the first call.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
@@ -216,12 +297,14 @@ impl Client {
     /// Runs a select and returns the raw `result` value.
     pub async fn select_value(&self, select: &Select) -> Result<Value, Error> {
         let params = select.to_json()?;
-        self.call_sql("select", &params, Some(&select.from.table.name)).await
+        self.call_sql("select", &params, Some(&select.from.table.name), &AnyResult).await
     }
 
     /// Runs a select and returns its rows, each an array of values in `data` order.
     pub async fn select(&self, select: &Select) -> Result<Vec<Vec<Value>>, Error> {
-        rows(self.select_value(select).await?)
+        let params = select.to_json()?;
+        let decode = SelectRows::new(select);
+        self.call_sql("select", &params, Some(&select.from.table.name), &decode).await?.into_rows()
     }
 
     /// The number of rows of `table` matching `filter`: `{"function":"count","args":["*"]}`.
@@ -268,12 +351,13 @@ impl Client {
     }
 
     /// One data call with retries and at most one re-authorization.
-    async fn call_sql(
+    async fn call_sql<D: Decode>(
         &self,
         method: &'static str,
         params: &Value,
         table: Option<&str>,
-    ) -> Result<Value, Error> {
+        decode: &D,
+    ) -> Result<D::Output, Error> {
         let attempt = AtomicU32::new(0);
         let op = || async {
             let n = attempt.fetch_add(1, Ordering::Relaxed) + 1;
@@ -286,7 +370,8 @@ impl Client {
             // of retries is renewed again rather than failing the call.
             let mut logged_in = false;
             for _ in 0..3 {
-                match self.post(&self.inner.sql_url, call, params, Some(&session.id)).await {
+                match self.post(&self.inner.sql_url, call, params, Some(&session.id), decode).await
+                {
                     Err(Error::SessionExpired { .. }) if !logged_in => {
                         tracing::debug!(method, attempt = n, "session refused; renewing it");
                         let (fresh, did_login) = self.renew(&session, n).await?;
@@ -296,7 +381,7 @@ impl Client {
                     other => return other,
                 }
             }
-            self.post(&self.inner.sql_url, call, params, Some(&session.id)).await
+            self.post(&self.inner.sql_url, call, params, Some(&session.id), decode).await
         };
         self.retrying(op).await
     }
@@ -344,7 +429,7 @@ impl Client {
         let config = &self.inner.config;
         let params = json!({ "username": config.username, "password": config.password.expose() });
         let call = Call { method: "authorize_user", table: None, attempt };
-        let result = self.post(&self.inner.rpc_url, call, &params, None).await?;
+        let result = self.post(&self.inner.rpc_url, call, &params, None, &AnyResult).await?;
         let Some(id) = result.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty())
         else {
             // The result may hold a session id of another type; it is not quoted.
@@ -360,14 +445,16 @@ impl Client {
         Ok(session)
     }
 
-    /// One HTTP request: a JSON-RPC call of `method` at `url`, returning its `result`.
-    async fn post(
+    /// One HTTP request: a JSON-RPC call of `method` at `url`, returning its `result` as `decode`
+    /// reads it.
+    async fn post<D: Decode>(
         &self,
         url: &Url,
         call: Call<'_>,
         params: &Value,
         session: Option<&Secret>,
-    ) -> Result<Value, Error> {
+        decode: &D,
+    ) -> Result<D::Output, Error> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": call.method, "params": params });
         let mut request = self
@@ -388,7 +475,7 @@ impl Client {
             request = request.header(SESSION_HEADER, value);
         }
         let started = Instant::now();
-        let outcome = self.exchange(url, call, request).await;
+        let outcome = self.exchange(url, call, request, decode).await;
         let elapsed_ms = started.elapsed().as_millis();
         match &outcome {
             Ok(result) => tracing::debug!(
@@ -396,7 +483,7 @@ impl Client {
                 table = call.table.unwrap_or("-"),
                 id,
                 attempt = call.attempt,
-                rows = result.as_array().map_or(1, Vec::len),
+                rows = decode.rows(result),
                 elapsed_ms,
                 "request ok"
             ),
@@ -413,12 +500,13 @@ impl Client {
         outcome
     }
 
-    async fn exchange(
+    async fn exchange<D: Decode>(
         &self,
         url: &Url,
         call: Call<'_>,
         request: reqwest::RequestBuilder,
-    ) -> Result<Value, Error> {
+        decode: &D,
+    ) -> Result<D::Output, Error> {
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let retry_after = response
@@ -439,55 +527,8 @@ impl Client {
                 }
             }
         })?;
-        let envelope = serde_json::from_slice::<Envelope>(&body);
-        let rpc_error = envelope.as_ref().ok().and_then(|e| e.error.as_ref());
-        let message = rpc_error.and_then(|e| e.message.clone());
         let is_login = call.method == "authorize_user";
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(Error::RateLimited { retry_after });
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            let message = message.unwrap_or_else(|| "http 401".to_owned());
-            return Err(if is_login {
-                Error::Auth { message }
-            } else {
-                Error::SessionExpired { message }
-            });
-        }
-        if !status.is_success() {
-            return Err(Error::Http {
-                status: status.as_u16(),
-                url: url.to_string(),
-                message: message.unwrap_or_else(|| snippet(&body)),
-            });
-        }
-        let envelope = envelope.map_err(|e| Error::BadResponse {
-            reason: if body.is_empty() {
-                "empty body".to_owned()
-            } else {
-                format!("not json-rpc: {e}")
-            },
-            snippet: snippet(&body),
-        })?;
-        match (envelope.result, envelope.error) {
-            (_, Some(error)) => {
-                let code = error.code.unwrap_or_default();
-                let message = error.message.unwrap_or_else(|| "no message".to_owned());
-                Err(match code {
-                    CODE_SESSION if !is_login => Error::SessionExpired { message },
-                    CODE_RATE_LIMITED => Error::RateLimited { retry_after },
-                    // The login failure code is not settled by any source: every refusal of a
-                    // login is a credentials problem to the caller.
-                    _ if is_login => Error::Auth { message },
-                    _ => Error::Server { code, message },
-                })
-            }
-            (Some(result), None) => Ok(result),
-            (None, None) => Err(Error::BadResponse {
-                reason: "the response has neither result nor error".to_owned(),
-                snippet: snippet(&body),
-            }),
-        }
+        respond(decode, status, retry_after, url, is_login, &body)
     }
 
     fn timeout_error(&self) -> Error {
@@ -516,6 +557,83 @@ impl fmt::Debug for Client {
             .field("username", &self.inner.config.username)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a response means to a call: the fast reading of `decode` for a successful response that
+/// it can read, else the general path's ([`reply`]).
+fn respond<D: Decode>(
+    decode: &D,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    url: &Url,
+    is_login: bool,
+    body: &[u8],
+) -> Result<D::Output, Error> {
+    if status.is_success()
+        && let Some(output) = decode.fast(body)
+    {
+        return Ok(output);
+    }
+    reply(status, retry_after, url, is_login, body).map(|result| decode.of_result(result))
+}
+
+/// What a response means, by the general path: its `result` value, or the error its status, its
+/// body or its `error` member says.
+fn reply(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    url: &Url,
+    is_login: bool,
+    body: &[u8],
+) -> Result<Value, Error> {
+    let envelope = serde_json::from_slice::<Envelope>(body);
+    let rpc_error = envelope.as_ref().ok().and_then(|e| e.error.as_ref());
+    let message = rpc_error.and_then(|e| e.message.clone());
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(Error::RateLimited { retry_after });
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        let message = message.unwrap_or_else(|| "http 401".to_owned());
+        return Err(if is_login {
+            Error::Auth { message }
+        } else {
+            Error::SessionExpired { message }
+        });
+    }
+    if !status.is_success() {
+        return Err(Error::Http {
+            status: status.as_u16(),
+            url: url.to_string(),
+            message: message.unwrap_or_else(|| snippet(body)),
+        });
+    }
+    let envelope = envelope.map_err(|e| Error::BadResponse {
+        reason: if body.is_empty() {
+            "empty body".to_owned()
+        } else {
+            format!("not json-rpc: {e}")
+        },
+        snippet: snippet(body),
+    })?;
+    match (envelope.result, envelope.error) {
+        (_, Some(error)) => {
+            let code = error.code.unwrap_or_default();
+            let message = error.message.unwrap_or_else(|| "no message".to_owned());
+            Err(match code {
+                CODE_SESSION if !is_login => Error::SessionExpired { message },
+                CODE_RATE_LIMITED => Error::RateLimited { retry_after },
+                // The login failure code is not settled by any source: every refusal of a
+                // login is a credentials problem to the caller.
+                _ if is_login => Error::Auth { message },
+                _ => Error::Server { code, message },
+            })
+        }
+        (Some(result), None) => Ok(result),
+        (None, None) => Err(Error::BadResponse {
+            reason: "the response has neither result nor error".to_owned(),
+            snippet: snippet(body),
+        }),
     }
 }
 
@@ -637,6 +755,285 @@ mod tests {
         assert_eq!(rows(json!([])).unwrap(), Vec::<Vec<Value>>::new());
         assert!(matches!(rows(json!({"id": 1})), Err(Error::BadResponse { .. })));
         assert!(matches!(rows(json!([{"id": 1}])), Err(Error::BadResponse { .. })));
+    }
+
+    /// A select's outcome for a response, as `select` makes it now (the fast path first), and
+    /// whether the fast path read it.
+    fn new_path(
+        status: u16,
+        body: &[u8],
+        hint: RowsHint,
+    ) -> (Result<Vec<Vec<Value>>, Error>, bool) {
+        match respond(&SelectRows(hint), status_code(status), RETRY_AFTER_1S, &url(), false, body) {
+            Ok(Selected::Rows(rows)) => (Ok(rows), true),
+            Ok(Selected::Result(result)) => (rows(result), false),
+            Err(e) => (Err(e), false),
+        }
+    }
+
+    /// A select's outcome as it was before the fast path: the general path, then [`rows`].
+    fn old_path(status: u16, body: &[u8]) -> Result<Vec<Vec<Value>>, Error> {
+        reply(status_code(status), RETRY_AFTER_1S, &url(), false, body).and_then(rows)
+    }
+
+    const RETRY_AFTER_1S: Option<Duration> = Some(Duration::from_secs(1));
+
+    fn status_code(status: u16) -> StatusCode {
+        StatusCode::from_u16(status).unwrap()
+    }
+
+    fn url() -> Url {
+        Url::parse("http://portal.test/api/jsonsql/").unwrap()
+    }
+
+    /// Errors have no `PartialEq`; their `Debug` shows every field.
+    fn same(new: &Result<Vec<Vec<Value>>, Error>, old: &Result<Vec<Vec<Value>>, Error>) -> bool {
+        match (new, old) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(a), Err(b)) => format!("{a:?}") == format!("{b:?}"),
+            _ => false,
+        }
+    }
+
+    /// Checks that `body` under `status` ends the same on both paths, with or without a hint, and
+    /// says whether the fast path read it.
+    fn agrees(status: u16, body: &str) -> bool {
+        let old = old_path(status, body.as_bytes());
+        let mut fast = Vec::new();
+        for hint in [RowsHint::default(), RowsHint::new(Some(2), Some(10))] {
+            let (new, was_fast) = new_path(status, body.as_bytes(), hint);
+            assert!(same(&new, &old), "status {status}, body {body}:\n new {new:?}\n old {old:?}");
+            fast.push(was_fast);
+        }
+        assert!(fast[0] == fast[1], "{body}");
+        fast[0]
+    }
+
+    #[test]
+    fn the_fast_path_reads_rows_exactly_as_the_general_path() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"result":[]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":[[]]}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":[[1,"a"],[2,null]],"error":null}"#,
+            r#"{"result":[[1],[1,2,3],[],[null,null],[4,5,6,7,8,9,10,11,12]]}"#,
+            r#"{"result":[[{"a":{"b":[1,[2,[3]]]},"z":null,"a2":[]},[[]],{}]]}"#,
+            r#"{"result":[["\u00e9\ud83d\ude00 \"q\" \\ \/ \n\t\u0000", "Фёдоров", "日本語"]]}"#,
+            r#"{"result":[[18446744073709551615,-9223372036854775808,9223372036854775807]]}"#,
+            r#"{"result":[[123456789012345678901234567890,-18446744073709551616]]}"#,
+            r#"{"result":[[0.1,-0.0,1e-7,1.7976931348623157e308,5e-324,2.5E+3,1e2]]}"#,
+            r#"{"result":[[null,null,null,null,null,null]]}"#,
+            " \n\t{ \"error\" : null , \"result\" : [ [ 1 , 2 ] ] , \"id\" : { \"error\": 1 } }\n ",
+            r#"{"result":[[1]],"\u0065rror":null}"#,
+            r#"{"jsonrpc":"2.0","result":[[1]],"extra":[{"result":5}],"id":"x"}"#,
+        ] {
+            assert!(agrees(200, body), "the fast path should read {body}");
+        }
+        // Any 2xx is a success, as before.
+        assert!(agrees(201, r#"{"result":[[1]]}"#));
+    }
+
+    #[test]
+    fn malformed_results_and_failures_fail_exactly_as_before() {
+        let cases = [
+            (200, r#"{"result":{"id":1}}"#, "expected an array of rows"),
+            (200, r#"{"result":5}"#, "expected an array of rows"),
+            (200, r#"{"result":"[[1]]"}"#, "expected an array of rows"),
+            (200, r#"{"result":[[1],2]}"#, "expected each row to be an array"),
+            (200, r#"{"result":[[1],{"id":2}]}"#, "expected each row to be an array"),
+            (
+                200,
+                r#"{"result":[[1]],"error":{"code":-32602,"message":"bad column"}}"#,
+                "bad column",
+            ),
+            (
+                200,
+                r#"{"error":{"code":-32602,"message":"bad column"},"result":[[1]]}"#,
+                "bad column",
+            ),
+            (
+                200,
+                r#"{"result":[[1]],"error":{"code":-32001,"message":"expired"}}"#,
+                "SessionExpired",
+            ),
+            (200, r#"{"result":[[1]],"error":{"code":-32029}}"#, "RateLimited"),
+            (200, r#"{"result":[[1]],"error":{}}"#, "no message"),
+            (200, r#"{"result":[[1]],"error":{"code":"x"}}"#, "not json-rpc"),
+            (200, r#"{"result":[[1]],"error":0}"#, "not json-rpc"),
+            (200, r#"{"result":[[1]],"result":[[2]]}"#, "duplicate field `result`"),
+            (200, r#"{"result":[[1]],"error":null,"error":null}"#, "duplicate field `error`"),
+            (200, r#"{"result":null}"#, "neither result nor error"),
+            (200, r#"{"error":null}"#, "neither result nor error"),
+            (200, r#"{"jsonrpc":"2.0","id":1}"#, "neither result nor error"),
+            (200, "", "empty body"),
+            (200, "<html>bad gateway</html>", "not json-rpc"),
+            (200, r#"{"result":[[1]]} trailing"#, "not json-rpc"),
+            (200, r#"{"result":[[1]]"#, "not json-rpc"),
+            (200, r#"{"result":[[1e400]]}"#, "not json-rpc"),
+            (200, r#"{"result":[[1,]]}"#, "not json-rpc"),
+            (500, r#"{"result":[[1]]}"#, "http 500"),
+            (502, r#"{"result":[[1]],"error":{"code":-1,"message":"upstream down"}}"#, "upstream"),
+            (404, r#"{"result":[]}"#, "http 404"),
+            (401, r#"{"result":[[1]]}"#, "http 401"),
+            (401, r#"{"error":{"code":-32001,"message":"expired"}}"#, "SessionExpired"),
+            (429, r#"{"result":[[1]]}"#, "RateLimited"),
+            (304, r#"{"result":[[1]]}"#, "http 304"),
+        ];
+        for (status, body, what) in cases {
+            assert!(!agrees(status, body), "the fast path should leave {body} ({status})");
+            let err = old_path(status, body.as_bytes()).unwrap_err();
+            let text = format!("{err} {err:?}");
+            assert!(text.contains(what), "{status} {body}: {text}");
+        }
+        // The one shape the general path reads and the fast path leaves to it: a JSON-RPC object
+        // written as an array (`[result, error]`, as serde reads structs).
+        assert!(!agrees(200, "[[[1,2]],null]"));
+        assert_eq!(old_path(200, b"[[[1,2]],null]").unwrap(), vec![vec![json!(1), json!(2)]]);
+    }
+
+    #[test]
+    fn the_log_counts_rows_either_way() {
+        let rows = vec![vec![json!(1)], vec![json!(2)], vec![json!(3)]];
+        let decode = SelectRows(RowsHint::default());
+        assert_eq!(decode.rows(&Selected::Rows(rows.clone())), 3);
+        assert_eq!(decode.rows(&Selected::Result(json!(rows))), 3);
+        assert_eq!(decode.rows(&Selected::Result(json!({"a": 1}))), 1);
+        assert_eq!(AnyResult.rows(&json!([1, 2])), 2);
+        assert_eq!(AnyResult.rows(&json!({"session_id": "x"})), 1);
+    }
+
+    #[test]
+    fn a_select_hints_its_width_and_limit() {
+        let select = Select::from("terminal").unwrap();
+        assert_eq!(SelectRows::new(&select).0, RowsHint::new(None, None));
+        let select = select.columns(["id", "mac_addr", "*"]).unwrap().limit(5000);
+        assert_eq!(SelectRows::new(&select).0, RowsHint { columns: None, rows: 5000 });
+        let select = select.columns(["id", "mac_addr", "name"]).unwrap();
+        assert_eq!(SelectRows::new(&select).0, RowsHint { columns: Some(3), rows: 5000 });
+        let count =
+            Select::from("terminal").unwrap().data(vec![Operand::Function(Function::count_star())]);
+        assert_eq!(SelectRows::new(&count).0.columns, Some(1));
+    }
+
+    #[test]
+    fn a_six_wide_row_takes_six_slots() {
+        let body = br#"{"result":[[1,"a",null,true,2.5,[]],[2,"b",null,false,-1,{}]]}"#;
+        for hint in [RowsHint::default(), RowsHint::new(Some(6), Some(5000))] {
+            let (rows, fast) = new_path(200, body, hint);
+            assert!(fast);
+            for row in rows.unwrap() {
+                assert_eq!((row.len(), row.capacity()), (6, 6), "{hint:?}");
+            }
+        }
+        // Before: the general path's rows grew by doubling.
+        let old = old_path(200, body).unwrap();
+        assert!(old.iter().all(|row| row.capacity() == 8));
+    }
+
+    mod props {
+        use proptest::prelude::*;
+        use serde_json::{Map, Number};
+
+        use super::*;
+
+        fn finite_f64() -> impl Strategy<Value = f64> {
+            use proptest::num::f64::{NEGATIVE, NORMAL, POSITIVE, SUBNORMAL, ZERO};
+            POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO
+        }
+
+        /// Any JSON value, small: scalars of every kind (big integers, floats, all of Unicode,
+        /// characters JSON escapes) and shallow arrays and objects of them.
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                finite_f64().prop_map(|f| Value::Number(Number::from_f64(f).expect("finite"))),
+                any::<String>().prop_map(Value::String),
+                "[a-z\"\\\\/\n\t\u{0}-\u{1f}é😀]{0,6}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(2, 16, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::vec(("[a-z]{0,3}", inner), 0..4)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+                ]
+            })
+        }
+
+        fn rows_of_values() -> impl Strategy<Value = Vec<Vec<Value>>> {
+            // Mostly rows of one width, as a real result has; sometimes ragged.
+            prop_oneof![
+                (0..8usize).prop_flat_map(|width| proptest::collection::vec(
+                    proptest::collection::vec(value(), width),
+                    0..12
+                )),
+                proptest::collection::vec(proptest::collection::vec(value(), 0..8), 0..12),
+            ]
+        }
+
+        fn hint() -> impl Strategy<Value = RowsHint> {
+            (proptest::option::of(0..10usize), proptest::option::of(0..20u64))
+                .prop_map(|(columns, limit)| RowsHint::new(columns, limit))
+        }
+
+        /// The body of a response: compact or pretty, with other members around the result.
+        fn body(result: &Value, error: Option<Value>, pretty: bool) -> Vec<u8> {
+            let mut envelope = json!({ "jsonrpc": "2.0", "id": 17, "result": result });
+            if let Some(error) = error {
+                envelope["error"] = error;
+            }
+            if pretty {
+                serde_json::to_vec_pretty(&envelope).unwrap()
+            } else {
+                serde_json::to_vec(&envelope).unwrap()
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn any_rows_read_as_the_general_path_reads_them(
+                rows in rows_of_values(),
+                hint in hint(),
+                pretty in any::<bool>(),
+            ) {
+                let body = body(&json!(rows), None, pretty);
+                let value = serde_json::from_slice::<Value>(&body).unwrap();
+                let expected = super::rows(value["result"].clone()).unwrap();
+                let (got, fast) = new_path(200, &body, hint);
+                prop_assert!(fast);
+                prop_assert_eq!(got.unwrap(), expected);
+            }
+
+            #[test]
+            fn any_response_ends_as_before(
+                result in prop_oneof![
+                    2 => rows_of_values().prop_map(|rows| json!(rows)),
+                    1 => value(),
+                    1 => proptest::collection::vec(value(), 0..4).prop_map(Value::Array),
+                ],
+                error in proptest::option::of(prop_oneof![
+                    Just(Value::Null),
+                    Just(json!({"code": -32602, "message": "bad"})),
+                    Just(json!({"code": -32001})),
+                    value(),
+                ]),
+                status in prop_oneof![4 => Just(200u16), 1 => Just(401u16), 1 => Just(429u16), 1 => Just(500u16)],
+                hint in hint(),
+                pretty in any::<bool>(),
+            ) {
+                let body = body(&result, error, pretty);
+                let (new, _) = new_path(status, &body, hint);
+                let old = old_path(status, &body);
+                prop_assert!(same(&new, &old), "new {:?}\nold {:?}", new, old);
+            }
+
+            #[test]
+            fn any_bytes_end_as_before(body in proptest::collection::vec(any::<u8>(), 0..40)) {
+                let (new, _) = new_path(200, &body, RowsHint::default());
+                prop_assert!(same(&new, &old_path(200, &body)));
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod client;
 mod config;
 mod error;
 mod retry;
+mod rows;
 mod secret;
 
 pub use client::{Client, RetryObserver, SessionInfo};
