@@ -22,7 +22,14 @@ pub(crate) struct DemoPortal {
 /// A running demo portal; it stops (and its database is deleted) when this is dropped.
 pub(crate) struct Demo {
     pub(crate) portal: DemoPortal,
-    _sim: Sim,
+    sim: Sim,
+}
+
+impl Demo {
+    /// Deletes the demo's database: for an exit that skips destructors.
+    pub(crate) fn files_remover(&self) -> impl FnOnce() + Send + 'static {
+        self.sim.temp_files_remover()
+    }
 }
 
 /// Generates the demo data and starts serving it. `overrides` (the hidden `--demo-rows`) replaces
@@ -63,5 +70,5 @@ pub(crate) async fn start(overrides: &[(String, u64)]) -> anyhow::Result<Demo> {
         username: USERNAME.to_owned(),
         password: PASSWORD.to_owned(),
     };
-    Ok(Demo { portal, _sim: sim })
+    Ok(Demo { portal, sim })
 }

@@ -74,7 +74,7 @@ pub struct Sim {
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     /// Removes the database file on drop when the simulator chose it.
-    _temp: Option<TempDb>,
+    temp: Option<TempDb>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -139,7 +139,7 @@ impl Sim {
             }
         });
         tracing::info!(%url, "serving");
-        Ok(Sim { url, addr, db_path, state, stop, task: Some(task), _temp: temp })
+        Ok(Sim { url, addr, db_path, state, stop, task: Some(task), temp })
     }
 
     /// The API base, e.g. `http://127.0.0.1:41234/api/`; endpoints are `jsonrpc/` and `jsonsql/` below it.
@@ -179,6 +179,20 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// A function that deletes the database files this simulator generated for itself (nothing
+    /// for a database it was given), for a process about to exit without running destructors
+    /// (`std::process::exit` on a second Ctrl-C).
+    pub fn temp_files_remover(&self) -> impl FnOnce() + Send + 'static {
+        let path = self.temp.as_ref().map(|t| t.0.clone());
+        move || {
+            if let Some(path) = path {
+                TempDb::remove(&path);
+            }
+        }
+    }
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
@@ -191,12 +205,18 @@ impl Drop for Sim {
 /// A database file the simulator chose, removed (with its WAL companions) on drop.
 struct TempDb(PathBuf);
 
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = generate::remove_database_files(&self.0);
-        let mut partial = self.0.clone().into_os_string();
+impl TempDb {
+    fn remove(path: &Path) {
+        let _ = generate::remove_database_files(path);
+        let mut partial = path.to_owned().into_os_string();
         partial.push(".generating");
         let _ = generate::remove_database_files(Path::new(&partial));
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        TempDb::remove(&self.0);
     }
 }
 

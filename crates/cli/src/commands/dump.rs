@@ -45,7 +45,7 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
     };
 
     let service = DumpService::new(client.clone());
-    let interrupted = watch_signals(service.clone(), bars.clone())?;
+    let interrupted = watch_signals(service.clone(), bars.clone(), connected.before_exit())?;
 
     // Results by table, in the order the tables were given.
     let mut results: Vec<Option<Result<DumpStats, Error>>> =
@@ -184,8 +184,13 @@ async fn reset(client: &Client, config: &DumpConfig) -> Result<(), Error> {
 
 /// Watches for SIGINT and SIGTERM. The first cancels every dump (each stops after its in-flight
 /// chunks, with its checkpoint saved) and is remembered in the returned flag; a second one exits
-/// at once, which is safe because a checkpoint never runs ahead of durable output.
-fn watch_signals(service: DumpService, bars: Option<Bars>) -> anyhow::Result<Arc<AtomicBool>> {
+/// at once, which is safe because a checkpoint never runs ahead of durable output. `before_exit`
+/// runs first (it deletes the `--demo` portal's database, which no destructor will).
+fn watch_signals(
+    service: DumpService,
+    bars: Option<Bars>,
+    before_exit: Option<Box<dyn FnOnce() + Send>>,
+) -> anyhow::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let mut signals = Signals::new()?;
     let interrupted = Arc::clone(&flag);
@@ -203,6 +208,9 @@ fn watch_signals(service: DumpService, bars: Option<Bars>) -> anyhow::Result<Arc
                         bars.clear();
                     }
                     eprintln!("{INTERRUPTED_LINE}");
+                    if let Some(before_exit) = before_exit {
+                        before_exit();
+                    }
                     std::process::exit(i32::from(INTERRUPTED));
                 }
                 () = tokio::time::sleep(Duration::from_millis(20)) => {}

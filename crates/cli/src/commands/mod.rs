@@ -50,7 +50,15 @@ pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitC
 /// A client, and the demo portal it talks to with `--demo`, which serves as long as this lives.
 pub(crate) struct Connection {
     pub(crate) client: Client,
-    _demo: Option<Demo>,
+    demo: Option<Demo>,
+}
+
+impl Connection {
+    /// What must happen before the process exits without running destructors: the demo portal's
+    /// database is deleted.
+    pub(crate) fn before_exit(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        self.demo.as_ref().map(|d| Box::new(d.files_remover()) as Box<dyn FnOnce() + Send>)
+    }
 }
 
 /// Connects as `args` say: to a freshly started demo portal with `--demo`, else to the portal of
@@ -59,7 +67,7 @@ pub(crate) async fn connect(args: &ConnectionArgs) -> anyhow::Result<Connection>
     if args.demo {
         let demo = crate::demo::start(&args.demo_rows).await?;
         let client = args.client(Some(&demo.portal))?;
-        return Ok(Connection { client, _demo: Some(demo) });
+        return Ok(Connection { client, demo: Some(demo) });
     }
-    Ok(Connection { client: args.client(None)?, _demo: None })
+    Ok(Connection { client: args.client(None)?, demo: None })
 }

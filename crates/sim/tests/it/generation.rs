@@ -72,6 +72,28 @@ async fn same_seed_same_rows_other_seed_other_rows() {
     c.shutdown().await;
 }
 
+/// What a process exiting without destructors calls: the temporary database goes, a given one
+/// stays.
+#[tokio::test]
+async fn the_remover_deletes_a_temporary_database_only() {
+    let sim = Sim::start(tiny(7)).await.unwrap();
+    let temp = sim.db_path().to_owned();
+    assert!(temp.exists());
+    sim.temp_files_remover()();
+    assert!(!temp.exists(), "the remover deleted the temporary database");
+    let mut wal = temp.clone().into_os_string();
+    wal.push("-wal");
+    assert!(!PathBuf::from(wal).exists(), "and its WAL");
+    sim.shutdown().await;
+
+    let dir = TempDir::new("remover");
+    let given = dir.0.join("given.sqlite");
+    let sim = Sim::start(tiny(7).db_path(&given)).await.unwrap();
+    sim.temp_files_remover()();
+    assert!(given.exists(), "a database the caller named is not the simulator's to delete");
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn sizes_gaps_nulls_and_non_ascii() {
     let sim = Sim::start(tiny(42).rows("tv_channel", 0)).await.unwrap();
