@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::args::Format;
 
@@ -16,13 +16,14 @@ pub(crate) fn write_rows(
     match format {
         Format::Table => write_table(out, columns, rows),
         Format::Json => {
-            let objects: Vec<Value> = rows.iter().map(|r| object(columns, r)).collect();
+            let objects: Vec<Object<'_>> =
+                rows.iter().map(|r| Object { columns, row: r }).collect();
             serde_json::to_writer_pretty(&mut *out, &objects)?;
             writeln!(out)
         }
         Format::Jsonl => {
             for row in rows {
-                serde_json::to_writer(&mut *out, &object(columns, row))?;
+                serde_json::to_writer(&mut *out, &Object { columns, row })?;
                 writeln!(out)?;
             }
             Ok(())
@@ -30,9 +31,21 @@ pub(crate) fn write_rows(
     }
 }
 
-/// A row as an object; column order is kept (the `preserve_order` feature of `serde_json`).
-fn object(columns: &[String], row: &[Value]) -> Value {
-    Value::Object(columns.iter().cloned().zip(row.iter().cloned()).collect::<Map<_, _>>())
+/// A row as a JSON object whose keys keep the column order (a `serde_json::Map` would sort them).
+struct Object<'a> {
+    columns: &'a [String],
+    row: &'a [Value],
+}
+
+impl serde::Serialize for Object<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.columns.len()))?;
+        for (column, value) in self.columns.iter().zip(self.row) {
+            map.serialize_entry(column, value)?;
+        }
+        map.end()
+    }
 }
 
 /// The text of one cell: strings as they are (control characters escaped, so that a row stays on

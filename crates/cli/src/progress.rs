@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use iptvportal_dump::{DumpProgress, DumpStats, Outcome, ProgressCallback, RunState};
-use serde_json::{Value, json};
 
 use crate::args::ProgressMode;
 
@@ -68,19 +67,34 @@ impl Snapshot {
         }
     }
 
-    /// The JSON line: the keys documented in docs/dump.md, `null` where a value is not known yet.
-    pub(crate) fn json_line(&self) -> Value {
-        json!({
-            "table": self.table,
-            "state": self.state,
-            "dumped_rows": self.dumped_rows,
-            "total_rows": self.total_rows,
-            "percent": self.percent.map(|p| round(p, 2)),
-            "rows_per_second": round(self.rows_per_second, 1),
-            "eta_seconds": self.eta_seconds.map(|s| round(s, 1)),
-            "chunk": self.chunks,
-        })
+    /// The JSON line: the keys documented in docs/dump.md in that order, `null` where a value is
+    /// not known yet.
+    pub(crate) fn json_line(&self) -> String {
+        let line = JsonLine {
+            table: &self.table,
+            state: self.state,
+            dumped_rows: self.dumped_rows,
+            total_rows: self.total_rows,
+            percent: self.percent.map(|p| round(p, 2)),
+            rows_per_second: round(self.rows_per_second, 1),
+            eta_seconds: self.eta_seconds.map(|s| round(s, 1)),
+            chunk: self.chunks,
+        };
+        serde_json::to_string(&line).expect("plain fields always serialize")
     }
+}
+
+/// One `--progress json` line; a struct, so that the keys keep the documented order.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    table: &'a str,
+    state: &'a str,
+    dumped_rows: u64,
+    total_rows: Option<u64>,
+    percent: Option<f64>,
+    rows_per_second: f64,
+    eta_seconds: Option<f64>,
+    chunk: u64,
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -111,7 +125,7 @@ pub(crate) fn callback(mode: ProgressMode) -> Option<ProgressCallback> {
     match mode {
         ProgressMode::None => None,
         ProgressMode::Json => Some(Arc::new(|p: &DumpProgress| {
-            let line = Snapshot::of(p).json_line().to_string();
+            let line = Snapshot::of(p).json_line();
             // A closed stdout (the reader went away) must not stop the dump; the files are the
             // product, progress is a courtesy.
             let mut out = std::io::stdout().lock();
@@ -274,6 +288,8 @@ pub(crate) fn size(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn snapshot(state: &'static str) -> Snapshot {
@@ -312,21 +328,23 @@ mod tests {
 
     #[test]
     fn json_lines_carry_the_documented_keys() {
-        let line = snapshot("running").json_line();
-        let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "table",
-                "state",
-                "dumped_rows",
-                "total_rows",
-                "percent",
-                "rows_per_second",
-                "eta_seconds",
-                "chunk"
-            ]
-        );
+        let text = snapshot("running").json_line();
+        let keys = [
+            "table",
+            "state",
+            "dumped_rows",
+            "total_rows",
+            "percent",
+            "rows_per_second",
+            "eta_seconds",
+            "chunk",
+        ];
+        // Every key, in the documented order.
+        let at: Vec<usize> =
+            keys.iter().map(|k| text.find(&format!("\"{k}\":")).expect(k)).collect();
+        assert!(at.is_sorted(), "{text}");
+        let line: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(line.as_object().unwrap().len(), keys.len(), "{text}");
         assert_eq!(line["rows_per_second"], json!(12000.4));
         assert_eq!(line["eta_seconds"], json!(37.9));
     }

@@ -2,8 +2,8 @@
 //!
 //! The general path reads a body as `{"result": <any value>, "error": …}` and then takes the value
 //! apart into rows: every array grows by pushing from nothing, so a 6-value row is allocated for 4
-//! values and reallocated for 8 (a `Value` is 72 bytes with `preserve_order`), and the outer array
-//! doubles too (its buffer, 72 bytes a slot, is kept for the 24-byte rows it is unwrapped into).
+//! values and reallocated for 8, and the outer array doubles too (its buffer, one `Value` a slot, is
+//! kept for the 24-byte rows it is unwrapped into).
 //! Here a body of the usual shape, `{"result": [[…], …]}` with no error, becomes `Vec<Vec<Value>>`
 //! in one pass: each row allocated once at the width of the row before it (the rows of one result
 //! are equally wide), or at the select's own column count for the first, and the outer `Vec` made

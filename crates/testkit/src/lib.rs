@@ -155,3 +155,71 @@ pub fn sqlite_rows(db: &Path, sql: &str) -> Vec<Vec<Value>> {
     .map(Result::unwrap)
     .collect()
 }
+
+/// A JSON object with its members in written order. `serde_json`'s `Map` sorts its keys, and the
+/// order of the keys (a row's columns, a progress line's fields) is part of what tests check.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ordered(pub Vec<(String, Value)>);
+
+impl Ordered {
+    /// Parses one JSON object.
+    pub fn parse(text: &str) -> Ordered {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not a JSON object ({e}): {text}"))
+    }
+
+    /// The keys, in written order.
+    pub fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    /// The values, in written order.
+    pub fn into_values(self) -> Vec<Value> {
+        self.0.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Replaces the value of `key` where it is.
+    pub fn set(&mut self, key: &str, value: Value) {
+        if let Some(slot) = self.0.iter_mut().find(|(k, _)| k == key) {
+            slot.1 = value;
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Ordered, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    members.push(member);
+                }
+                Ok(Ordered(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+impl serde::Serialize for Ordered {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}

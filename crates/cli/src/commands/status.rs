@@ -5,7 +5,6 @@ use std::path::Path;
 
 use iptvportal_checkpoint::{CheckpointStore, DumpState, FileStore};
 use iptvportal_dump::Compression;
-use serde_json::{Value, json};
 
 use crate::args::StatusFormat;
 use crate::failure::Hinted;
@@ -75,19 +74,34 @@ impl Entry {
         }
     }
 
-    fn json(&self) -> Value {
-        json!({
-            "table": self.table,
-            "state": self.state,
-            "dumped_rows": self.rows,
-            "total_rows": self.total,
-            "percent": self.percent().map(|p| (p * 10.0).round() / 10.0),
-            "format": self.format,
-            "strategy": self.strategy,
-            "last_updated_at": self.updated,
-            "last_error": self.error,
-        })
+    /// The JSON object, its keys in the documented order.
+    fn json(&self) -> EntryJson<'_> {
+        EntryJson {
+            table: &self.table,
+            state: self.state,
+            dumped_rows: self.rows,
+            total_rows: self.total,
+            percent: self.percent().map(|p| (p * 10.0).round() / 10.0),
+            format: self.format.as_deref(),
+            strategy: self.strategy.as_deref(),
+            last_updated_at: self.updated.as_deref(),
+            last_error: self.error.as_deref(),
+        }
     }
+}
+
+/// One entry of `status --format json`; a struct, so that the keys keep this order.
+#[derive(serde::Serialize)]
+struct EntryJson<'a> {
+    table: &'a str,
+    state: &'a str,
+    dumped_rows: Option<u64>,
+    total_rows: Option<u64>,
+    percent: Option<f64>,
+    format: Option<&'a str>,
+    strategy: Option<&'a str>,
+    last_updated_at: Option<&'a str>,
+    last_error: Option<&'a str>,
 }
 
 /// Lists the checkpoints in `dir`. A missing directory is an error (a mistyped `--out` should not
@@ -123,7 +137,7 @@ pub(super) async fn run(
     let entries: Vec<Entry> = listing.into_iter().map(|(t, s)| Entry::of(t, s)).collect();
     match format {
         StatusFormat::Json => {
-            let list: Vec<Value> = entries.iter().map(Entry::json).collect();
+            let list: Vec<EntryJson<'_>> = entries.iter().map(Entry::json).collect();
             serde_json::to_writer_pretty(&mut *out, &list)?;
             writeln!(out)?;
         }

@@ -8,8 +8,8 @@ use crate::{Portal, run};
 
 /// The JSON array format as rows of values, in column order.
 fn json_rows(text: &[u8]) -> Vec<Vec<Value>> {
-    let rows: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(text).unwrap();
-    rows.into_iter().map(|r| r.into_iter().map(|(_, v)| v).collect()).collect()
+    let rows: Vec<iptvportal_testkit::Ordered> = serde_json::from_slice(text).unwrap();
+    rows.into_iter().map(iptvportal_testkit::Ordered::into_values).collect()
 }
 
 fn text(output: Output) -> Vec<u8> {
@@ -202,6 +202,8 @@ fn json_progress_lines_parse_and_carry_the_documented_keys() {
     ]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines: Vec<Value> = r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ordered: Vec<iptvportal_testkit::Ordered> =
+        r.stdout.lines().map(iptvportal_testkit::Ordered::parse).collect();
     let keys = [
         "table",
         "state",
@@ -212,9 +214,8 @@ fn json_progress_lines_parse_and_carry_the_documented_keys() {
         "eta_seconds",
         "chunk",
     ];
-    for line in &lines {
-        let got: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(got, keys, "{line}");
+    for line in &ordered {
+        assert_eq!(line.keys(), keys, "{line:?}");
     }
     let terminal: Vec<&Value> = lines.iter().filter(|l| l["table"] == "terminal").collect();
     // Starting, running, one line per chunk of 100 rows, done.

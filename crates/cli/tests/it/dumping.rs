@@ -137,10 +137,7 @@ pub(crate) fn jsonl_rows(text: &[u8]) -> Vec<Vec<Value>> {
     std::str::from_utf8(text)
         .unwrap()
         .lines()
-        .map(|l| {
-            let row: serde_json::Map<String, Value> = serde_json::from_str(l).unwrap();
-            row.into_iter().map(|(_, v)| v).collect()
-        })
+        .map(|l| iptvportal_testkit::Ordered::parse(l).into_values())
         .collect()
 }
 

@@ -8,7 +8,7 @@ use iptvportal_client::{Client, ClientConfig, RetryPolicy};
 use iptvportal_dump::{DumpConfig, Format};
 use iptvportal_sim::{Sim, SimConfig};
 use iptvportal_testkit::{
-    ParquetRows, Timestamps, parquet_parts, read_output, read_parquet, sqlite_rows,
+    Ordered, ParquetRows, Timestamps, parquet_parts, read_output, read_parquet, sqlite_rows,
 };
 use serde_json::{Value, json};
 
@@ -59,10 +59,10 @@ pub(crate) fn read_rows(
     match format {
         Format::Jsonl => {
             let text = String::from_utf8(read_output(&files[0])).unwrap();
-            objects(text.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+            objects(text.lines().map(Ordered::parse).collect())
         }
         Format::Json => {
-            let array: Vec<Value> = serde_json::from_slice(&read_output(&files[0])).unwrap();
+            let array: Vec<Ordered> = serde_json::from_slice(&read_output(&files[0])).unwrap();
             objects(array)
         }
         Format::Csv => {
@@ -79,19 +79,16 @@ pub(crate) fn read_rows(
     }
 }
 
-fn objects(items: Vec<Value>) -> (Vec<String>, Vec<Vec<Value>>) {
-    let names: Vec<String> =
-        items.first().map(|o| o.as_object().unwrap().keys().cloned().collect()).unwrap_or_default();
+fn objects(items: Vec<Ordered>) -> (Vec<String>, Vec<Vec<Value>>) {
+    let names: Vec<String> = items
+        .first()
+        .map(|o| o.keys().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
     let rows = items
         .into_iter()
         .map(|o| {
-            let o = o.as_object().unwrap();
-            assert_eq!(
-                o.keys().cloned().collect::<Vec<_>>(),
-                names,
-                "every object has the same keys in order"
-            );
-            o.values().cloned().collect()
+            assert_eq!(o.keys(), names, "every object has the same keys in order");
+            o.into_values()
         })
         .collect();
     (names, rows)

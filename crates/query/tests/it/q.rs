@@ -142,5 +142,5 @@ fn readme_example() {
         .filter(q.into())
         .order_by(OrderBy::asc("id").unwrap())
         .limit(5000);
-    expect![[r#"{"data":["id","username"],"from":"subscriber","where":{"and":[{"or":[{"gte":["balance",10]},{"is":["email",null]}]},{"ilike":["name","%hd%"]}]},"order_by":"id ASC","limit":5000}"#]].assert_eq(&serde_json::to_string(&select).unwrap());
+    expect![[r#"{"data":["id","username"],"from":"subscriber","limit":5000,"order_by":"id ASC","where":{"and":[{"or":[{"gte":["balance",10]},{"is":["email",null]}]},{"ilike":["name","%hd%"]}]}}"#]].assert_eq(&serde_json::to_string(&select).unwrap());
 }

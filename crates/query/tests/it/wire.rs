@@ -62,7 +62,7 @@ fn data_qualified_columns_and_from_alias() {
     select(
         r#"{"data":[{"s":"id"},{"s":"username"}],"from":{"table":"subscriber","as":"s"}}"#,
         &expect![[
-            r#"{"data":[{"s":"id"},{"s":"username"}],"from":{"table":"subscriber","as":"s"}}"#
+            r#"{"data":[{"s":"id"},{"s":"username"}],"from":{"as":"s","table":"subscriber"}}"#
         ]],
     );
 }
@@ -71,23 +71,23 @@ fn data_qualified_columns_and_from_alias() {
 fn data_functions() {
     select(
         r#"{"data":[{"function":"count","args":["*"],"as":"cnt"}],"from":"media"}"#,
-        &expect![[r#"{"data":[{"function":"count","args":["*"],"as":"cnt"}],"from":"media"}"#]],
+        &expect![[r#"{"data":[{"args":["*"],"as":"cnt","function":"count"}],"from":"media"}"#]],
     );
     // A single argument may come bare; we always write the array.
     select(
         r#"{"data":[{"function":"max","args":"id"}],"from":"media"}"#,
-        &expect![[r#"{"data":[{"function":"max","args":["id"]}],"from":"media"}"#]],
+        &expect![[r#"{"data":[{"args":["id"],"function":"max"}],"from":"media"}"#]],
     );
     select(
         r#"{"data":[{"function":"count","args":{"function":"distinct","args":"inet_addr"}}],"from":"media"}"#,
         &expect![[
-            r#"{"data":[{"function":"count","args":[{"function":"distinct","args":["inet_addr"]}]}],"from":"media"}"#
+            r#"{"data":[{"args":[{"args":["inet_addr"],"function":"distinct"}],"function":"count"}],"from":"media"}"#
         ]],
     );
     select(
         r#"{"data":[{"function":"min","args":["id"],"as":"lo"},{"function":"max","args":["id"],"as":"hi"}],"from":"media"}"#,
         &expect![[
-            r#"{"data":[{"function":"min","args":["id"],"as":"lo"},{"function":"max","args":["id"],"as":"hi"}],"from":"media"}"#
+            r#"{"data":[{"args":["id"],"as":"lo","function":"min"},{"args":["id"],"as":"hi","function":"max"}],"from":"media"}"#
         ]],
     );
 }
@@ -97,7 +97,7 @@ fn from_with_joins() {
     select(
         r#"{"data":[{"t":"mac_addr"},{"s":"username"}],"from":[{"table":"terminal","as":"t"},{"join":"subscriber","join_type":"left","as":"s","on":{"eq":[{"t":"subscriber_id"},{"s":"id"}]}}]}"#,
         &expect![[
-            r#"{"data":[{"t":"mac_addr"},{"s":"username"}],"from":[{"table":"terminal","as":"t"},{"join":"subscriber","join_type":"left","as":"s","on":{"eq":[{"t":"subscriber_id"},{"s":"id"}]}}]}"#
+            r#"{"data":[{"t":"mac_addr"},{"s":"username"}],"from":[{"as":"t","table":"terminal"},{"as":"s","join":"subscriber","join_type":"left","on":{"eq":[{"t":"subscriber_id"},{"s":"id"}]}}]}"#
         ]],
     );
     // No join_type means inner, written explicitly.
@@ -190,7 +190,7 @@ fn order_by_forms() {
     select(
         r#"{"data":"*","from":{"table":"subscriber","as":"s"},"order_by":{"s":"username"}}"#,
         &expect![[
-            r#"{"data":["*"],"from":{"table":"subscriber","as":"s"},"order_by":{"s":"username"}}"#
+            r#"{"data":["*"],"from":{"as":"s","table":"subscriber"},"order_by":{"s":"username"}}"#
         ]],
     );
     select(
@@ -209,7 +209,7 @@ fn limit_offset_distinct_group_by() {
     select(
         r#"{"distinct":true,"data":["protocol",{"function":"count","args":["*"],"as":"n"}],"from":"media","where":{"eq":["is_tv",true]},"group_by":["protocol",{"media":"port"}],"order_by":"protocol","limit":10,"offset":20}"#,
         &expect![[
-            r#"{"distinct":true,"data":["protocol",{"function":"count","args":["*"],"as":"n"}],"from":"media","where":{"eq":["is_tv",true]},"group_by":["protocol",{"media":"port"}],"order_by":"protocol","limit":10,"offset":20}"#
+            r#"{"data":["protocol",{"args":["*"],"as":"n","function":"count"}],"distinct":true,"from":"media","group_by":["protocol",{"media":"port"}],"limit":10,"offset":20,"order_by":"protocol","where":{"eq":["is_tv",true]}}"#
         ]],
     );
     // Defaults are left out: distinct false, null where, single group_by.
@@ -232,16 +232,14 @@ fn select_built_in_code() {
         .limit(5000)
         .offset(10000);
     let written = serde_json::to_string(&select).unwrap();
-    expect![[
-        r#"{"data":["id","username"],"from":"subscriber","where":{"and":[{"gte":["balance",10]},{"eq":["disabled",false]},{"gt":["id",5000]}]},"order_by":"id ASC","limit":5000,"offset":10000}"#
-    ]]
+    expect![[r#"{"data":["id","username"],"from":"subscriber","limit":5000,"offset":10000,"order_by":"id ASC","where":{"and":[{"gte":["balance",10]},{"eq":["disabled",false]},{"gt":["id",5000]}]}}"#]]
     .assert_eq(&written);
     assert_eq!(serde_json::from_str::<Select>(&written).unwrap(), select);
 
     let count = Select::from("media")
         .unwrap()
         .data(vec![Function::count_star().alias("cnt").unwrap().into()]);
-    expect![[r#"{"data":[{"function":"count","args":["*"],"as":"cnt"}],"from":"media"}"#]]
+    expect![[r#"{"data":[{"args":["*"],"as":"cnt","function":"count"}],"from":"media"}"#]]
         .assert_eq(&serde_json::to_string(&count).unwrap());
 }
 
@@ -331,12 +329,12 @@ fn wire_brief_literal_examples() {
         {"data":["col"],"from":"t"}
         {"data":["*"],"from":"t"}
         {"data":[{"t":"col"}],"from":"t"}
-        {"data":[{"function":"count","args":["*"],"as":"cnt"}],"from":"t"}
-        {"data":[{"function":"max","args":["id"]}],"from":"t"}
-        {"data":[{"function":"count","args":[{"function":"distinct","args":["inet_addr"]}]}],"from":"t"}
+        {"data":[{"args":["*"],"as":"cnt","function":"count"}],"from":"t"}
+        {"data":[{"args":["id"],"function":"max"}],"from":"t"}
+        {"data":[{"args":[{"args":["inet_addr"],"function":"distinct"}],"function":"count"}],"from":"t"}
         {"data":["*"],"from":"table"}
-        {"data":["*"],"from":{"table":"subscriber","as":"s"}}
-        {"data":["*"],"from":["terminal",{"join":"subscriber","join_type":"left","as":"s","on":{"eq":[{"terminal":"subscriber_id"},{"s":"id"}]}}]}
+        {"data":["*"],"from":{"as":"s","table":"subscriber"}}
+        {"data":["*"],"from":["terminal",{"as":"s","join":"subscriber","join_type":"left","on":{"eq":[{"terminal":"subscriber_id"},{"s":"id"}]}}]}
         {"gte":["balance",10]}
         {"is":["col",null]}
         {"in":["id",1,2,3]}

@@ -81,10 +81,11 @@ fn json_output_parses_back_to_the_rows() {
     let mut sink = open(&s, None).unwrap();
     sink.write_chunk(&sample_rows()).unwrap();
     sink.finish().unwrap();
-    let parsed: Vec<serde_json::Map<String, serde_json::Value>> =
+    // Parsed keeping the key order: the values must come back in column order.
+    let parsed: Vec<iptvportal_testkit::Ordered> =
         serde_json::from_slice(&text_output(&s)).unwrap();
     let values: Vec<Vec<serde_json::Value>> =
-        parsed.into_iter().map(|o| o.into_values().collect()).collect();
+        parsed.into_iter().map(iptvportal_testkit::Ordered::into_values).collect();
     assert_eq!(values, sample_rows());
 }
 
