@@ -348,9 +348,18 @@ impl AsyncDumpManager {
         self.update(callback, |p| p.current_offset = offset_of(cursor, done_rows));
 
         // The count goes first: an unknown table or column fails here, before any file is touched.
+        // A cancel does not wait for it: against a slow portal it can take the timeout times the
+        // retries, and nothing has been written yet.
         let source = self.row_source(callback);
-        let mut traversal = Traversal::start(source, spec, cursor)
-            .await
+        let mut control = self.control.subscribe();
+        let started = tokio::select! {
+            biased;
+            () = wait_for_cancel(&mut control) => {
+                return Err(Error::Cancelled { table: table.clone(), rows: done_rows });
+            }
+            started = Traversal::start(source, spec, cursor) => started,
+        };
+        let mut traversal = started
             .map_err(|source| Error::Fetch { table: table.clone(), source: Box::new(source) })?;
         let counted = done_rows + traversal.remaining_rows();
         self.update(callback, |p| {
@@ -373,7 +382,6 @@ impl AsyncDumpManager {
         state.total_rows = Some(counted);
         let mut writer = self.open_writer(&mut state, known, columns.as_deref()).await?;
 
-        let mut control = self.control.subscribe();
         let outcome = self
             .pump(
                 &mut traversal,

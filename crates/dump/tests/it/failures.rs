@@ -280,3 +280,29 @@ fn dump_many_starts_the_biggest_tables_first_and_reports_in_input_order() {
         );
     });
 }
+
+/// A cancel does not wait for the up-front count: against a slow portal that request can take the
+/// timeout times the retries. Every request here takes 3 s (the login, then the count), and the
+/// cancel comes 1 s into the count: the dump stops then, not when the count returns 2 s later.
+#[test]
+fn a_cancel_during_the_count_stops_the_dump_at_once() {
+    runtime().block_on(async {
+        let sim =
+            sim(SimConfig::default().rows("terminal", 100).latency(Duration::from_secs(3))).await;
+        let dir = tempfile::tempdir().unwrap();
+        let service = DumpService::new(client(&sim));
+        let canceller = service.clone();
+        let started = std::time::Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            canceller.cancel("terminal");
+        });
+        let err = service.dump(config("terminal", dir.path()), None).await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(matches!(err, Error::Cancelled { rows: 0, .. }), "{err:?}");
+        assert!(elapsed < Duration::from_millis(5500), "cancelled after {elapsed:?}");
+        assert_eq!(service.get_stats("terminal").unwrap().state.as_str(), "cancelled");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(names.is_empty(), "nothing is written before the count: {names:?}");
+    });
+}
