@@ -183,9 +183,10 @@ async fn reset(client: &Client, config: &DumpConfig) -> Result<(), Error> {
 }
 
 /// Watches for SIGINT and SIGTERM. The first cancels every dump (each commits the chunk it is
-/// writing, drops its requests, saves its checkpoint) and is remembered in the returned flag; a second one exits
-/// at once, which is safe because a checkpoint never runs ahead of durable output. `before_exit`
-/// runs first (it deletes the `--demo` portal's database, which no destructor will).
+/// writing, drops its requests, saves its checkpoint) and is remembered in the returned flag; a
+/// second one exits at once, which is safe because a checkpoint never runs ahead of durable
+/// output. `before_exit` runs first (it deletes the `--demo` portal's database, which no
+/// destructor will).
 fn watch_signals(
     service: DumpService,
     bars: Option<Bars>,
