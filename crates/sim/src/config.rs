@@ -28,6 +28,7 @@ pub struct SimConfig {
     pub(crate) reset_rate: f64,
     pub(crate) rate_limit: Option<u32>,
     pub(crate) session_ttl: Option<Duration>,
+    pub(crate) offset: OffsetModel,
     pub(crate) username: String,
     pub(crate) password: String,
 }
@@ -45,6 +46,7 @@ impl Default for SimConfig {
             reset_rate: 0.0,
             rate_limit: None,
             session_ttl: None,
+            offset: OffsetModel::default(),
             username: "admin".to_owned(),
             password: "admin".to_owned(),
         }
@@ -125,6 +127,14 @@ impl SimConfig {
         self
     }
 
+    /// What a select's OFFSET costs: see [`OffsetModel`]; default
+    /// [`OffsetModel::Materialize`], which pays for every skipped row as `PostgreSQL` does.
+    #[must_use]
+    pub fn offset(mut self, model: OffsetModel) -> SimConfig {
+        self.offset = model;
+        self
+    }
+
     /// The one account `authorize_user` accepts; default `admin` / `admin`.
     #[must_use]
     pub fn credentials(
@@ -164,6 +174,35 @@ impl SimConfig {
         }
         Ok(rows)
     }
+}
+
+/// How a select with an OFFSET pays for the rows it skips. Either way the answer is the same, byte
+/// for byte; only the time differs.
+///
+/// The real portal runs on `PostgreSQL`, whose executor produces every row an OFFSET skips (index
+/// scan, heap fetch, visibility check) and lets its Limit node throw it away, so a page deep into
+/// a table costs about as much as reading every row before it. SQLite's own OFFSET on a rowid
+/// table walks the b-tree past the skipped rows without decoding them, which is many times cheaper
+/// (`docs/simulator.md` has the numbers). A simulator that skips cheaply flatters the OFFSET
+/// strategy against keyset traversal; the default therefore makes the skipped rows real work.
+///
+/// Only the OFFSET of the outermost select is affected; one inside a sub-select stays SQLite's.
+///
+/// ```
+/// # use iptvportal_sim::{OffsetModel, SimConfig};
+/// let cheap_skips = SimConfig::default().offset(OffsetModel::Native);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OffsetModel {
+    /// SQLite's own OFFSET: the skipped rows are stepped over inside the engine, undecoded.
+    Native,
+    /// Like `PostgreSQL`'s executor: the select runs without its OFFSET (and with `limit + offset`
+    /// as its LIMIT), and the simulator steps through the first `offset` rows reading every
+    /// column of each (so SQLite decodes them) before it writes the rest. A LIMIT of 0 skips
+    /// nothing, as in `PostgreSQL`, whose Limit node then never runs its input.
+    #[default]
+    Materialize,
 }
 
 /// The default number of rows generated per catalog table: small enough to generate in well under a

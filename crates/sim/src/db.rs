@@ -102,6 +102,7 @@ fn run(conn: &Connection, query: &Compiled) -> rusqlite::Result<Vec<u8>> {
     let mut stmt = conn.prepare_cached(&query.sql)?;
     let width = stmt.column_count();
     let mut rows = stmt.query(rusqlite::params_from_iter(query.params.iter()))?;
+    discard(&mut rows, width, query.skip)?;
     let mut out = Vec::with_capacity(4096);
     out.push(b'[');
     let mut first = true;
@@ -122,6 +123,34 @@ fn run(conn: &Connection, query: &Compiled) -> rusqlite::Result<Vec<u8>> {
     }
     out.push(b']');
     Ok(out)
+}
+
+/// Reads up to `n` rows and throws them away: a materialized OFFSET
+/// ([`OffsetModel::Materialize`](crate::OffsetModel::Materialize)).
+/// Every column of every row is read, so SQLite hands each value over as a query result, as
+/// `PostgreSQL`'s executor produces each skipped tuple before its Limit node drops it. Returns how
+/// many rows there were (fewer than `n` when the result ends first).
+fn discard(rows: &mut rusqlite::Rows<'_>, width: usize, n: u64) -> rusqlite::Result<u64> {
+    let mut read = 0;
+    // Folded over every value and passed to `black_box`, so that no read can be optimized away.
+    let mut digest = 0_u64;
+    while read < n {
+        let Some(row) = rows.next()? else { break };
+        for i in 0..width {
+            let folded = match row.get_ref(i)? {
+                ValueRef::Null => 0,
+                ValueRef::Integer(v) => v.cast_unsigned(),
+                ValueRef::Real(f) => f.to_bits(),
+                ValueRef::Text(b) | ValueRef::Blob(b) => {
+                    b.len() as u64 ^ u64::from(b.first().copied().unwrap_or(0))
+                }
+            };
+            digest = digest.rotate_left(5) ^ folded;
+        }
+        read += 1;
+    }
+    std::hint::black_box(digest);
+    Ok(read)
 }
 
 /// Writes a stored value as the wire carries it: the catalog type decides what SQLite cannot
@@ -153,6 +182,7 @@ fn float(f: f64) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::OffsetModel;
 
     #[test]
     fn rows_are_written_as_serde_json_would_write_them() {
@@ -175,6 +205,7 @@ mod tests {
                 None,
                 None,
             ],
+            skip: 0,
         };
         let text = run(&conn, &query).unwrap();
         let expected = serde_json::json!([
@@ -185,5 +216,218 @@ mod tests {
 
         let empty = Compiled { sql: "SELECT i FROM t WHERE 0".to_owned(), ..query };
         assert_eq!(run(&conn, &empty).unwrap(), b"[]");
+    }
+
+    /// A generated database of a few hundred rows per table, removed when dropped.
+    struct SmallDb(crate::TempDb);
+
+    /// Rows of `terminal`; `subscriber` has half as many.
+    const TERMINALS: u64 = 300;
+
+    impl SmallDb {
+        fn new() -> SmallDb {
+            let path = crate::temp_db_path();
+            let db = SmallDb(crate::TempDb(path.clone()));
+            let mut rows = crate::default_rows();
+            rows.insert("terminal", TERMINALS);
+            rows.insert("subscriber", TERMINALS / 2);
+            crate::generate::ensure_database(&path, 5, &rows).expect("generating");
+            db
+        }
+
+        fn reader(&self) -> Connection {
+            open_reader(&self.0.0).expect("opening a reader")
+        }
+    }
+
+    /// Compiles `select` under `model` and runs it.
+    fn answer(conn: &Connection, select: &Json, model: OffsetModel) -> (Compiled, Vec<u8>) {
+        let parsed = iptvportal_query::Select::from_json(select).expect("a valid select");
+        let compiled = crate::sql::compile(&parsed, model).expect("a select the catalog accepts");
+        let rows = run(conn, &compiled).unwrap_or_else(|e| panic!("{select}: {e}"));
+        (compiled, rows)
+    }
+
+    /// What a proptest case varies besides limit and offset: the columns and tables, the filters
+    /// that fit them, and the orders (with ties, and none at all).
+    struct Shape {
+        base: Json,
+        filters: Vec<Json>,
+        orders: Vec<Json>,
+    }
+
+    fn shapes() -> Vec<Shape> {
+        use serde_json::json;
+        let terminal_filters = vec![
+            json!({"gte":["id",150]}),
+            json!({"is":["inet_addr",null]}),
+            json!({"like":["mac_addr","00%"]}),
+            json!({"lt":["id",0]}),
+        ];
+        let terminal_orders = vec![
+            json!("id"),
+            json!("id DESC"),
+            json!("subscriber_id"),
+            json!("subscriber_id DESC"),
+            json!(["inet_addr", "id DESC"]),
+            json!("last_seen DESC"),
+        ];
+        let join = json!([
+            {"table":"terminal","as":"t"},
+            {"join":"subscriber","join_type":"left","as":"s","on":{"eq":[{"t":"subscriber_id"},{"s":"id"}]}}
+        ]);
+        vec![
+            Shape {
+                base: json!({"data":["*"],"from":"terminal"}),
+                filters: terminal_filters.clone(),
+                orders: terminal_orders.clone(),
+            },
+            Shape {
+                base: json!({"data":["mac_addr","id"],"from":"terminal"}),
+                filters: terminal_filters.clone(),
+                orders: terminal_orders,
+            },
+            Shape {
+                base: json!({"data":["*"],"from":"subscriber"}),
+                filters: vec![json!({"is":["disabled",true]}), json!({"gt":["billing",0]})],
+                orders: vec![json!("id"), json!("billing DESC"), json!("type")],
+            },
+            Shape {
+                base: json!({
+                    "data":["subscriber_id",{"function":"count","args":"*","as":"n"}],
+                    "from":"terminal","group_by":"subscriber_id"
+                }),
+                filters: terminal_filters.clone(),
+                orders: vec![json!("subscriber_id"), json!("n DESC")],
+            },
+            Shape {
+                base: json!({"data":[{"function":"count","args":"*"},{"function":"max","args":"id"}],"from":"terminal"}),
+                filters: terminal_filters.clone(),
+                orders: vec![],
+            },
+            Shape {
+                base: json!({"data":[{"function":"distinct","args":["subscriber_id"]}],"from":"terminal"}),
+                filters: terminal_filters,
+                orders: vec![json!("subscriber_id DESC")],
+            },
+            Shape {
+                base: json!({"data":[{"t":"id"},{"s":"username"},{"s":"disabled"}],"from":join}),
+                filters: vec![json!({"is":[{"s":"disabled"},false]})],
+                orders: vec![json!({"s":"username"}), json!({"t":"id DESC"})],
+            },
+        ]
+    }
+
+    fn page_bound() -> impl proptest::strategy::Strategy<Value = u64> {
+        use proptest::prelude::*;
+        let max = i64::MAX.cast_unsigned();
+        // Mostly within the table (and just past its end), sometimes at the edge of what is
+        // allowed, where `limit + offset` overflows.
+        prop_oneof![
+            8 => 0..TERMINALS + 20,
+            1 => Just(max),
+            1 => (0..3_u64).prop_map(move |d| max - d),
+        ]
+    }
+
+    /// Materialize answers every select with the bytes native gives, and really does move the
+    /// OFFSET out of the SQL when it should.
+    #[test]
+    fn materialize_answers_exactly_what_native_answers() {
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+        use proptest::test_runner::{Config, TestRunner};
+
+        let db = SmallDb::new();
+        let conn = db.reader();
+        let shapes = shapes();
+        let cases = (
+            0..shapes.len(),
+            proptest::option::of(any::<Index>()),
+            proptest::option::of(any::<Index>()),
+            proptest::option::of(page_bound()),
+            proptest::option::of(page_bound()),
+        );
+        let mut runner = TestRunner::new(Config { cases: 1024, ..Config::default() });
+        let result = runner.run(&cases, |(shape, filter, order, limit, offset)| {
+            let shape = &shapes[shape];
+            let mut select = shape.base.clone();
+            if let Some(f) = filter {
+                select["where"] = f.get(&shape.filters).clone();
+            }
+            if let Some(o) = order.filter(|_| !shape.orders.is_empty()) {
+                select["order_by"] = o.get(&shape.orders).clone();
+            }
+            if let Some(l) = limit {
+                select["limit"] = l.into();
+            }
+            if let Some(o) = offset {
+                select["offset"] = o.into();
+            }
+            let (_, native) = answer(&conn, &select, OffsetModel::Native);
+            let (compiled, materialized) = answer(&conn, &select, OffsetModel::Materialize);
+            prop_assert!(
+                native == materialized,
+                "{select}: {}",
+                first_difference(&native, &materialized)
+            );
+            let skips = offset.is_some_and(|o| o > 0) && limit != Some(0);
+            prop_assert_eq!(
+                compiled.skip,
+                if skips { offset.unwrap_or(0) } else { 0 },
+                "{}",
+                select
+            );
+            prop_assert_eq!(
+                compiled.sql.contains("OFFSET"),
+                offset.is_some() && !skips,
+                "{}",
+                select
+            );
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+
+    /// Where two answers part, with some context: the whole bodies would drown the message.
+    fn first_difference(a: &[u8], b: &[u8]) -> String {
+        let at = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        let around = |s: &[u8]| {
+            String::from_utf8_lossy(&s[at.saturating_sub(60)..(at + 60).min(s.len())]).into_owned()
+        };
+        format!(
+            "{} vs {} bytes, first difference at byte {at}: native …{}… materialize …{}…",
+            a.len(),
+            b.len(),
+            around(a),
+            around(b)
+        )
+    }
+
+    #[test]
+    fn discard_reads_at_most_what_there_is() {
+        let db = SmallDb::new();
+        let conn = db.reader();
+        let mut stmt = conn.prepare("SELECT * FROM terminal ORDER BY id").unwrap();
+        for (n, read) in [
+            (0, 0),
+            (1, 1),
+            (TERMINALS - 1, TERMINALS - 1),
+            (TERMINALS, TERMINALS),
+            (u64::MAX, TERMINALS),
+        ] {
+            let mut rows = stmt.query([]).unwrap();
+            assert_eq!(discard(&mut rows, 6, n).unwrap(), read, "{n}");
+            // The next row is the one after the discarded ones.
+            let next: Option<i64> = rows.next().unwrap().map(|r| r.get(0).unwrap());
+            let want: Option<i64> = conn
+                .query_row("SELECT id FROM terminal ORDER BY id LIMIT 1 OFFSET ?", [read], |r| {
+                    r.get(0)
+                })
+                .ok();
+            assert_eq!(next, want, "{n}");
+        }
     }
 }

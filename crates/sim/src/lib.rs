@@ -43,7 +43,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{SimConfig, default_rows};
+pub use config::{OffsetModel, SimConfig, default_rows};
 pub use error::Error;
 
 /// Counters of what the simulator has seen since it started.
@@ -126,6 +126,7 @@ impl Sim {
             });
         }
         let url = format!("http://{shown}/api/");
+        let offset = config.offset;
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(server::AppState::new(config, pool, stopped.clone()));
         let app = server::router(Arc::clone(&state));
@@ -138,7 +139,7 @@ impl Sim {
                 tracing::error!(error = %e, "server stopped");
             }
         });
-        tracing::info!(%url, "serving");
+        tracing::info!(%url, ?offset, "serving");
         Ok(Sim { url, addr, db_path, state, stop, task: Some(task), temp })
     }
 

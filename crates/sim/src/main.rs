@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use iptvportal_sim::{Sim, SimConfig};
+use clap::{Parser, Subcommand, ValueEnum};
+use iptvportal_sim::{OffsetModel, Sim, SimConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,12 +62,38 @@ struct ServeArgs {
     /// Session lifetime in seconds [default: sessions never expire].
     #[arg(long)]
     session_ttl: Option<u64>,
+    /// What a select's OFFSET costs the server (the rows are the same either way).
+    #[arg(long, value_enum, default_value_t = Offset::Materialize)]
+    offset: Offset,
     /// The username `authorize_user` accepts.
     #[arg(long, default_value = "admin")]
     user: String,
     /// The password `authorize_user` accepts.
     #[arg(long, default_value = "admin")]
     password: String,
+}
+
+/// The values of `--offset`: [`OffsetModel`] on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the variants' docs are `--help` text, where backticks around PostgreSQL would show"
+)]
+enum Offset {
+    /// SQLite's own OFFSET: skipped rows are stepped over undecoded (cheap).
+    Native,
+    /// Every skipped row is read in full and discarded, as PostgreSQL (the real portal's database)
+    /// does.
+    Materialize,
+}
+
+impl From<Offset> for OffsetModel {
+    fn from(offset: Offset) -> OffsetModel {
+        match offset {
+            Offset::Native => OffsetModel::Native,
+            Offset::Materialize => OffsetModel::Materialize,
+        }
+    }
 }
 
 fn parse_rows(s: &str) -> Result<(String, u64), String> {
@@ -104,6 +130,7 @@ fn config(args: ServeArgs) -> SimConfig {
         .fail_rate(args.fail_rate)
         .timeout_rate(args.timeout_rate)
         .reset_rate(args.reset_rate)
+        .offset(args.offset.into())
         .credentials(args.user, args.password);
     if let Some(db) = args.db {
         config = config.db_path(db);
@@ -183,4 +210,40 @@ fn signals() -> std::io::Result<impl Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["iptvportal-sim", "serve"].iter().chain(args))?;
+        let Command::Serve(args) = cli.command;
+        Ok(args)
+    }
+
+    #[test]
+    fn offset_defaults_to_materialize_and_takes_native() {
+        assert_eq!(serve_args(&[]).unwrap().offset, Offset::Materialize);
+        assert_eq!(serve_args(&["--offset", "native"]).unwrap().offset, Offset::Native);
+        assert_eq!(serve_args(&["--offset=materialize"]).unwrap().offset, Offset::Materialize);
+        let error = serve_args(&["--offset", "postgres"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(OffsetModel::from(Offset::Native), OffsetModel::Native);
+        assert_eq!(OffsetModel::from(Offset::Materialize), OffsetModel::default());
+    }
+
+    #[test]
+    fn help_describes_both_offset_models() {
+        let help = <Cli as clap::CommandFactory>::command()
+            .find_subcommand_mut("serve")
+            .expect("the serve subcommand")
+            .render_long_help()
+            .to_string();
+        for words in
+            ["--offset <OFFSET>", "native", "materialize", "PostgreSQL", "[default: materialize]"]
+        {
+            assert!(help.contains(words), "{words:?} missing from:\n{help}");
+        }
+    }
 }

@@ -450,11 +450,11 @@ async fn select(state: &AppState, call: Call) -> Response {
         Ok(s) => s,
         Err(e) => return rpc_error(StatusCode::OK, call.id, code::INVALID_PARAMS, e.to_string()),
     };
-    let compiled = match crate::sql::compile(&select) {
+    let compiled = match crate::sql::compile(&select, state.config.offset) {
         Ok(c) => c,
         Err(e) => return rpc_error(StatusCode::OK, call.id, code::INVALID_PARAMS, e.0),
     };
-    tracing::debug!(sql = %compiled.sql, "select");
+    tracing::debug!(sql = %compiled.sql, skip = compiled.skip, "select");
     match state.pool.select(compiled).await {
         Ok(rows) => json_response(StatusCode::OK, envelope_raw(&call.id, "result", &rows)),
         Err(message) => {

@@ -14,6 +14,8 @@ use iptvportal_query::{
 };
 use rusqlite::types::Value;
 
+use crate::OffsetModel;
+
 /// A select the client got wrong: answered with JSON-RPC code -32602 and this message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct InvalidSelect(pub(crate) String);
@@ -22,20 +24,25 @@ pub(crate) struct InvalidSelect(pub(crate) String);
 const FUNCTIONS: &[&str] =
     &["count", "min", "max", "sum", "avg", "distinct", "lower", "upper", "length", "coalesce"];
 
-/// A compiled select: the SQL, its parameters in order, and the catalog type of each result column
-/// (`None` where the value is passed through as SQLite computes it, e.g. `count`).
+/// A compiled select: the SQL, its parameters in order, the catalog type of each result column
+/// (`None` where the value is passed through as SQLite computes it, e.g. `count`), and how many
+/// leading rows the executor reads and discards before it writes any.
 #[derive(Debug)]
 pub(crate) struct Compiled {
     pub(crate) sql: String,
     pub(crate) params: Vec<Value>,
     pub(crate) types: Vec<Option<ColumnType>>,
+    /// The OFFSET of the outermost select when [`OffsetModel::Materialize`] took it out of the
+    /// SQL; 0 otherwise.
+    pub(crate) skip: u64,
 }
 
-/// Compiles a select against the catalog.
-pub(crate) fn compile(select: &Select) -> Result<Compiled, InvalidSelect> {
-    let mut c = Compiler { sql: String::new(), params: Vec::new(), scopes: Vec::new() };
+/// Compiles a select against the catalog, paying for its OFFSET as `offset` says.
+pub(crate) fn compile(select: &Select, offset: OffsetModel) -> Result<Compiled, InvalidSelect> {
+    let mut c =
+        Compiler { sql: String::new(), params: Vec::new(), scopes: Vec::new(), offset, skip: 0 };
     let types = c.select(select)?;
-    Ok(Compiled { sql: c.sql, params: c.params, types })
+    Ok(Compiled { sql: c.sql, params: c.params, types, skip: c.skip })
 }
 
 fn invalid(message: impl Into<String>) -> InvalidSelect {
@@ -60,6 +67,9 @@ struct Compiler {
     params: Vec<Value>,
     /// Innermost last: a sub-select sees its own tables first, then the enclosing ones.
     scopes: Vec<Scope>,
+    offset: OffsetModel,
+    /// See [`Compiled::skip`].
+    skip: u64,
 }
 
 fn bind(scalar: &Scalar) -> Value {
@@ -180,24 +190,57 @@ impl Compiler {
                 }
             }
         }
+        self.limit_offset(select.limit, select.offset)?;
+        Ok(types)
+    }
+
+    /// Writes the LIMIT and OFFSET of the select whose scope is innermost. Under
+    /// [`OffsetModel::Materialize`] the outermost select's OFFSET `k` leaves the SQL: the LIMIT
+    /// grows by `k` and [`Compiled::skip`] tells the executor to read `k` rows and discard them,
+    /// which returns the same rows in the same order (SQLite's sorter keeps `limit + offset`
+    /// rows either way, so even ties under a non-unique ORDER BY come out alike).
+    fn limit_offset(
+        &mut self,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<(), InvalidSelect> {
         let to_i64 = |what: &str, v: u64| {
             i64::try_from(v).map_err(|_| invalid(format!("{what} {v} is out of range")))
         };
-        match (select.limit, select.offset) {
+        // Both are checked before anything is written, so that both models refuse the same
+        // selects with the same message.
+        let limit = limit.map(|l| to_i64("limit", l)).transpose()?;
+        let offset = offset.map(|o| to_i64("offset", o)).transpose()?;
+        let outermost = self.scopes.len() == 1;
+        match (limit, offset) {
+            // PostgreSQL's Limit node with a count of 0 returns at once, without running its
+            // input, so there is nothing to skip.
+            (limit, Some(k))
+                if k > 0
+                    && limit != Some(0)
+                    && outermost
+                    && self.offset == OffsetModel::Materialize =>
+            {
+                // Without a limit, or when `limit + offset` overflows (more rows than a table can
+                // hold), every row after the skipped ones is wanted: no LIMIT at all.
+                if let Some(total) = limit.and_then(|l| l.checked_add(k)) {
+                    self.sql.push_str(" LIMIT ");
+                    self.param(Value::Integer(total));
+                }
+                self.skip = k.cast_unsigned();
+            }
             (None, None) => {}
             (limit, offset) => {
-                self.sql.push_str(" LIMIT ");
                 // SQLite needs a LIMIT before an OFFSET; -1 means no limit.
-                let limit = limit.map_or(Ok(-1), |l| to_i64("limit", l))?;
-                self.param(Value::Integer(limit));
+                self.sql.push_str(" LIMIT ");
+                self.param(Value::Integer(limit.unwrap_or(-1)));
                 if let Some(offset) = offset {
                     self.sql.push_str(" OFFSET ");
-                    let offset = to_i64("offset", offset)?;
                     self.param(Value::Integer(offset));
                 }
             }
         }
-        Ok(types)
+        Ok(())
     }
 
     fn alias(&mut self, alias: Option<&str>) -> Result<(), InvalidSelect> {
@@ -526,7 +569,7 @@ mod tests {
 
     fn sql(v: &serde_json::Value) -> Result<(String, Vec<Value>), String> {
         let select = Select::from_json(v).map_err(|e| e.to_string())?;
-        compile(&select).map(|c| (c.sql, c.params)).map_err(|e| e.0)
+        compile(&select, OffsetModel::Native).map(|c| (c.sql, c.params)).map_err(|e| e.0)
     }
 
     #[test]
@@ -557,6 +600,114 @@ mod tests {
              LEFT JOIN \"subscriber\" AS \"s\" ON (\"t\".\"subscriber_id\" = \"s\".\"id\") \
              GROUP BY \"s\".\"username\" ORDER BY \"n\" DESC"
         );
+    }
+
+    /// The tail of the SQL and its parameters and skip under `model`.
+    fn paged(
+        model: OffsetModel,
+        v: &serde_json::Value,
+    ) -> Result<(String, Vec<Value>, u64), String> {
+        let select = Select::from_json(v).map_err(|e| e.to_string())?;
+        let c = compile(&select, model).map_err(|e| e.0)?;
+        let tail = c.sql.split(" FROM \"terminal\"").nth(1).unwrap_or_default().to_owned();
+        Ok((tail, c.params, c.skip))
+    }
+
+    #[test]
+    fn materialize_moves_the_outermost_offset_out_of_the_sql() {
+        use OffsetModel::{Materialize, Native};
+        let q = |limit: Option<u64>, offset: Option<u64>| {
+            let mut v = json!({"data":["id"],"from":"terminal","order_by":"id"});
+            if let Some(l) = limit {
+                v["limit"] = json!(l);
+            }
+            if let Some(o) = offset {
+                v["offset"] = json!(o);
+            }
+            v
+        };
+        let max = i64::MAX.cast_unsigned();
+        let int = Value::Integer;
+        // (limit, offset), what native compiles to, what materialize compiles to.
+        let cases = [
+            (
+                Some(5),
+                Some(10),
+                (" LIMIT ? OFFSET ?", vec![int(5), int(10)]),
+                (" LIMIT ?", vec![int(15)], 10),
+            ),
+            (None, Some(10), (" LIMIT ? OFFSET ?", vec![int(-1), int(10)]), ("", vec![], 10)),
+            (
+                Some(max),
+                Some(1),
+                (" LIMIT ? OFFSET ?", vec![int(i64::MAX), int(1)]),
+                ("", vec![], 1),
+            ),
+            (
+                Some(max - 1),
+                Some(1),
+                (" LIMIT ? OFFSET ?", vec![int(i64::MAX - 1), int(1)]),
+                (" LIMIT ?", vec![int(i64::MAX)], 1),
+            ),
+            (
+                Some(0),
+                Some(10),
+                (" LIMIT ? OFFSET ?", vec![int(0), int(10)]),
+                (" LIMIT ? OFFSET ?", vec![int(0), int(10)], 0),
+            ),
+            (
+                Some(5),
+                Some(0),
+                (" LIMIT ? OFFSET ?", vec![int(5), int(0)]),
+                (" LIMIT ? OFFSET ?", vec![int(5), int(0)], 0),
+            ),
+            (Some(5), None, (" LIMIT ?", vec![int(5)]), (" LIMIT ?", vec![int(5)], 0)),
+            (None, None, ("", vec![]), ("", vec![], 0)),
+        ];
+        for (limit, offset, native, materialized) in cases {
+            let v = q(limit, offset);
+            let order = " ORDER BY \"terminal\".\"id\"";
+            let (tail, params, skip) = paged(Native, &v).unwrap();
+            assert_eq!((tail, params, skip), (format!("{order}{}", native.0), native.1, 0), "{v}");
+            let (tail, params, skip) = paged(Materialize, &v).unwrap();
+            assert_eq!(
+                (tail, params, skip),
+                (format!("{order}{}", materialized.0), materialized.1, materialized.2),
+                "{v}"
+            );
+        }
+        // Out-of-range values are refused alike, limit first.
+        for model in [Native, Materialize] {
+            assert_eq!(
+                paged(model, &q(Some(max + 1), Some(3))).unwrap_err(),
+                format!("limit {} is out of range", max + 1)
+            );
+            assert_eq!(
+                paged(model, &q(Some(3), Some(max + 1))).unwrap_err(),
+                format!("offset {} is out of range", max + 1)
+            );
+            assert_eq!(
+                paged(model, &q(Some(max + 1), Some(max + 1))).unwrap_err(),
+                format!("limit {} is out of range", max + 1)
+            );
+        }
+    }
+
+    #[test]
+    fn materialize_leaves_a_sub_select_offset_to_sqlite() {
+        let v = json!({
+            "data":["id"],"from":"terminal",
+            "where":{"in":["subscriber_id",{"data":["id"],"from":"subscriber","order_by":"id","limit":3,"offset":4}]},
+            "limit":2,"offset":1
+        });
+        let (tail, params, skip) = paged(OffsetModel::Materialize, &v).unwrap();
+        assert_eq!(
+            tail,
+            " WHERE (\"terminal\".\"subscriber_id\" IN (SELECT \"subscriber\".\"id\" FROM \"subscriber\" \
+             ORDER BY \"subscriber\".\"id\" LIMIT ? OFFSET ?)) LIMIT ?"
+        );
+        assert_eq!(params, vec![Value::Integer(3), Value::Integer(4), Value::Integer(3)]);
+        assert_eq!(skip, 1);
     }
 
     #[test]

@@ -24,12 +24,14 @@ pub(crate) struct SimProcess {
 
 impl SimProcess {
     /// Starts the simulator on a free loopback port over the database file `db` (generated on the
-    /// first start, reused by later ones with the same sizes) and waits for its URL.
+    /// first start, reused by later ones with the same sizes) and waits for its URL. `extra` are
+    /// further `serve` flags (`--offset native`).
     pub(crate) fn start(
         bin: &Path,
         db: &Path,
         rows: &[(&str, u64)],
         latency_ms: u64,
+        extra: &[&str],
         log: &Path,
     ) -> Result<SimProcess> {
         let rows_arg: Vec<String> = rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
@@ -39,6 +41,7 @@ impl SimProcess {
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(["--rows", &rows_arg.join(","), "--latency-ms", &latency_ms.to_string()])
+            .args(extra)
             // Per-request info logs would cost the simulator CPU that the dump under test shares.
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -59,9 +62,11 @@ impl SimProcess {
             );
         }
         eprintln!(
-            "  simulator {} ({}, latency {latency_ms} ms) ready after {:.1} s",
+            "  simulator {} ({}, latency {latency_ms} ms{}{}) ready after {:.1} s",
             url,
             rows_arg.join(","),
+            if extra.is_empty() { "" } else { ", " },
+            extra.join(" "),
             started.elapsed().as_secs_f64()
         );
         Ok(SimProcess { child, url, _stdout: stdout })

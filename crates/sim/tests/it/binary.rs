@@ -20,6 +20,8 @@ async fn serves_prints_its_url_and_stops_on_sigterm() {
             "3",
             "--rate-limit",
             "100/s",
+            "--offset",
+            "native",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -52,6 +54,7 @@ fn bad_arguments_exit_2_and_runtime_errors_exit_1() {
         &["serve", "--rows", "nope=1"],
         &["serve", "--rows", "terminal"],
         &["serve", "--rate-limit", "0/s"],
+        &["serve", "--offset", "postgres"],
         &["serve", "--bogus"],
         &[],
     ] {

@@ -5,5 +5,6 @@ mod binary;
 mod faults;
 mod generation;
 mod injection;
+mod offset;
 mod select;
 mod support;
