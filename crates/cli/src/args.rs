@@ -382,7 +382,8 @@ pub(crate) struct DumpArgs {
     #[arg(long, value_enum, default_value_t = DumpStrategy::Offset)]
     pub(crate) strategy: DumpStrategy,
 
-    /// Requests in flight at once for one table (id-range only; 1 is sequential).
+    /// Row requests in flight at once for one table (id-range only; 1 is sequential). Above 1, one
+    /// more request at a time reads the ids ahead to cut the table into ranges of one chunk.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one_usize)]
     pub(crate) parallel: usize,
 

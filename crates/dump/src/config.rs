@@ -51,7 +51,8 @@ pub struct DumpConfig {
     pub max_retries: u32,
     /// Backoff factor: the n-th retry waits `retry_backoff^n` seconds, with jitter (default 1.5).
     pub retry_backoff: f64,
-    /// Requests in flight at once for ID_RANGE (default 3; 1 is sequential).
+    /// Row requests in flight at once for ID_RANGE (default 3; 1 is sequential); above 1 the
+    /// traversal also reads ids ahead, one request at a time, to plan its ranges.
     pub max_parallel: usize,
     /// Layout of Parquet part files.
     pub parquet: ParquetOptions,

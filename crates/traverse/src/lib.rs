@@ -13,10 +13,10 @@
 //!   read-ahead.
 //! - **ID_RANGE**: keyset pages, `id > last_id` ordered by id; no OFFSET anywhere, so the cost of a
 //!   chunk does not grow with its depth. One request of read-ahead.
-//! - **parallel ID_RANGE** (`max_parallel > 1`): ranges planned from `count`, `min(id)`, `max(id)`
-//!   (one request), up to `max_parallel` requests in flight, a range denser than planned continued
-//!   by keyset, and chunks handed on in id order through a bounded reorder window, so the output is
-//!   identical to a sequential ID_RANGE traversal.
+//! - **parallel ID_RANGE** (`max_parallel > 1`): ranges of exactly one chunk, cut from a scan of
+//!   the ids alone that runs ahead of the fetches, up to `max_parallel` requests in flight, a range
+//!   that grew since the scan continued by keyset, and chunks handed on in id order through a
+//!   bounded reorder window, so the output is identical to a sequential ID_RANGE traversal.
 //!
 //! Every chunk carries the [`Cursor`] after it: a checkpoint that stores it resumes exactly there.
 //!
@@ -67,7 +67,7 @@ enum Inner {
 
 impl Traversal {
     /// Validates `spec`, counts the rows still to traverse from `from` (one request; parallel
-    /// ID_RANGE asks for `min(id)` and `max(id)` in the same request) and returns the traversal.
+    /// ID_RANGE sends the first page of its id scan alongside) and returns the traversal.
     pub async fn start(
         source: Arc<dyn RowSource>,
         spec: TraversalSpec,
@@ -103,12 +103,13 @@ impl Traversal {
                 (Inner::Keyset(ReadAhead::new(source, chunk_size, pages)), remaining)
             }
             (Strategy::IdRange, Cursor::Id { after }) => {
-                let stats = spec::id_stats(source.as_ref(), &spec, after).await?;
-                let remaining = stats.count;
-                (
-                    Inner::Parallel(parallel::ParallelTraversal::new(source, spec, after, stats)?),
-                    remaining,
-                )
+                let filter = spec.filter_after(after)?;
+                let count_spec = spec.clone();
+                let counting = Arc::clone(&source);
+                // The id scan's first page is already on its way while the count runs.
+                let parallel = parallel::ParallelTraversal::new(source, spec, after)?;
+                let remaining = spec::count(counting.as_ref(), &count_spec, filter).await?;
+                (Inner::Parallel(parallel), remaining)
             }
             _ => unreachable!("strategy and cursor were matched above"),
         };

@@ -1,32 +1,45 @@
-//! Parallel ID_RANGE traversal: planned id ranges fetched concurrently, handed on in id order.
+//! Parallel ID_RANGE traversal: id ranges of exactly one chunk, fetched concurrently, handed on in
+//! id order.
 //!
-//! The id span after the cursor is cut into ranges expected to hold about one chunk each (from the
-//! up-front count and min/max). Each range is fetched by keyset inside its bounds, so a range denser
-//! than planned simply takes more requests, and an empty one costs a single request that returns
-//! nothing. After the last planned range comes an unbounded tail (`id > max`), which catches rows
-//! added during the traversal exactly as a sequential traversal would: the output is identical.
+//! The ranges come from an **id scan**: pages of ids alone (`select id … where <filter> and id >
+//! after order by id limit n`), read ahead of the fetches. Every `chunk_size`-th id becomes the
+//! inclusive upper bound of a range, so each range holds exactly one chunk of matching rows when
+//! it is fetched and costs exactly one request, however unevenly the ids are spread and however
+//! selective the filter is. Each range is fetched by keyset inside its bounds, so a range that grew
+//! after the scan (rows inserted) simply takes another request, and one that shrank returns less.
+//! After the last full range comes an unbounded tail (`id > last bound`): the scan's remainder of
+//! less than a chunk, plus any row added during the traversal, exactly as a sequential traversal
+//! would see it. The output is identical to a sequential ID_RANGE traversal.
 //!
-//! **Invariant:** at most `max_parallel` requests are in flight, and no new range is started while
-//! `max_parallel` chunks wait for their turn, except that the head range may always fetch (it is
-//! the one that unblocks delivery). Waiting chunks are bounded separately from requests so that a
-//! slow head does not drain the pipe to one request. Memory is therefore bounded by
-//! `2 * max_parallel * chunk_size` rows.
+//! **Invariant:** at most `max_parallel` row requests are in flight, plus at most one id scan page
+//! (a light request: one column, no row data), and no new range is started while `max_parallel`
+//! chunks wait for their turn, except that the head range may always fetch (it is the one that
+//! unblocks delivery). The scan does not take a row request's place because it would cost one
+//! latency per page out of the fetches' time (measured in docs/benchmarks.md). Waiting chunks are
+//! bounded separately from requests so that a slow head does not drain the pipe to one request.
+//! Memory is therefore bounded by `2 * max_parallel * chunk_size` rows, plus one scan page of ids
+//! and the planned bounds (at most [`SCAN_IDS`] ids and one bound per `chunk_size` of them).
 //!
-//! Ranges are planned for about 80% of a chunk: a range planned at exactly one chunk overflows
-//! about half the time (ids are not evenly spread) and then needs a tiny follow-up request that
-//! the head of the window waits for. Measured in docs/benchmarks.md.
+//! Measured in docs/benchmarks.md against the earlier plan (ranges cut from `count`, `min(id)` and
+//! `max(id)`, 80 % of a chunk each): that plan needed ~135 requests for 100 chunks on a table with
+//! clustered id gaps, this one ~100 plus one scan per eight chunks.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use iptvportal_query::{CompareOp, Select};
+use iptvportal_query::{CompareOp, Operand, OrderBy, Select};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use crate::spec::{IdPosition, IdStats, and, fetch};
+use crate::spec::{IdPosition, and, fetch};
 use crate::{Chunk, Cursor, Error, RowSource, TraversalSpec};
 
 type Rows = Vec<Vec<Value>>;
+
+/// Ids in one scan page, at most: a few MB once parsed, whatever the chunk size.
+const SCAN_IDS: u64 = 40_000;
+/// Chunks' worth of ids in one scan page, unless that exceeds [`SCAN_IDS`].
+const SCAN_CHUNKS: u64 = 8;
 
 pub(crate) struct ParallelTraversal {
     source: Arc<dyn RowSource>,
@@ -37,8 +50,19 @@ pub(crate) struct ParallelTraversal {
     planner: Planner,
     /// Started ranges in id order; the front is the one being delivered.
     ranges: VecDeque<Range>,
-    tasks: JoinSet<(u64, Result<Rows, Error>)>,
+    tasks: JoinSet<Fetched>,
+    /// Requests in flight: row fetches and the scan.
     in_flight: usize,
+    /// Row fetches in flight, at most `window`.
+    fetching: usize,
+}
+
+/// A finished request.
+enum Fetched {
+    /// Rows of the range with this index.
+    Range(u64, Result<Rows, Error>),
+    /// A page of the id scan.
+    Scan(Result<Rows, Error>),
 }
 
 /// One id range `(after, hi]`, fetched by keyset from `after`.
@@ -55,53 +79,81 @@ struct Range {
     ready: VecDeque<(Rows, i64)>,
 }
 
-/// Cuts the id span into ranges on demand, so that planning costs nothing up front whatever the
-/// table's size. Bounds are computed in `i128` so that ids near `i64::MAX` cannot overflow.
+/// Turns the id scan into ranges of one chunk each, on demand.
 struct Planner {
+    chunk_size: u64,
+    /// Ids asked for per scan page.
+    scan_limit: u64,
+    /// Exclusive lower bound of the next scan page: the last id scanned so far.
+    scan_after: Option<i64>,
+    /// Ids scanned since the last planned bound.
+    since_bound: u64,
+    scan_in_flight: bool,
+    /// A short scan page came back: every id there was is scanned.
+    scan_done: bool,
+    /// Inclusive upper bounds of the ranges scanned but not started yet, ascending.
+    bounds: VecDeque<i64>,
     /// Exclusive lower bound of the next range.
-    next_after: i128,
-    /// Largest id at planning time; `None` when nothing matched.
-    max: Option<i128>,
-    width: i128,
+    next_after: Option<i64>,
     tail_planned: bool,
     next_index: u64,
 }
 
 impl Planner {
-    fn new(after: Option<i64>, stats: IdStats, chunk_size: u64) -> Planner {
-        let start = after.map(i128::from);
-        let (next_after, max, width) = match stats.bounds {
-            Some((min, max)) if stats.count > 0 => {
-                let lower = start.unwrap_or(i128::MIN).max(i128::from(min) - 1);
-                let span = i128::from(max) - lower;
-                // Expected rows per id = count / span, so a range of chunk * span / count ids holds
-                // about one chunk.
-                let count = i128::from(stats.count);
-                let width = ((i128::from(chunk_size) * span + count - 1) / count).max(1);
-                (lower, Some(i128::from(max)), width)
+    fn new(after: Option<i64>, chunk_size: u64) -> Planner {
+        Planner {
+            chunk_size,
+            scan_limit: chunk_size.saturating_mul(SCAN_CHUNKS).clamp(1, SCAN_IDS),
+            scan_after: after,
+            since_bound: 0,
+            scan_in_flight: false,
+            scan_done: false,
+            bounds: VecDeque::new(),
+            next_after: after,
+            tail_planned: false,
+            next_index: 0,
+        }
+    }
+
+    /// Whether to ask for the next scan page now: the planned bounds run low, and no page is on
+    /// its way.
+    fn wants_scan(&self, low_water: usize) -> bool {
+        !self.scan_done && !self.scan_in_flight && self.bounds.len() <= low_water
+    }
+
+    /// Takes in a scan page: every `chunk_size`-th id becomes a bound.
+    fn scanned(&mut self, mut rows: Rows, what: &str) -> Result<(), Error> {
+        self.scan_in_flight = false;
+        let short = (rows.len() as u64) < self.scan_limit;
+        // Checks that every id is an integer, ascending from where the scan stood.
+        let last = IdPosition::Column(0).last_id_and_strip(&mut rows, self.scan_after, what)?;
+        for id in rows.iter().filter_map(|row| row.first().and_then(Value::as_i64)) {
+            self.since_bound += 1;
+            if self.since_bound == self.chunk_size {
+                self.bounds.push_back(id);
+                self.since_bound = 0;
             }
-            _ => (start.unwrap_or(i128::MIN), None, 1),
-        };
-        Planner { next_after, max, width, tail_planned: false, next_index: 0 }
+        }
+        self.scan_after = last.or(self.scan_after);
+        self.scan_done = short;
+        Ok(())
     }
 
     fn next_range(&mut self) -> Option<Range> {
-        let (after, hi) = match self.max {
-            Some(max) if self.next_after < max => {
-                let hi = (self.next_after + self.width).min(max);
-                let after = self.next_after;
-                self.next_after = hi;
-                (after, Some(to_i64(hi)))
+        let after = self.next_after;
+        let hi = match self.bounds.pop_front() {
+            Some(hi) => {
+                self.next_after = Some(hi);
+                Some(hi)
             }
-            _ if !self.tail_planned => {
+            None if self.scan_done && !self.tail_planned => {
                 self.tail_planned = true;
-                (self.next_after, None)
+                None
             }
-            _ => return None,
+            None => return None,
         };
         let index = self.next_index;
         self.next_index += 1;
-        let after = (after >= i128::from(i64::MIN)).then(|| to_i64(after));
         Some(Range { index, after, hi, in_flight: false, done: false, ready: VecDeque::new() })
     }
 
@@ -110,22 +162,18 @@ impl Planner {
     }
 }
 
-fn to_i64(v: i128) -> i64 {
-    i64::try_from(v).expect("range bounds stay within the ids the server returned")
-}
-
 impl ParallelTraversal {
+    /// The traversal of the rows after `after`, with the first scan page already requested, so
+    /// that it runs while the caller counts.
     pub(crate) fn new(
         source: Arc<dyn RowSource>,
         spec: TraversalSpec,
         after: Option<i64>,
-        stats: IdStats,
     ) -> Result<Self, Error> {
         let (query, id) = spec.keyset_select()?;
         let query = query.limit(spec.chunk_size);
-        let planner = Planner::new(after, stats, (spec.chunk_size * 4 / 5).max(1));
-        tracing::debug!(table = %spec.table, count = stats.count, width = planner.width, "planned id ranges");
-        Ok(ParallelTraversal {
+        let planner = Planner::new(after, spec.chunk_size);
+        let mut traversal = ParallelTraversal {
             source,
             window: spec.max_parallel,
             spec,
@@ -135,7 +183,10 @@ impl ParallelTraversal {
             ranges: VecDeque::new(),
             tasks: JoinSet::new(),
             in_flight: 0,
-        })
+            fetching: 0,
+        };
+        traversal.spawn_scan()?;
+        Ok(traversal)
     }
 
     /// The next chunk in id order. With `issue` false no new request is sent: only what is already
@@ -178,16 +229,20 @@ impl ParallelTraversal {
         }
     }
 
-    /// Issues requests while the window has room.
+    /// Issues requests while the window has room: the head's next page first, then the id scan
+    /// when its bounds run low, then new ranges.
     fn fill(&mut self) -> Result<(), Error> {
         loop {
             let buffered: usize = self.ranges.iter().map(|r| r.ready.len()).sum();
-            let can_fetch = self.in_flight < self.window;
+            let can_fetch = self.fetching < self.window;
             let room = can_fetch && buffered < self.window;
             let next = self.ranges.iter().position(|r| !r.done && !r.in_flight);
             match next {
                 Some(pos) if room || (can_fetch && pos == 0 && self.ranges[0].ready.is_empty()) => {
                     self.spawn(pos)?;
+                }
+                _ if buffered < self.window && self.planner.wants_scan(2 * self.window) => {
+                    self.spawn_scan()?;
                 }
                 _ if room => match self.planner.next_range() {
                     Some(range) => self.ranges.push_back(range),
@@ -196,6 +251,24 @@ impl ParallelTraversal {
                 _ => return Ok(()),
             }
         }
+    }
+
+    fn spawn_scan(&mut self) -> Result<(), Error> {
+        let id = self.spec.id_column.as_str();
+        let mut query = Select::from(self.spec.table.as_str())?
+            .data(vec![Operand::column(id)?])
+            .order_by(OrderBy::asc(id)?)
+            .limit(self.planner.scan_limit);
+        query.where_ = self.spec.filter_after(self.planner.scan_after)?;
+        let what = match self.planner.scan_after {
+            Some(after) => format!("scanning the ids of {} after {after}", self.spec.table),
+            None => format!("scanning the ids of {}", self.spec.table),
+        };
+        self.planner.scan_in_flight = true;
+        self.in_flight += 1;
+        let source = Arc::clone(&self.source);
+        self.tasks.spawn(async move { Fetched::Scan(fetch(source.as_ref(), &query, &what).await) });
+        Ok(())
     }
 
     fn spawn(&mut self, pos: usize) -> Result<(), Error> {
@@ -214,18 +287,31 @@ impl ParallelTraversal {
         let index = range.index;
         range.in_flight = true;
         self.in_flight += 1;
+        self.fetching += 1;
         let source = Arc::clone(&self.source);
-        self.tasks.spawn(async move { (index, fetch(source.as_ref(), &query, &what).await) });
+        self.tasks.spawn(async move {
+            Fetched::Range(index, fetch(source.as_ref(), &query, &what).await)
+        });
         Ok(())
     }
 
     async fn complete_one(&mut self) -> Result<(), Error> {
         let joined = self.tasks.join_next().await.expect("a request is in flight");
-        let (index, result) = joined.map_err(|e| Error::Unexpected {
+        let fetched = joined.map_err(|e| Error::Unexpected {
             what: format!("fetching rows of {}", self.spec.table),
             detail: format!("a request task failed: {e}"),
         })?;
         self.in_flight -= 1;
+        let (index, result) = match fetched {
+            Fetched::Range(index, result) => {
+                self.fetching -= 1;
+                (index, result)
+            }
+            Fetched::Scan(result) => {
+                let what = format!("scanning the ids of {}", self.spec.table);
+                return self.planner.scanned(result?, &what);
+            }
+        };
         let mut rows = result?;
         let chunk_size = self.spec.chunk_size;
         let id = self.id;

@@ -83,7 +83,8 @@ pub struct TraversalSpec {
     pub chunk_size: u64,
     /// OFFSET or ID_RANGE.
     pub strategy: Strategy,
-    /// Requests in flight at once for ID_RANGE (1 = sequential).
+    /// Row requests in flight at once for ID_RANGE (1 = sequential); above 1, one more request at
+    /// a time scans the ids ahead to plan ranges of one chunk.
     pub max_parallel: usize,
 }
 
@@ -297,47 +298,4 @@ pub(crate) async fn count(
         what,
         detail: format!("expected [[<count>]], got {}", Value::from(rows)),
     })
-}
-
-/// Count, smallest and largest id of the rows after `after`, in one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct IdStats {
-    pub(crate) count: u64,
-    /// `(min, max)`, `None` when no row matches.
-    pub(crate) bounds: Option<(i64, i64)>,
-}
-
-pub(crate) async fn id_stats(
-    source: &dyn RowSource,
-    spec: &TraversalSpec,
-    after: Option<i64>,
-) -> Result<IdStats, Error> {
-    let id = || Operand::column(spec.id_column.as_str());
-    let mut query = Select::from(spec.table.as_str())?.data(vec![
-        Operand::Function(Function::count_star()),
-        Operand::Function(Function::new("min", vec![id()?])?),
-        Operand::Function(Function::new("max", vec![id()?])?),
-    ]);
-    query.where_ = spec.filter_after(after)?;
-    let what = format!("planning id ranges of {}", spec.table);
-    let rows = fetch(source, &query, &what).await?;
-    let unexpected = |rows: &Vec<Vec<Value>>| Error::Unexpected {
-        what: what.clone(),
-        detail: format!(
-            "expected [[<count>, <min id>, <max id>]], got {}",
-            Value::from(rows.clone())
-        ),
-    };
-    let [count, min, max] = rows.first().map(Vec::as_slice).unwrap_or_default() else {
-        return Err(unexpected(&rows));
-    };
-    let count = count.as_u64().ok_or_else(|| unexpected(&rows))?;
-    let bounds = match (min, max) {
-        (Value::Null, Value::Null) => None,
-        (min, max) => Some((
-            min.as_i64().ok_or_else(|| unexpected(&rows))?,
-            max.as_i64().ok_or_else(|| unexpected(&rows))?,
-        )),
-    };
-    Ok(IdStats { count, bounds })
 }

@@ -12,17 +12,26 @@ use tokio::sync::watch;
 
 pub(crate) const COLUMNS: [&str; 3] = ["id", "grp", "name"];
 
+/// A change to the fake's rows.
+pub(crate) type Change = Box<dyn Fn(&mut Vec<Vec<Value>>) + Send + Sync>;
+
 pub(crate) struct FakeSource {
-    rows: Vec<Vec<Value>>,
+    rows: Mutex<Vec<Vec<Value>>>,
     pub(crate) log: Mutex<Vec<Select>>,
-    /// Requests running right now, and the most ever seen at once.
+    /// Requests running right now, and the most ever seen at once: all of them, and those that
+    /// fetch rows (neither a count nor a scan of the ids alone).
     running: AtomicUsize,
     pub(crate) max_running: AtomicUsize,
+    running_fetches: AtomicUsize,
+    pub(crate) max_running_fetches: AtomicUsize,
     /// Fail the request with this (1-based) number.
     pub(crate) fail_at: Option<usize>,
     /// Never answer the request with this (1-based) number.
     pub(crate) hang_at: Option<usize>,
     pub(crate) delay: Duration,
+    /// Change the table with this just before answering the request with this (1-based) number:
+    /// a table that changes while it is traversed.
+    pub(crate) change_at: Option<(usize, Change)>,
     /// How many requests have reached the source so far, for tests to wait on.
     sent: watch::Sender<usize>,
 }
@@ -30,20 +39,25 @@ pub(crate) struct FakeSource {
 impl FakeSource {
     /// Rows with the given ascending ids; `grp` is `id % 3`, `name` is `n<id>`.
     pub(crate) fn with_ids(ids: impl IntoIterator<Item = i64>) -> FakeSource {
-        let rows = ids
-            .into_iter()
-            .map(|id| vec![json!(id), json!(id % 3), json!(format!("n{id}"))])
-            .collect();
+        let rows = ids.into_iter().map(Self::row).collect();
         FakeSource {
-            rows,
+            rows: Mutex::new(rows),
             log: Mutex::new(Vec::new()),
             running: AtomicUsize::new(0),
             max_running: AtomicUsize::new(0),
+            running_fetches: AtomicUsize::new(0),
+            max_running_fetches: AtomicUsize::new(0),
             fail_at: None,
             hang_at: None,
             delay: Duration::ZERO,
+            change_at: None,
             sent: watch::Sender::new(0),
         }
+    }
+
+    /// The row with this id.
+    pub(crate) fn row(id: i64) -> Vec<Value> {
+        vec![json!(id), json!(id % 3), json!(format!("n{id}"))]
     }
 
     pub(crate) fn requests(&self) -> Vec<Select> {
@@ -96,17 +110,30 @@ impl RowSource for FakeSource {
         if self.hang_at == Some(n) {
             return std::future::pending().await;
         }
+        let fetch = !matches!(query.data.as_slice(), [Operand::Function(_), ..])
+            && !matches!(query.data.as_slice(), [Operand::Column(c)] if c.name == "id");
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
+        if fetch {
+            let now = self.running_fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_running_fetches.fetch_max(now, Ordering::SeqCst);
+        }
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
+        if fetch {
+            self.running_fetches.fetch_sub(1, Ordering::SeqCst);
+        }
         if self.fail_at == Some(n) {
             return Err("injected failure".into());
         }
-        let matching: Vec<&Vec<Value>> = self
-            .rows
+        let mut rows = self.rows.lock().unwrap();
+        if let Some((_, change)) = self.change_at.as_ref().filter(|(at, _)| *at == n) {
+            change(&mut rows);
+            rows.sort_by_key(|r| r[0].as_i64());
+        }
+        let matching: Vec<&Vec<Value>> = rows
             .iter()
             .filter(|r| query.where_.as_ref().is_none_or(|w| Self::matches(r, w)))
             .collect();

@@ -129,7 +129,7 @@ fn an_id_not_among_the_columns_is_fetched_and_stripped() {
 }
 
 #[test]
-fn parallel_keeps_at_most_max_parallel_requests_in_flight() {
+fn parallel_keeps_at_most_max_parallel_row_fetches_in_flight() {
     let mut fake = FakeSource::with_ids(1..=200);
     fake.delay = Duration::from_millis(2);
     let source = Arc::new(fake);
@@ -142,10 +142,83 @@ fn parallel_keeps_at_most_max_parallel_requests_in_flight() {
         .unwrap();
     assert_eq!(ids(&chunks), (1..=200).collect::<Vec<_>>());
     assert_eq!(
-        source.max_running.load(Ordering::SeqCst),
+        source.max_running_fetches.load(Ordering::SeqCst),
         3,
-        "requests should overlap up to the window, no more"
+        "row fetches should overlap up to the window, no more"
     );
+    // Plus at most one page of the id scan.
+    assert!(source.max_running.load(Ordering::SeqCst) <= 4);
+}
+
+/// The kinds of request a parallel traversal sends: (counts, id scan pages, range fetches).
+fn request_kinds(source: &FakeSource) -> (usize, usize, usize) {
+    let requests = source.requests();
+    let counts = requests.iter().filter(|q| matches!(q.data[0], Operand::Function(_))).count();
+    let scans = requests
+        .iter()
+        .filter(|q| matches!(q.data.as_slice(), [Operand::Column(c)] if c.name == "id"))
+        .count();
+    (counts, scans, requests.len() - counts - scans)
+}
+
+#[test]
+fn parallel_ranges_hold_one_chunk_each_however_unevenly_the_ids_are_spread() {
+    // 1,000 ids in clusters: runs of 1 to 40 consecutive ids separated by gaps of 1 to 5,000.
+    let mut table = Vec::new();
+    let mut id = 0i64;
+    for i in 0..1000i64 {
+        id += if i % 37 == 0 { 1 + (i * 7919) % 5000 } else { 1 };
+        table.push(id);
+    }
+    let source = Arc::new(FakeSource::with_ids(table.clone()));
+    let chunks = runtime()
+        .block_on(collect(
+            source.clone(),
+            spec(Strategy::IdRange, 10, 3),
+            Cursor::start(Strategy::IdRange),
+        ))
+        .unwrap();
+    assert_eq!(ids(&chunks), table);
+    assert!(chunks.iter().all(|c| c.rows.len() == 10), "every chunk is a full one");
+    // One count; scan pages of 8 chunks (80 ids): 12 full and a short one; one request per range
+    // and one for the (empty) tail.
+    assert_eq!(request_kinds(&source), (1, 13, 101));
+    let scans = source.requests().into_iter().filter(|q| q.data.len() == 1).skip(1);
+    assert!(scans.into_iter().all(|q| q.limit == Some(80) && q.offset.is_none()));
+}
+
+#[test]
+fn rows_inserted_into_a_scanned_range_are_fetched_and_deleted_ones_are_not_waited_for() {
+    // Chunks of 10 over ids 10, 20, …, 1000. When the third request (the first range fetch; the
+    // count and the first scan page, whose 80 ids planned the first 8 ranges, come before it)
+    // arrives, 15 and 25 appear in the first range and 305 in the fourth; 500 and 510 vanish
+    // from the fifth and sixth.
+    let mut fake = FakeSource::with_ids((1..=100).map(|i| i * 10));
+    fake.change_at = Some((
+        3,
+        Box::new(|rows: &mut Vec<Vec<Value>>| {
+            rows.extend([15, 25, 305].map(FakeSource::row));
+            rows.retain(|r| ![500, 510].contains(&r[0].as_i64().unwrap()));
+        }),
+    ));
+    let source = Arc::new(fake);
+    let chunks = runtime()
+        .block_on(collect(
+            source.clone(),
+            spec(Strategy::IdRange, 10, 2),
+            Cursor::start(Strategy::IdRange),
+        ))
+        .unwrap();
+    let mut expected: Vec<i64> = (1..=100)
+        .map(|i| i * 10)
+        .chain([15, 25, 305])
+        .filter(|i| ![500, 510].contains(i))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(ids(&chunks), expected);
+    // Ten ranges and the tail; the two that grew took one more request each, the two that shrank
+    // did not.
+    assert_eq!(request_kinds(&source), (1, 2, 10 + 1 + 2));
 }
 
 #[test]
