@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::retry::parse_retry_after;
-use crate::rows::{RowsHint, read_rows};
+use crate::rows::{RowsHint, read_i64s, read_rows};
 use crate::{ClientConfig, Error, RetryPolicy, Secret};
 
 /// The header carrying the session on every data call.
@@ -200,6 +200,37 @@ impl Decode for SelectRows {
     }
 }
 
+/// A select of one integer column, read straight into the integers when the body has the usual
+/// shape.
+struct SelectIntegers(Option<u64>);
+
+/// What a select of integers held: the integers read by the fast path, or the general path's
+/// `result`, which [`integers`] checks after the call.
+#[derive(Debug)]
+enum SelectedIntegers {
+    Integers(Vec<i64>),
+    Result(Value),
+}
+
+impl Decode for SelectIntegers {
+    type Output = SelectedIntegers;
+
+    fn fast(&self, body: &[u8]) -> Option<SelectedIntegers> {
+        read_i64s(body, self.0).map(SelectedIntegers::Integers)
+    }
+
+    fn of_result(&self, result: Value) -> SelectedIntegers {
+        SelectedIntegers::Result(result)
+    }
+
+    fn rows(&self, output: &SelectedIntegers) -> usize {
+        match output {
+            SelectedIntegers::Integers(values) => values.len(),
+            SelectedIntegers::Result(result) => AnyResult.rows(result),
+        }
+    }
+}
+
 impl Client {
     /// A client for `config`. No request is made until the first call.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
@@ -305,6 +336,18 @@ impl Client {
         let params = select.to_json()?;
         let decode = SelectRows::new(select);
         self.call_sql("select", &params, Some(&select.from.table.name), &decode).await?.into_rows()
+    }
+
+    /// Runs a select whose rows are one integer each (`data` one integer column, such as an id)
+    /// and returns the integers: the same request as [`Client::select`], read without a row and a
+    /// `Value` apiece. Any row that is not one integer in `i64`'s range is an error.
+    pub async fn select_i64s(&self, select: &Select) -> Result<Vec<i64>, Error> {
+        let params = select.to_json()?;
+        let decode = SelectIntegers(select.limit);
+        match self.call_sql("select", &params, Some(&select.from.table.name), &decode).await? {
+            SelectedIntegers::Integers(values) => Ok(values),
+            SelectedIntegers::Result(result) => integers(result),
+        }
     }
 
     /// The number of rows of `table` matching `filter`: `{"function":"count","args":["*"]}`.
@@ -645,6 +688,17 @@ fn rows(result: Value) -> Result<Vec<Vec<Value>>, Error> {
         .map(|row| match row {
             Value::Array(values) => Ok(values),
             other => Err(shape("each row to be an array", &other)),
+        })
+        .collect()
+}
+
+/// Converts a select result into integers, one a row.
+fn integers(result: Value) -> Result<Vec<i64>, Error> {
+    rows(result)?
+        .into_iter()
+        .map(|row| match row.as_slice() {
+            [value] => value.as_i64().ok_or_else(|| shape("rows of one integer", value)),
+            _ => Err(shape("rows of one integer", &Value::Array(row))),
         })
         .collect()
 }

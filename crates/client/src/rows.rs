@@ -24,6 +24,10 @@ use serde_json::Value;
 /// response really holds must not cost more than this many empty slots (24 bytes each).
 const MAX_PRESIZED_ROWS: u64 = 10_000;
 
+/// Room made for integers before the first one is read, at most (8 bytes each): an id scan page
+/// gets its whole `limit` at once, one allocation instead of a doubling series.
+const MAX_PRESIZED_INTEGERS: u64 = 65_536;
+
 /// What is known of a select's rows before its response arrives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct RowsHint {
@@ -45,41 +49,56 @@ impl RowsHint {
 /// The rows of a JSON-RPC response `{"result": [[…], …], …}` with no `error` member (or a null
 /// one), or `None` for any other body.
 pub(crate) fn read_rows(body: &[u8], hint: RowsHint) -> Option<Vec<Vec<Value>>> {
-    // What `serde_json::from_slice` does, with a seed: the value, then nothing but whitespace.
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let rows = Envelope(hint).deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    Some(rows)
+    read_result(body, Rows(hint))
 }
 
-/// A response object whose `result` is rows.
-struct Envelope(RowsHint);
+/// The integers of a JSON-RPC response `{"result": [[1], [2], …], …}` (rows of one integer each)
+/// with no `error` member (or a null one), or `None` for any other body: one `i64` a row, where
+/// [`read_rows`] would allocate a row and a `Value`.
+pub(crate) fn read_i64s(body: &[u8], limit: Option<u64>) -> Option<Vec<i64>> {
+    let room = limit.map_or(0, |l| l.min(MAX_PRESIZED_INTEGERS));
+    read_result(body, Integers(usize::try_from(room).unwrap_or(0)))
+}
 
-impl<'de> DeserializeSeed<'de> for Envelope {
-    type Value = Vec<Vec<Value>>;
+/// The `result` of a response body, read by `seed`.
+fn read_result<T>(body: &[u8], seed: impl for<'de> DeserializeSeed<'de, Value = T>) -> Option<T> {
+    // What `serde_json::from_slice` does, with a seed: the value, then nothing but whitespace.
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let result = Envelope(seed).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(result)
+}
+
+/// A response object whose `result` `S` reads.
+struct Envelope<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Envelope<S> {
+    type Value = S::Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for Envelope {
-    type Value = Vec<Vec<Value>>;
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Envelope<S> {
+    type Value = S::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a json-rpc response whose result is rows")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seed = Some(self.0);
         let mut result = None;
         let mut error_seen = false;
         while let Some(key) = map.next_key::<Member>()? {
             match key {
-                // Duplicates are refused as the general path's derived `Deserialize` refuses them.
-                Member::Result if result.is_some() => {
-                    return Err(de::Error::duplicate_field("result"));
-                }
-                Member::Result => result = Some(map.next_value_seed(Rows(self.0))?),
+                Member::Result => match seed.take() {
+                    Some(seed) => result = Some(map.next_value_seed(seed)?),
+                    // Duplicates are refused as the general path's derived `Deserialize` refuses
+                    // them.
+                    None => return Err(de::Error::duplicate_field("result")),
+                },
                 Member::Error if error_seen => return Err(de::Error::duplicate_field("error")),
                 Member::Error => {
                     error_seen = true;
@@ -157,6 +176,62 @@ impl<'de> Visitor<'de> for Rows {
     }
 }
 
+/// The `result` array of rows of one integer each, read into the integers: room made for this
+/// many at once.
+struct Integers(usize);
+
+impl<'de> DeserializeSeed<'de> for Integers {
+    type Value = Vec<i64>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Integers {
+    type Value = Vec<i64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of rows of one integer")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut values = Vec::with_capacity(self.0);
+        while let Some(OneInteger(value)) = seq.next_element()? {
+            values.push(value);
+        }
+        Ok(values)
+    }
+}
+
+/// A row `[<integer>]`: exactly one value, an integer in `i64`'s range.
+struct OneInteger(i64);
+
+impl<'de> Deserialize<'de> for OneInteger {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(OneIntegerVisitor)
+    }
+}
+
+struct OneIntegerVisitor;
+
+impl<'de> Visitor<'de> for OneIntegerVisitor {
+    type Value = OneInteger;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a row of one integer")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneInteger, A::Error> {
+        let value =
+            seq.next_element::<i64>()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        if seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(de::Error::invalid_length(2, &self));
+        }
+        Ok(OneInteger(value))
+    }
+}
+
 /// One row, allocated for the width given (the row before it, or the select's column count).
 struct Row(Option<usize>);
 
@@ -196,6 +271,34 @@ mod tests {
     use super::*;
 
     const SIX: &[u8] = br#"{"jsonrpc":"2.0","id":1,"result":[[1,"a",null,true,2.5,{"k":[1]}],[2,"b",null,false,-1,[]],[3,"c",null,true,0,"x"]]}"#;
+
+    #[test]
+    fn integers_are_read_from_rows_of_one_integer_and_any_other_body_is_left_alone() {
+        let read = |body: &str| read_i64s(body.as_bytes(), Some(40_000));
+        assert_eq!(
+            read(r#"{"jsonrpc":"2.0","id":3,"result":[[1],[-7],[9223372036854775807]]}"#),
+            Some(vec![1, -7, i64::MAX])
+        );
+        assert_eq!(read(r#"{"result":[],"error":null}"#), Some(vec![]));
+        for body in [
+            r#"{"result":[[1],[2,3]]}"#,
+            r#"{"result":[[1],[]]}"#,
+            r#"{"result":[[1.5]]}"#,
+            r#"{"result":[[1.0]]}"#,
+            r#"{"result":[["1"]]}"#,
+            r#"{"result":[[null]]}"#,
+            r#"{"result":[[9223372036854775808]]}"#,
+            r#"{"result":[1,2]}"#,
+            r#"{"result":null}"#,
+            r#"{"result":[[1]],"result":[[2]]}"#,
+            r#"{"result":[[1]],"error":{"code":-1,"message":"x"}}"#,
+            r#"{"error":{"code":-1,"message":"x"}}"#,
+            r#"{"result":[[1]]} x"#,
+            "",
+        ] {
+            assert_eq!(read(body), None, "{body}");
+        }
+    }
 
     #[test]
     fn rows_are_read_at_their_exact_width() {

@@ -896,6 +896,10 @@ impl RowSource for ClientSource {
     async fn select(&self, query: &Select) -> Result<Vec<Vec<Value>>, BoxError> {
         self.client.select(query).await.map_err(|e| Box::new(e) as BoxError)
     }
+
+    async fn select_i64s(&self, query: &Select) -> Result<Vec<i64>, BoxError> {
+        self.client.select_i64s(query).await.map_err(|e| Box::new(e) as BoxError)
+    }
 }
 
 fn ensure_dir(dir: &Path) -> std::io::Result<()> {

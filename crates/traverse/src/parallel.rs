@@ -17,12 +17,13 @@
 //! unblocks delivery). The scan does not take a row request's place because it would cost one
 //! latency per page out of the fetches' time (measured in docs/benchmarks.md). Waiting chunks are
 //! bounded separately from requests so that a slow head does not drain the pipe to one request.
-//! Memory is therefore bounded by `2 * max_parallel * chunk_size` rows, plus one scan page of ids
-//! and the planned bounds (at most [`SCAN_IDS`] ids and one bound per `chunk_size` of them).
+//! Memory is therefore bounded by `2 * max_parallel * chunk_size` rows, plus one scan page (at
+//! most [`SCAN_IDS`] ids, read as plain integers through [`RowSource::select_i64s`]) and the
+//! planned bounds (one per chunk of the page).
 //!
 //! Measured in docs/benchmarks.md against the earlier plan (ranges cut from `count`, `min(id)` and
 //! `max(id)`, 80 % of a chunk each): that plan needed ~135 requests for 100 chunks on a table with
-//! clustered id gaps, this one ~100 plus one scan per eight chunks.
+//! clustered id gaps, this one ~100 plus one scan page per four chunks.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,15 +32,15 @@ use iptvportal_query::{CompareOp, Operand, OrderBy, Select};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use crate::spec::{IdPosition, and, fetch};
+use crate::spec::{IdPosition, and, fetch, not_ascending};
 use crate::{Chunk, Cursor, Error, RowSource, TraversalSpec};
 
 type Rows = Vec<Vec<Value>>;
 
-/// Ids in one scan page, at most: a few MB once parsed, whatever the chunk size.
-const SCAN_IDS: u64 = 40_000;
+/// Ids in one scan page, at most: ~200 KB of response and 160 KB of ids, whatever the chunk size.
+const SCAN_IDS: u64 = 20_000;
 /// Chunks' worth of ids in one scan page, unless that exceeds [`SCAN_IDS`].
-const SCAN_CHUNKS: u64 = 8;
+const SCAN_CHUNKS: u64 = 4;
 
 pub(crate) struct ParallelTraversal {
     source: Arc<dyn RowSource>,
@@ -62,7 +63,7 @@ enum Fetched {
     /// Rows of the range with this index.
     Range(u64, Result<Rows, Error>),
     /// A page of the id scan.
-    Scan(Result<Rows, Error>),
+    Scan(Result<Vec<i64>, Error>),
 }
 
 /// One id range `(after, hi]`, fetched by keyset from `after`.
@@ -122,20 +123,20 @@ impl Planner {
     }
 
     /// Takes in a scan page: every `chunk_size`-th id becomes a bound.
-    fn scanned(&mut self, mut rows: Rows, what: &str) -> Result<(), Error> {
+    fn scanned(&mut self, ids: &[i64], what: &str) -> Result<(), Error> {
         self.scan_in_flight = false;
-        let short = (rows.len() as u64) < self.scan_limit;
-        // Checks that every id is an integer, ascending from where the scan stood.
-        let last = IdPosition::Column(0).last_id_and_strip(&mut rows, self.scan_after, what)?;
-        for id in rows.iter().filter_map(|row| row.first().and_then(Value::as_i64)) {
+        for &id in ids {
+            if let Some(previous) = self.scan_after.filter(|&p| id <= p) {
+                return Err(not_ascending(what, id, previous));
+            }
+            self.scan_after = Some(id);
             self.since_bound += 1;
             if self.since_bound == self.chunk_size {
                 self.bounds.push_back(id);
                 self.since_bound = 0;
             }
         }
-        self.scan_after = last.or(self.scan_after);
-        self.scan_done = short;
+        self.scan_done = (ids.len() as u64) < self.scan_limit;
         Ok(())
     }
 
@@ -267,7 +268,11 @@ impl ParallelTraversal {
         self.planner.scan_in_flight = true;
         self.in_flight += 1;
         let source = Arc::clone(&self.source);
-        self.tasks.spawn(async move { Fetched::Scan(fetch(source.as_ref(), &query, &what).await) });
+        self.tasks.spawn(async move {
+            tracing::debug!(what, "traversal request");
+            let ids = source.select_i64s(&query).await;
+            Fetched::Scan(ids.map_err(|source| Error::Source { what, source }))
+        });
         Ok(())
     }
 
@@ -309,7 +314,7 @@ impl ParallelTraversal {
             }
             Fetched::Scan(result) => {
                 let what = format!("scanning the ids of {}", self.spec.table);
-                return self.planner.scanned(result?, &what);
+                return self.planner.scanned(&result?, &what);
             }
         };
         let mut rows = result?;

@@ -262,14 +262,20 @@ impl IdPosition {
                 ),
             })?;
             if let Some(previous) = last.filter(|&l| id <= l) {
-                return Err(Error::Unexpected {
-                    what: what.to_owned(),
-                    detail: format!("ids must be unique and ascending, got {id} after {previous}"),
-                });
+                return Err(not_ascending(what, id, previous));
             }
             last = Some(id);
         }
         Ok(if rows.is_empty() { None } else { last })
+    }
+}
+
+/// The error for an id that does not ascend from the one before it: keyset paging would skip or
+/// repeat rows.
+pub(crate) fn not_ascending(what: &str, id: i64, previous: i64) -> Error {
+    Error::Unexpected {
+        what: what.to_owned(),
+        detail: format!("ids must be unique and ascending, got {id} after {previous}"),
     }
 }
 

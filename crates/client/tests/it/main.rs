@@ -204,6 +204,34 @@ async fn count_and_min_max_agree_with_the_rows() {
 }
 
 #[tokio::test]
+async fn select_i64s_reads_what_select_reads_and_refuses_other_rows() {
+    let sim = start(SimConfig::default().rows("terminal", 500).seed(3)).await;
+    let client = client(&sim);
+    let by_id = |limit| {
+        Select::from("terminal")
+            .unwrap()
+            .columns(["id"])
+            .unwrap()
+            .order_by(OrderBy::asc("id").unwrap())
+            .limit(limit)
+    };
+    let all: Vec<i64> = ids(&client.select(&by_id(10_000)).await.unwrap()).into_iter().collect();
+    assert_eq!(all.len(), 500);
+    assert_eq!(client.select_i64s(&by_id(10_000)).await.unwrap(), all);
+    assert_eq!(client.select_i64s(&by_id(7)).await.unwrap(), all[..7]);
+
+    // Two values a row, or one that is not an integer: an error naming what was expected.
+    let two = Select::from("terminal").unwrap().columns(["id", "mac_addr"]).unwrap().limit(2);
+    let err = client.select_i64s(&two).await.unwrap_err();
+    assert!(matches!(err, Error::BadResponse { .. }), "{err:?}");
+    assert!(err.to_string().contains("expected rows of one integer"), "{err}");
+    let text = Select::from("terminal").unwrap().columns(["mac_addr"]).unwrap().limit(2);
+    let err = client.select_i64s(&text).await.unwrap_err();
+    assert!(err.to_string().contains("expected rows of one integer"), "{err}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn wrong_credentials_fail_fast_with_a_typed_error() {
     let sim = start(SimConfig::default().rows("package", 5)).await;
     let client = Client::new(config(&sim).credentials("admin", "wrong-password")).unwrap();

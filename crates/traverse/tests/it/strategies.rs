@@ -180,25 +180,25 @@ fn parallel_ranges_hold_one_chunk_each_however_unevenly_the_ids_are_spread() {
         .unwrap();
     assert_eq!(ids(&chunks), table);
     assert!(chunks.iter().all(|c| c.rows.len() == 10), "every chunk is a full one");
-    // One count; scan pages of 8 chunks (80 ids): 12 full and a short one; one request per range
+    // One count; scan pages of 4 chunks (40 ids): 25 full and an empty one; one request per range
     // and one for the (empty) tail.
-    assert_eq!(request_kinds(&source), (1, 13, 101));
+    assert_eq!(request_kinds(&source), (1, 26, 101));
     let scans = source.requests().into_iter().filter(|q| q.data.len() == 1).skip(1);
-    assert!(scans.into_iter().all(|q| q.limit == Some(80) && q.offset.is_none()));
+    assert!(scans.into_iter().all(|q| q.limit == Some(40) && q.offset.is_none()));
 }
 
 #[test]
 fn rows_inserted_into_a_scanned_range_are_fetched_and_deleted_ones_are_not_waited_for() {
     // Chunks of 10 over ids 10, 20, …, 1000. When the third request (the first range fetch; the
-    // count and the first scan page, whose 80 ids planned the first 8 ranges, come before it)
-    // arrives, 15 and 25 appear in the first range and 305 in the fourth; 500 and 510 vanish
-    // from the fifth and sixth.
+    // count and the first scan page, whose 40 ids planned the first 4 ranges, come before it)
+    // arrives, 15 and 25 appear in the first range and 305 in the fourth; 150 and 160 vanish
+    // from the second.
     let mut fake = FakeSource::with_ids((1..=100).map(|i| i * 10));
     fake.change_at = Some((
         3,
         Box::new(|rows: &mut Vec<Vec<Value>>| {
             rows.extend([15, 25, 305].map(FakeSource::row));
-            rows.retain(|r| ![500, 510].contains(&r[0].as_i64().unwrap()));
+            rows.retain(|r| ![150, 160].contains(&r[0].as_i64().unwrap()));
         }),
     ));
     let source = Arc::new(fake);
@@ -212,13 +212,13 @@ fn rows_inserted_into_a_scanned_range_are_fetched_and_deleted_ones_are_not_waite
     let mut expected: Vec<i64> = (1..=100)
         .map(|i| i * 10)
         .chain([15, 25, 305])
-        .filter(|i| ![500, 510].contains(i))
+        .filter(|i| ![150, 160].contains(i))
         .collect();
     expected.sort_unstable();
     assert_eq!(ids(&chunks), expected);
-    // Ten ranges and the tail; the two that grew took one more request each, the two that shrank
-    // did not.
-    assert_eq!(request_kinds(&source), (1, 2, 10 + 1 + 2));
+    // Ten ranges and the tail; the two that grew took one more request each, the one that shrank
+    // did not. Scan pages: 40 ids, 40 and 20 (short: the end).
+    assert_eq!(request_kinds(&source), (1, 3, 10 + 1 + 2));
 }
 
 #[test]
@@ -501,11 +501,17 @@ fn invalid_specs_are_refused_before_any_request() {
 
 #[test]
 fn a_source_failure_names_the_request() {
-    for (strategy, parallel) in
-        [(Strategy::Offset, 1), (Strategy::IdRange, 1), (Strategy::IdRange, 2)]
-    {
+    // The third request: a page for the sequential strategies (after the count and the first
+    // page); for parallel ID_RANGE (after the count and the first scan page, whose 40 ids leave
+    // it few enough bounds to scan on at once), the second scan page; then the first range.
+    for (strategy, parallel, fail_at, expected) in [
+        (Strategy::Offset, 1, 3, "fetching rows of t"),
+        (Strategy::IdRange, 1, 3, "fetching rows of t"),
+        (Strategy::IdRange, 2, 3, "scanning the ids of t after 40"),
+        (Strategy::IdRange, 2, 4, "fetching rows of t with ids up to 10"),
+    ] {
         let mut fake = FakeSource::with_ids(1..=50);
-        fake.fail_at = Some(3);
+        fake.fail_at = Some(fail_at);
         let err = runtime()
             .block_on(collect(
                 Arc::new(fake),
@@ -514,7 +520,7 @@ fn a_source_failure_names_the_request() {
             ))
             .unwrap_err();
         let Error::Source { what, source } = &err else { panic!("{err:?}") };
-        assert!(what.starts_with("fetching rows of t"), "{what}");
+        assert!(what.starts_with(expected), "{what}");
         assert_eq!(source.to_string(), "injected failure");
     }
 }
@@ -545,6 +551,49 @@ fn ids_out_of_order_are_an_error_not_a_silent_skip() {
         })
         .unwrap_err();
     assert!(matches!(err, Error::Unexpected { .. }), "{err:?}");
+}
+
+#[test]
+fn an_id_scan_that_does_not_ascend_or_is_not_integers_is_an_error() {
+    // Counts answer 4; the id scan answers `scan`; row fetches answer nothing.
+    struct Scan(Vec<Vec<Value>>);
+    #[async_trait::async_trait]
+    impl RowSource for Scan {
+        async fn select(
+            &self,
+            q: &iptvportal_query::Select,
+        ) -> Result<Vec<Vec<Value>>, iptvportal_traverse::BoxError> {
+            Ok(match q.data.as_slice() {
+                [Operand::Function(_)] => vec![vec![json!(4)]],
+                [Operand::Column(_)] => self.0.clone(),
+                _ => Vec::new(),
+            })
+        }
+    }
+    let run = |scan: Vec<Vec<Value>>| {
+        runtime()
+            .block_on(async {
+                let spec = spec(Strategy::IdRange, 1, 2);
+                let mut t =
+                    Traversal::start(Arc::new(Scan(scan)), spec, Cursor::Id { after: Some(2) })
+                        .await?;
+                while t.next_chunk().await?.is_some() {}
+                Ok::<_, Error>(())
+            })
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        run(vec![vec![json!(5)], vec![json!(5)]]),
+        "unexpected response while scanning the ids of t: ids must be unique and ascending, got 5 after 5"
+    );
+    assert_eq!(
+        run(vec![vec![json!(1)]]),
+        "unexpected response while scanning the ids of t: ids must be unique and ascending, got 1 after 2"
+    );
+    let err = run(vec![vec![json!("x")]]);
+    assert!(err.starts_with("scanning the ids of t after 2: "), "{err}");
+    assert!(err.contains(r#"expected rows of one integer, got ["x"]"#), "{err}");
 }
 
 fn id_sets() -> impl proptest::strategy::Strategy<Value = Vec<i64>> {
