@@ -4,7 +4,7 @@
 //! the next, so a traversal is a pull-based state machine rather than a stream. It reads ahead by a
 //! bounded amount only, so that fetching overlaps with the caller writing what it was handed:
 //! memory is bounded by 2 chunks for the sequential strategies (the one handed on and the one in
-//! flight) and by `2 * max_parallel` chunks for parallel ID_RANGE. Nothing is issued on its own:
+//! flight) and by `max_parallel + 2` chunks for parallel ID_RANGE. Nothing is issued on its own:
 //! requests are sent only from `next_chunk`, so a pause stops issuing them at once and
 //! [`Traversal::next_in_flight`] drains what is already in flight.
 //!

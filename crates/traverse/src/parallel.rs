@@ -12,14 +12,17 @@
 //! would see it. The output is identical to a sequential ID_RANGE traversal.
 //!
 //! **Invariant:** at most `max_parallel` row requests are in flight, plus at most one id scan page
-//! (a light request: one column, no row data), and no new range is started while `max_parallel`
-//! chunks wait for their turn, except that the head range may always fetch (it is the one that
-//! unblocks delivery). The scan does not take a row request's place because it would cost one
-//! latency per page out of the fetches' time (measured in docs/benchmarks.md). Waiting chunks are
-//! bounded separately from requests so that a slow head does not drain the pipe to one request.
-//! Memory is therefore bounded by `2 * max_parallel * chunk_size` rows, plus one scan page (at
-//! most [`SCAN_IDS`] ids, read as plain integers through [`RowSource::select_i64s`]) and the
-//! planned bounds (one per chunk of the page).
+//! (a light request: one column, no row data). A row request starts only while the chunks waiting
+//! for their turn plus the row requests in flight are at most `max_parallel`, except that the head
+//! range may always fetch its next page (it is the one that unblocks delivery). So at most
+//! `max_parallel + 2` chunks are waiting or on their way: memory is bounded by
+//! `(max_parallel + 2) * chunk_size` rows, plus one scan page (at most [`SCAN_IDS`] ids, read as
+//! plain integers through [`RowSource::select_i64s`]) and the planned bounds (one per chunk of the
+//! page). When fetching is the bottleneck nothing waits and all `max_parallel` requests run; when
+//! writing is, more chunks waiting would buy nothing (measured in docs/benchmarks.md: the same
+//! speed at 20 ms latency as the earlier bound of `max_parallel` waiting chunks on top of the
+//! requests, and 1-2 MiB less peak memory). The scan does not take a row request's place because
+//! it would cost one latency per page out of the fetches' time.
 //!
 //! Measured in docs/benchmarks.md against the earlier plan (ranges cut from `count`, `min(id)` and
 //! `max(id)`, 80 % of a chunk each): that plan needed ~135 requests for 100 chunks on a table with
@@ -236,7 +239,7 @@ impl ParallelTraversal {
         loop {
             let buffered: usize = self.ranges.iter().map(|r| r.ready.len()).sum();
             let can_fetch = self.fetching < self.window;
-            let room = can_fetch && buffered < self.window;
+            let room = can_fetch && buffered + self.fetching <= self.window;
             let next = self.ranges.iter().position(|r| !r.done && !r.in_flight);
             match next {
                 Some(pos) if room || (can_fetch && pos == 0 && self.ranges[0].ready.is_empty()) => {

@@ -29,6 +29,8 @@ pub(crate) struct FakeSource {
     /// Never answer the request with this (1-based) number.
     pub(crate) hang_at: Option<usize>,
     pub(crate) delay: Duration,
+    /// Every n-th request (1-based) takes this long instead of `delay`: answers out of order.
+    pub(crate) slow_every: Option<(usize, Duration)>,
     /// Change the table with this just before answering the request with this (1-based) number:
     /// a table that changes while it is traversed.
     pub(crate) change_at: Option<(usize, Change)>,
@@ -50,6 +52,7 @@ impl FakeSource {
             fail_at: None,
             hang_at: None,
             delay: Duration::ZERO,
+            slow_every: None,
             change_at: None,
             sent: watch::Sender::new(0),
         }
@@ -118,8 +121,12 @@ impl RowSource for FakeSource {
             let now = self.running_fetches.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_running_fetches.fetch_max(now, Ordering::SeqCst);
         }
-        if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
+        let delay = match self.slow_every {
+            Some((every, slow)) if n % every == 0 => slow,
+            _ => self.delay,
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
         if fetch {

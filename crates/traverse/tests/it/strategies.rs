@@ -188,6 +188,42 @@ fn parallel_ranges_hold_one_chunk_each_however_unevenly_the_ids_are_spread() {
 }
 
 #[test]
+fn parallel_keeps_at_most_max_parallel_chunks_ahead_of_the_caller() {
+    // Ranges hold one chunk each here, so row fetches sent minus chunks delivered is what is
+    // waiting or on its way. Every seventh request is slow, so later ranges finish before the head
+    // and wait. A fetch starts only while waiting + in flight <= 3, so once a chunk is handed on
+    // at most 3 remain (no range grows here, so the head never needs the extra page the bound of
+    // 3 + 2 allows for). The earlier bound (3 waiting on top of 3 in flight) reached 4 here.
+    runtime().block_on(async {
+        let mut fake = FakeSource::with_ids(1..=600);
+        fake.delay = Duration::from_millis(1);
+        fake.slow_every = Some((7, Duration::from_millis(30)));
+        let source = Arc::new(fake);
+        let dyn_source: Arc<dyn RowSource> = source.clone();
+        let mut t = Traversal::start(
+            dyn_source,
+            spec(Strategy::IdRange, 10, 3),
+            Cursor::start(Strategy::IdRange),
+        )
+        .await
+        .unwrap();
+        let (mut delivered, mut most_ahead) = (0, 0);
+        while let Some(chunk) = t.next_chunk().await.unwrap() {
+            assert_eq!(chunk.rows.len(), 10);
+            delivered += 1;
+            // Every request spawned by now reaches the source (it logs on first poll).
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            let (_, _, fetches) = request_kinds(&source);
+            most_ahead = most_ahead.max(fetches - delivered);
+        }
+        assert_eq!(delivered, 60);
+        assert_eq!(most_ahead, 3, "the window fills, and no further");
+    });
+}
+
+#[test]
 fn rows_inserted_into_a_scanned_range_are_fetched_and_deleted_ones_are_not_waited_for() {
     // Chunks of 10 over ids 10, 20, …, 1000. When the third request (the first range fetch; the
     // count and the first scan page, whose 40 ids planned the first 4 ranges, come before it)
