@@ -30,6 +30,12 @@ async fn collect(
     Ok(chunks)
 }
 
+/// The whole traversal of `source` from the start, with every chunk.
+fn walk(source: &Arc<FakeSource>, spec: TraversalSpec) -> Vec<Chunk> {
+    let from = Cursor::start(spec.strategy);
+    runtime().block_on(collect(source.clone(), spec, from)).unwrap()
+}
+
 fn rows(chunks: &[Chunk]) -> Vec<Vec<Value>> {
     chunks.iter().flat_map(|c| c.rows.clone()).collect()
 }
@@ -53,13 +59,7 @@ fn grp_eq(v: i64) -> Expr {
 #[test]
 fn offset_pages_in_id_order_and_stops_on_a_short_page() {
     let source = Arc::new(FakeSource::with_ids(1..=25));
-    let chunks = runtime()
-        .block_on(collect(
-            source.clone(),
-            spec(Strategy::Offset, 10, 1),
-            Cursor::start(Strategy::Offset),
-        ))
-        .unwrap();
+    let chunks = walk(&source, spec(Strategy::Offset, 10, 1));
     assert_eq!(ids(&chunks), (1..=25).collect::<Vec<_>>());
     assert_eq!(
         chunks.iter().map(|c| c.cursor).collect::<Vec<_>>(),
@@ -77,13 +77,7 @@ fn offset_pages_in_id_order_and_stops_on_a_short_page() {
 fn keyset_never_uses_offset_and_bounds_each_page_by_the_last_id() {
     let ids_in: Vec<i64> = (1..=30).filter(|i| i % 4 != 0).collect();
     let source = Arc::new(FakeSource::with_ids(ids_in.clone()));
-    let chunks = runtime()
-        .block_on(collect(
-            source.clone(),
-            spec(Strategy::IdRange, 7, 1),
-            Cursor::start(Strategy::IdRange),
-        ))
-        .unwrap();
+    let chunks = walk(&source, spec(Strategy::IdRange, 7, 1));
     assert_eq!(ids(&chunks), ids_in);
     let requests = source.requests();
     assert!(
@@ -133,13 +127,7 @@ fn parallel_keeps_at_most_max_parallel_row_fetches_in_flight() {
     let mut fake = FakeSource::with_ids(1..=200);
     fake.delay = Duration::from_millis(2);
     let source = Arc::new(fake);
-    let chunks = runtime()
-        .block_on(collect(
-            source.clone(),
-            spec(Strategy::IdRange, 10, 3),
-            Cursor::start(Strategy::IdRange),
-        ))
-        .unwrap();
+    let chunks = walk(&source, spec(Strategy::IdRange, 10, 3));
     assert_eq!(ids(&chunks), (1..=200).collect::<Vec<_>>());
     assert_eq!(
         source.max_running_fetches.load(Ordering::SeqCst),
@@ -171,13 +159,7 @@ fn parallel_ranges_hold_one_chunk_each_however_unevenly_the_ids_are_spread() {
         table.push(id);
     }
     let source = Arc::new(FakeSource::with_ids(table.clone()));
-    let chunks = runtime()
-        .block_on(collect(
-            source.clone(),
-            spec(Strategy::IdRange, 10, 3),
-            Cursor::start(Strategy::IdRange),
-        ))
-        .unwrap();
+    let chunks = walk(&source, spec(Strategy::IdRange, 10, 3));
     assert_eq!(ids(&chunks), table);
     assert!(chunks.iter().all(|c| c.rows.len() == 10), "every chunk is a full one");
     // One count; scan pages of 4 chunks (40 ids): 25 full and an empty one; one request per range
@@ -199,14 +181,7 @@ fn parallel_keeps_at_most_max_parallel_chunks_ahead_of_the_caller() {
         fake.delay = Duration::from_millis(1);
         fake.slow_every = Some((7, Duration::from_millis(30)));
         let source = Arc::new(fake);
-        let dyn_source: Arc<dyn RowSource> = source.clone();
-        let mut t = Traversal::start(
-            dyn_source,
-            spec(Strategy::IdRange, 10, 3),
-            Cursor::start(Strategy::IdRange),
-        )
-        .await
-        .unwrap();
+        let mut t = start_with(&source, spec(Strategy::IdRange, 10, 3)).await;
         let (mut delivered, mut most_ahead) = (0, 0);
         while let Some(chunk) = t.next_chunk().await.unwrap() {
             assert_eq!(chunk.rows.len(), 10);
@@ -238,13 +213,7 @@ fn rows_inserted_into_a_scanned_range_are_fetched_and_deleted_ones_are_not_waite
         }),
     ));
     let source = Arc::new(fake);
-    let chunks = runtime()
-        .block_on(collect(
-            source.clone(),
-            spec(Strategy::IdRange, 10, 2),
-            Cursor::start(Strategy::IdRange),
-        ))
-        .unwrap();
+    let chunks = walk(&source, spec(Strategy::IdRange, 10, 2));
     let mut expected: Vec<i64> = (1..=100)
         .map(|i| i * 10)
         .chain([15, 25, 305])
@@ -276,14 +245,7 @@ fn next_in_flight_sends_no_new_request() {
         let mut fake = FakeSource::with_ids(1..=100);
         fake.delay = Duration::from_millis(1);
         let source = Arc::new(fake);
-        let dyn_source: Arc<dyn RowSource> = source.clone();
-        let mut t = Traversal::start(
-            dyn_source,
-            spec(Strategy::IdRange, 10, 3),
-            Cursor::start(Strategy::IdRange),
-        )
-        .await
-        .unwrap();
+        let mut t = start_with(&source, spec(Strategy::IdRange, 10, 3)).await;
         let first = t.next_chunk().await.unwrap().unwrap();
         // Let every spawned request reach the source (it logs on first poll), then count.
         for _ in 0..10 {
@@ -312,13 +274,18 @@ const SETTLE: Duration = Duration::from_millis(50);
 const SEQUENTIAL: [Strategy; 2] = [Strategy::Offset, Strategy::IdRange];
 
 async fn start(source: &Arc<FakeSource>, strategy: Strategy, chunk: u64) -> Traversal {
+    start_with(source, spec(strategy, chunk, 1)).await
+}
+
+/// A traversal of `source` by `spec` from the start.
+async fn start_with(source: &Arc<FakeSource>, spec: TraversalSpec) -> Traversal {
     let dyn_source: Arc<dyn RowSource> = source.clone();
-    Traversal::start(dyn_source, spec(strategy, chunk, 1), Cursor::start(strategy)).await.unwrap()
+    let from = Cursor::start(spec.strategy);
+    Traversal::start(dyn_source, spec, from).await.unwrap()
 }
 
 /// The page a request asks for, in a form both sequential strategies can be compared on:
 /// `(offset, where)`.
-/// What a request asked for: its offset and its filter.
 type Page = (Option<u64>, Option<Value>);
 
 fn page(q: &iptvportal_query::Select) -> Page {
