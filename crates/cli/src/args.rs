@@ -371,7 +371,7 @@ pub(crate) struct DumpArgs {
     pub(crate) no_compress: bool,
 
     /// gzip level, 0 (store) to 9 (smallest); default 1, the fastest.
-    #[arg(long, value_name = "N", requires = "compress", value_parser = clap::value_parser!(u32).range(0..=9))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=9))]
     pub(crate) compress_level: Option<u32>,
 
     /// Rows per request.

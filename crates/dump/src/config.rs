@@ -247,6 +247,11 @@ impl DumpConfig {
         {
             return Err(self.invalid(format!("gzip level must be 0 to 9, got {level}")));
         }
+        if self.compression_level.is_some() && !self.compress {
+            return Err(self.invalid(
+                "--compress-level needs --compress (or compress = true in the config file)",
+            ));
+        }
         if self.resume_offset.is_some() && self.strategy != Strategy::Offset {
             return Err(
                 self.invalid("--resume-offset needs the offset strategy; id-range resumes by id")

@@ -146,4 +146,19 @@ fn no_flags_switch_off_what_the_file_switches_on() {
     let r = dump(&last, &["--no-compress", "--compress"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(last.join("terminal.jsonl.gz").exists());
+
+    // --compress-level applies to the file's compress = true: the same rows, other bytes.
+    let level9 = root.path().join("level9");
+    let r = dump(&level9, &["--compress-level", "9"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (a, b) = (from_file.join("terminal.jsonl.gz"), level9.join("terminal.jsonl.gz"));
+    assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(
+        iptvportal_testkit::gunzip(&std::fs::read(&a).unwrap()),
+        iptvportal_testkit::gunzip(&std::fs::read(&b).unwrap())
+    );
+    // … but not to output that is not gzipped.
+    let r = dump(&root.path().join("refused"), &["--no-compress", "--compress-level", "3"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--compress-level needs --compress"), "{}", r.stderr);
 }
