@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::args::Cli;
+use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
     // A bug must still end as one readable line, not a backtrace.
@@ -46,7 +46,11 @@ fn main() -> ExitCode {
         eprintln!("{}", failure::render(&e));
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads(&cli, cores()))
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!(
@@ -88,4 +92,69 @@ fn init_debug_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// The async runtime's workers: the cores the sink threads leave, and at least one per table
+/// dumped at once (plus one for the `--demo` portal, which serves from the same runtime).
+///
+/// Each table dumped at once has a sink thread of its own that encodes, compresses and writes
+/// (CPU work), while the workers send requests and decode the responses. The runtime's default,
+/// one worker per core, ignores the sink threads: on two cores a single-table dump ran two workers
+/// beside its sink thread, which took the same CPU time for the same rows, decoded two responses
+/// at once more often, and let the peak resident set creep up with the length of the dump
+/// (docs/benchmarks.md, scenario 4).
+fn worker_threads(cli: &Cli, cores: usize) -> usize {
+    let tables_at_once = match &cli.command {
+        Command::Dump(d) if d.all => d.jobs,
+        Command::Dump(d) => d.jobs.min(d.tables.len()),
+        _ => 1,
+    };
+    let cores = cores.max(1);
+    let left = cores.saturating_sub(tables_at_once);
+    left.max(tables_at_once + usize::from(cli.connection.demo)).min(cores)
+}
+
+/// The cores this process may run on (1 when that cannot be told).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn workers(args: &str, cores: usize) -> usize {
+        let cli = Cli::try_parse_from(format!("iptvportal {args}").split_whitespace()).unwrap();
+        worker_threads(&cli, cores)
+    }
+
+    #[test]
+    fn workers_take_the_cores_the_sink_threads_leave() {
+        assert_eq!(workers("dump terminal", 2), 1);
+        assert_eq!(workers("dump terminal", 8), 7);
+        assert_eq!(workers("dump terminal media --jobs 1", 8), 7);
+        assert_eq!(workers("dump terminal media", 8), 6);
+        assert_eq!(workers("dump --all --jobs 4", 8), 4);
+        assert_eq!(workers("select --from terminal", 4), 3);
+        assert_eq!(workers("auth", 1), 1);
+    }
+
+    #[test]
+    fn at_least_one_worker_per_table_dumped_at_once() {
+        assert_eq!(workers("dump terminal media", 2), 2);
+        assert_eq!(workers("dump terminal media tv_channel --jobs 3", 4), 3);
+        assert_eq!(workers("dump --all --jobs 6", 8), 6);
+        assert_eq!(workers("dump --all --jobs 6", 4), 4);
+        assert_eq!(workers("dump terminal", 0), 1);
+    }
+
+    #[test]
+    fn the_demo_portal_gets_a_worker_of_its_own() {
+        assert_eq!(workers("dump --demo terminal", 2), 2);
+        assert_eq!(workers("dump --demo --all --jobs 2", 8), 6);
+        assert_eq!(workers("dump --demo --all --jobs 3", 4), 4);
+        assert_eq!(workers("auth --demo", 1), 1);
+    }
 }

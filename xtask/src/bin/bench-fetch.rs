@@ -46,8 +46,13 @@ fn run() -> Result<u64> {
     let username = std::env::var(ENV_USERNAME).unwrap_or_else(|_| "admin".to_owned());
     let password = std::env::var(ENV_PASSWORD).unwrap_or_else(|_| "admin".to_owned());
     let client = Client::new(ClientConfig::new(&portal)?.credentials(username, password))?;
-    // The same runtime as the `iptvportal` binary's.
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The same runtime as the `iptvportal` binary's for one table: the cores its sink thread
+    // leaves, at least one.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.saturating_sub(1).max(1))
+        .enable_all()
+        .build()?;
     runtime.block_on(fetch_all(&client, &table, chunk))
 }
 
