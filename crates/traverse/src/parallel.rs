@@ -83,6 +83,16 @@ struct Range {
     ready: VecDeque<(Rows, i64)>,
 }
 
+/// What a request for the rows of a range is, in errors and logs.
+fn range_what(table: &str, after: Option<i64>, hi: Option<i64>) -> String {
+    match (after, hi) {
+        (Some(after), Some(hi)) => format!("fetching rows of {table} with ids in ({after}, {hi}]"),
+        (None, Some(hi)) => format!("fetching rows of {table} with ids up to {hi}"),
+        (Some(after), None) => format!("fetching rows of {table} after id {after}"),
+        (None, None) => format!("fetching rows of {table}"),
+    }
+}
+
 /// Turns the id scan into ranges of one chunk each, on demand.
 struct Planner {
     chunk_size: u64,
@@ -257,6 +267,14 @@ impl ParallelTraversal {
         }
     }
 
+    /// What the next (or the pending) scan page is, in errors and logs.
+    fn scan_what(&self) -> String {
+        match self.planner.scan_after {
+            Some(after) => format!("scanning the ids of {} after {after}", self.spec.table),
+            None => format!("scanning the ids of {}", self.spec.table),
+        }
+    }
+
     fn spawn_scan(&mut self) -> Result<(), Error> {
         let id = self.spec.id_column.as_str();
         let mut query = Select::from(self.spec.table.as_str())?
@@ -264,10 +282,7 @@ impl ParallelTraversal {
             .order_by(OrderBy::asc(id)?)
             .limit(self.planner.scan_limit);
         query.where_ = self.spec.filter_after(self.planner.scan_after)?;
-        let what = match self.planner.scan_after {
-            Some(after) => format!("scanning the ids of {} after {after}", self.spec.table),
-            None => format!("scanning the ids of {}", self.spec.table),
-        };
+        let what = self.scan_what();
         self.planner.scan_in_flight = true;
         self.in_flight += 1;
         let source = Arc::clone(&self.source);
@@ -284,14 +299,7 @@ impl ParallelTraversal {
         let upper = range.hi.map(|hi| self.spec.id_compare(CompareOp::Lte, hi)).transpose()?;
         let mut query = self.query.clone();
         query.where_ = and(self.spec.filter_after(range.after)?, upper);
-        let what = match (range.after, range.hi) {
-            (Some(after), Some(hi)) => {
-                format!("fetching rows of {} with ids in ({after}, {hi}]", self.spec.table)
-            }
-            (None, Some(hi)) => format!("fetching rows of {} with ids up to {hi}", self.spec.table),
-            (Some(after), None) => format!("fetching rows of {} after id {after}", self.spec.table),
-            (None, None) => format!("fetching rows of {}", self.spec.table),
-        };
+        let what = range_what(&self.spec.table, range.after, range.hi);
         let index = range.index;
         range.in_flight = true;
         self.in_flight += 1;
@@ -316,7 +324,9 @@ impl ParallelTraversal {
                 (index, result)
             }
             Fetched::Scan(result) => {
-                let what = format!("scanning the ids of {}", self.spec.table);
+                // The planner has not moved since the page was asked for: the same words as the
+                // request's own errors.
+                let what = self.scan_what();
                 return self.planner.scanned(&result?, &what);
             }
         };
@@ -331,7 +341,7 @@ impl ParallelTraversal {
             .expect("a range in flight is never dropped");
         range.in_flight = false;
         let full = rows.len() as u64 >= chunk_size;
-        let what = format!("fetching rows of {table}");
+        let what = range_what(&table, range.after, range.hi);
         let last = id.last_id_and_strip(&mut rows, range.after, &what)?;
         if let (Some(last), Some(hi)) = (last, range.hi)
             && last > hi

@@ -588,15 +588,64 @@ fn an_id_scan_that_does_not_ascend_or_is_not_integers_is_an_error() {
     };
     assert_eq!(
         run(vec![vec![json!(5)], vec![json!(5)]]),
-        "unexpected response while scanning the ids of t: ids must be unique and ascending, got 5 after 5"
+        "unexpected response while scanning the ids of t after 2: ids must be unique and ascending, got 5 after 5"
     );
     assert_eq!(
         run(vec![vec![json!(1)]]),
-        "unexpected response while scanning the ids of t: ids must be unique and ascending, got 1 after 2"
+        "unexpected response while scanning the ids of t after 2: ids must be unique and ascending, got 1 after 2"
     );
     let err = run(vec![vec![json!("x")]]);
     assert!(err.starts_with("scanning the ids of t after 2: "), "{err}");
     assert!(err.contains(r#"expected rows of one integer, got ["x"]"#), "{err}");
+}
+
+#[test]
+fn a_range_answered_with_bad_ids_is_an_error_naming_the_range() {
+    // Counts answer 4; the id scan answers 1..=4 (ranges (2, 4] after the first); every row fetch
+    // answers `rows` (each row only the id the traversal adds).
+    struct Rows(Vec<Vec<Value>>);
+    #[async_trait::async_trait]
+    impl RowSource for Rows {
+        async fn select(
+            &self,
+            q: &iptvportal_query::Select,
+        ) -> Result<Vec<Vec<Value>>, iptvportal_traverse::BoxError> {
+            Ok(match q.data.as_slice() {
+                [Operand::Function(_)] => vec![vec![json!(4)]],
+                [Operand::Column(_)] => (1..=4).map(|id| vec![json!(id)]).collect(),
+                _ => self.0.clone(),
+            })
+        }
+    }
+    let run = |rows: Vec<Vec<Value>>| {
+        runtime()
+            .block_on(async {
+                let spec = spec(Strategy::IdRange, 2, 2);
+                let mut t =
+                    Traversal::start(Arc::new(Rows(rows)), spec, Cursor::Id { after: None })
+                        .await?;
+                while t.next_chunk().await?.is_some() {}
+                Ok::<_, Error>(())
+            })
+            .unwrap_err()
+            .to_string()
+    };
+    // Which range answers first is up to the scheduler; each names itself exactly.
+    let prefix = "unexpected response while fetching rows of t";
+    let err = run(vec![vec![json!(3)], vec![json!(99)]]);
+    let expected = [
+        format!("{prefix} with ids up to 2: id 99 is beyond the requested bound 2"),
+        format!("{prefix} with ids in (2, 4]: id 99 is beyond the requested bound 4"),
+        format!("{prefix} after id 4: ids must be unique and ascending, got 3 after 4"),
+    ];
+    assert!(expected.contains(&err), "{err}");
+    let err = run(vec![vec![json!(2)], vec![json!(1)]]);
+    let expected = [
+        format!("{prefix} with ids up to 2: ids must be unique and ascending, got 1 after 2"),
+        format!("{prefix} with ids in (2, 4]: ids must be unique and ascending, got 2 after 2"),
+        format!("{prefix} after id 4: ids must be unique and ascending, got 2 after 4"),
+    ];
+    assert!(expected.contains(&err), "{err}");
 }
 
 fn id_sets() -> impl proptest::strategy::Strategy<Value = Vec<i64>> {
