@@ -128,7 +128,7 @@ impl SimConfig {
     }
 
     /// What a select's OFFSET costs: see [`OffsetModel`]; default
-    /// [`OffsetModel::Materialize`], which pays for every skipped row as `PostgreSQL` does.
+    /// [`OffsetModel::Materialize`], which pays for every skipped row as PostgreSQL does.
     #[must_use]
     pub fn offset(mut self, model: OffsetModel) -> SimConfig {
         self.offset = model;
@@ -179,7 +179,7 @@ impl SimConfig {
 /// How a select with an OFFSET pays for the rows it skips. Either way the answer is the same, byte
 /// for byte; only the time differs.
 ///
-/// The real portal runs on `PostgreSQL`, whose executor produces every row an OFFSET skips (index
+/// The real portal runs on PostgreSQL, whose executor produces every row an OFFSET skips (index
 /// scan, heap fetch, visibility check) and lets its Limit node throw it away, so a page deep into
 /// a table costs about as much as reading every row before it. SQLite's own OFFSET on a rowid
 /// table walks the b-tree past the skipped rows without decoding them, which is many times cheaper
@@ -197,10 +197,10 @@ impl SimConfig {
 pub enum OffsetModel {
     /// SQLite's own OFFSET: the skipped rows are stepped over inside the engine, undecoded.
     Native,
-    /// Like `PostgreSQL`'s executor: the select runs without its OFFSET (and with `limit + offset`
+    /// Like PostgreSQL's executor: the select runs without its OFFSET (and with `limit + offset`
     /// as its LIMIT), and the simulator steps through the first `offset` rows reading every
     /// column of each (so SQLite decodes them) before it writes the rest. A LIMIT of 0 skips
-    /// nothing, as in `PostgreSQL`, whose Limit node then never runs its input.
+    /// nothing, as in PostgreSQL, whose Limit node then never runs its input.
     #[default]
     Materialize,
 }

@@ -128,7 +128,7 @@ fn run(conn: &Connection, query: &Compiled) -> rusqlite::Result<Vec<u8>> {
 /// Reads up to `n` rows and throws them away: a materialized OFFSET
 /// ([`OffsetModel::Materialize`](crate::OffsetModel::Materialize)).
 /// Every column of every row is read, so SQLite hands each value over as a query result, as
-/// `PostgreSQL`'s executor produces each skipped tuple before its Limit node drops it. Returns how
+/// PostgreSQL's executor produces each skipped tuple before its Limit node drops it. Returns how
 /// many rows there were (fewer than `n` when the result ends first).
 fn discard(rows: &mut rusqlite::Rows<'_>, width: usize, n: u64) -> rusqlite::Result<u64> {
     let mut read = 0;

@@ -75,10 +75,6 @@ struct ServeArgs {
 
 /// The values of `--offset`: [`OffsetModel`] on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[expect(
-    clippy::doc_markdown,
-    reason = "the variants' docs are `--help` text, where backticks around PostgreSQL would show"
-)]
 enum Offset {
     /// SQLite's own OFFSET: skipped rows are stepped over undecoded (cheap).
     Native,
