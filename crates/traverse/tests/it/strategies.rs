@@ -556,36 +556,43 @@ fn ids_out_of_order_are_an_error_not_a_silent_skip() {
     assert!(matches!(err, Error::Unexpected { .. }), "{err:?}");
 }
 
+/// A table of 4 rows as far as counts go, whose id scan answers `scan` and whose row fetches all
+/// answer `rows`.
+struct Scripted {
+    scan: Vec<Vec<Value>>,
+    rows: Vec<Vec<Value>>,
+}
+
+#[async_trait::async_trait]
+impl RowSource for Scripted {
+    async fn select(
+        &self,
+        q: &iptvportal_query::Select,
+    ) -> Result<Vec<Vec<Value>>, iptvportal_traverse::BoxError> {
+        Ok(match q.data.as_slice() {
+            [Operand::Function(_)] => vec![vec![json!(4)]],
+            [Operand::Column(_)] => self.scan.clone(),
+            _ => self.rows.clone(),
+        })
+    }
+}
+
+/// The error a parallel ID_RANGE traversal of `source` ends with, as the user reads it.
+fn parallel_error(source: Scripted, chunk: u64, after: Option<i64>) -> String {
+    runtime()
+        .block_on(async {
+            let spec = spec(Strategy::IdRange, chunk, 2);
+            let mut t = Traversal::start(Arc::new(source), spec, Cursor::Id { after }).await?;
+            while t.next_chunk().await?.is_some() {}
+            Ok::<_, Error>(())
+        })
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn an_id_scan_that_does_not_ascend_or_is_not_integers_is_an_error() {
-    // Counts answer 4; the id scan answers `scan`; row fetches answer nothing.
-    struct Scan(Vec<Vec<Value>>);
-    #[async_trait::async_trait]
-    impl RowSource for Scan {
-        async fn select(
-            &self,
-            q: &iptvportal_query::Select,
-        ) -> Result<Vec<Vec<Value>>, iptvportal_traverse::BoxError> {
-            Ok(match q.data.as_slice() {
-                [Operand::Function(_)] => vec![vec![json!(4)]],
-                [Operand::Column(_)] => self.0.clone(),
-                _ => Vec::new(),
-            })
-        }
-    }
-    let run = |scan: Vec<Vec<Value>>| {
-        runtime()
-            .block_on(async {
-                let spec = spec(Strategy::IdRange, 1, 2);
-                let mut t =
-                    Traversal::start(Arc::new(Scan(scan)), spec, Cursor::Id { after: Some(2) })
-                        .await?;
-                while t.next_chunk().await?.is_some() {}
-                Ok::<_, Error>(())
-            })
-            .unwrap_err()
-            .to_string()
-    };
+    let run = |scan| parallel_error(Scripted { scan, rows: Vec::new() }, 1, Some(2));
     assert_eq!(
         run(vec![vec![json!(5)], vec![json!(5)]]),
         "unexpected response while scanning the ids of t after 2: ids must be unique and ascending, got 5 after 5"
@@ -601,34 +608,11 @@ fn an_id_scan_that_does_not_ascend_or_is_not_integers_is_an_error() {
 
 #[test]
 fn a_range_answered_with_bad_ids_is_an_error_naming_the_range() {
-    // Counts answer 4; the id scan answers 1..=4 (ranges (2, 4] after the first); every row fetch
-    // answers `rows` (each row only the id the traversal adds).
-    struct Rows(Vec<Vec<Value>>);
-    #[async_trait::async_trait]
-    impl RowSource for Rows {
-        async fn select(
-            &self,
-            q: &iptvportal_query::Select,
-        ) -> Result<Vec<Vec<Value>>, iptvportal_traverse::BoxError> {
-            Ok(match q.data.as_slice() {
-                [Operand::Function(_)] => vec![vec![json!(4)]],
-                [Operand::Column(_)] => (1..=4).map(|id| vec![json!(id)]).collect(),
-                _ => self.0.clone(),
-            })
-        }
-    }
-    let run = |rows: Vec<Vec<Value>>| {
-        runtime()
-            .block_on(async {
-                let spec = spec(Strategy::IdRange, 2, 2);
-                let mut t =
-                    Traversal::start(Arc::new(Rows(rows)), spec, Cursor::Id { after: None })
-                        .await?;
-                while t.next_chunk().await?.is_some() {}
-                Ok::<_, Error>(())
-            })
-            .unwrap_err()
-            .to_string()
+    // The scan finds ids 1..=4: ranges up to 2, (2, 4] and the tail after 4. Each row fetch
+    // answers `rows` (each row only the id the traversal adds to the columns).
+    let run = |rows| {
+        let scan = (1..=4).map(|id| vec![json!(id)]).collect();
+        parallel_error(Scripted { scan, rows }, 2, None)
     };
     // Which range answers first is up to the scheduler; each names itself exactly.
     let prefix = "unexpected response while fetching rows of t";
