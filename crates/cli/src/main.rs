@@ -101,17 +101,17 @@ fn init_debug_logging() {
 /// (CPU work), while the workers send requests and decode the responses. The runtime's default,
 /// one worker per core, ignores the sink threads: on two cores a single-table dump ran two workers
 /// beside its sink thread, which took the same CPU time for the same rows, decoded two responses
-/// at once more often, and let the peak resident set creep up with the length of the dump
-/// (docs/benchmarks.md, scenario 4).
+/// at once more often, and so met higher peaks of memory the longer the dump ran
+/// (docs/benchmarks.md, scenario 4). Commands without sink threads keep one worker per core.
 fn worker_threads(cli: &Cli, cores: usize) -> usize {
-    let tables_at_once = match &cli.command {
+    let sink_threads = match &cli.command {
         Command::Dump(d) if d.all => d.jobs,
         Command::Dump(d) => d.jobs.min(d.tables.len()),
-        _ => 1,
+        _ => 0,
     };
+    let at_least = sink_threads.max(1) + usize::from(cli.connection.demo);
     let cores = cores.max(1);
-    let left = cores.saturating_sub(tables_at_once);
-    left.max(tables_at_once + usize::from(cli.connection.demo)).min(cores)
+    cores.saturating_sub(sink_threads).max(at_least).min(cores)
 }
 
 /// The cores this process may run on (1 when that cannot be told).
@@ -137,7 +137,8 @@ mod tests {
         assert_eq!(workers("dump terminal media --jobs 1", 8), 7);
         assert_eq!(workers("dump terminal media", 8), 6);
         assert_eq!(workers("dump --all --jobs 4", 8), 4);
-        assert_eq!(workers("select --from terminal", 4), 3);
+        assert_eq!(workers("select --from terminal", 4), 4);
+        assert_eq!(workers("auth", 2), 2);
         assert_eq!(workers("auth", 1), 1);
     }
 
