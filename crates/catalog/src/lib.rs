@@ -5,6 +5,9 @@
 //! knowledge, and nothing else: no I/O, no dependencies, so that the simulator (which creates the
 //! tables) and the sinks (which name and type the columns) can share it without pulling each other in.
 //!
+//! Beside the tables it holds the calendar arithmetic of `timestamp` values ([`time`]): the text
+//! form the simulator writes and the sinks parse is part of what a column type means.
+//!
 //! The single source of truth is `catalog.toml` beside this crate's manifest. `cargo xtask codegen`
 //! turns it into `src/generated.rs`; `cargo xtask codegen --check` (also run as a test) fails when the
 //! two disagree.
@@ -12,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod generated;
+pub mod time;
 
 pub use generated::TABLES;
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// What can go wrong reading or writing a checkpoint. Each message names the file and what to do.
+/// What can go wrong reading or writing a checkpoint. Each message names the file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -17,7 +17,7 @@ pub enum Error {
     },
     /// A state file that is not a valid state (truncated by hand, edited, another program's file).
     #[error(
-        "checkpoint {} is unreadable ({detail}); start the table over with --reset (this also deletes its partial output)",
+        "checkpoint {} is unreadable ({detail})",
         path.display()
     )]
     Corrupt {
@@ -28,7 +28,7 @@ pub enum Error {
     },
     /// A state file written by a newer version of this tool.
     #[error(
-        "checkpoint {} has format version {found}, newer than this tool's {supported}; upgrade iptvportal or start over with --reset",
+        "checkpoint {} has format version {found}, newer than this tool's {supported}",
         path.display()
     )]
     Version {

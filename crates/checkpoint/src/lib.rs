@@ -2,8 +2,9 @@
 //!
 //! A [`DumpState`] is what a dump knows about one table between runs: the seed's progress fields
 //! (`dumped_rows`, `current_offset`, `chunks_completed`, timestamps, `is_complete`, …) plus what an
-//! exact resume needs: the traversal [`Cursor`], the sink's committed [`SinkPosition`], the pinned
-//! output [`Schema`], and the [`OutputShape`]: everything that shapes the output, so that resuming
+//! exact resume needs: the traversal [`Cursor`](iptvportal_traverse::Cursor), the sink's committed
+//! [`SinkPosition`](iptvportal_sink::SinkPosition), the pinned output
+//! [`Schema`](iptvportal_sink::Schema), and the [`OutputShape`]: everything that shapes the output, so that resuming
 //! with other options is refused instead of producing a file that mixes two dumps.
 //!
 //! [`CheckpointStore`] is the seam the orchestrator saves through; [`FileStore`] keeps each state in

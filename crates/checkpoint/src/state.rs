@@ -1,7 +1,10 @@
 //! The state of one table's dump, as saved between runs.
 
+use std::time::SystemTime;
+
 use iptvportal_sink::{Compression, Format, Schema, SinkPosition};
 use iptvportal_traverse::{Cursor, Strategy};
+
 use serde::{Deserialize, Serialize};
 
 /// The newest state format this build writes and reads. Bump it when a field changes meaning;
@@ -121,4 +124,91 @@ pub struct DumpState {
     pub schema: Schema,
     /// What shaped the output.
     pub shape: OutputShape,
+}
+
+impl DumpState {
+    /// The state of a dump that has committed nothing yet: its first run started at `started_at`
+    /// and resumes from `cursor` (the start, or a requested OFFSET).
+    pub fn fresh(
+        table: &str,
+        cursor: Cursor,
+        started_at: SystemTime,
+        shape: OutputShape,
+    ) -> DumpState {
+        DumpState {
+            version: STATE_VERSION,
+            table: table.to_owned(),
+            dumped_rows: 0,
+            current_offset: cursor.current_offset(0),
+            current_id: None,
+            chunks_completed: 0,
+            chunks_failed: 0,
+            total_rows: None,
+            started_at: rfc3339(started_at),
+            last_updated_at: rfc3339(SystemTime::now()),
+            completed_at: None,
+            is_complete: false,
+            last_error: None,
+            cursor,
+            sink: SinkPosition::default(),
+            schema: Schema { columns: Vec::new() },
+            shape,
+        }
+    }
+
+    /// Records a commit: the sink made its output durable up to `position`, which holds every
+    /// row before `cursor`, in `chunks` chunks over all runs. The one place that moves the cursor,
+    /// so the state never points past what the sink reported durable.
+    pub fn record_commit(&mut self, position: SinkPosition, cursor: Cursor, chunks: u64) {
+        self.dumped_rows = position.rows;
+        self.sink = position;
+        self.cursor = cursor;
+        self.chunks_completed = chunks;
+        self.current_offset = cursor.current_offset(self.dumped_rows);
+        if let Cursor::Id { after } = cursor {
+            self.current_id = after;
+        }
+        self.last_updated_at = rfc3339(SystemTime::now());
+    }
+
+    /// Records the completed output: the sink's final `position`, `chunks` chunks over all runs.
+    pub fn record_completion(&mut self, position: SinkPosition, chunks: u64) {
+        let now = rfc3339(SystemTime::now());
+        self.dumped_rows = position.rows;
+        self.sink = position;
+        self.chunks_completed = chunks;
+        self.is_complete = true;
+        self.completed_at = Some(now.clone());
+        self.last_updated_at = now;
+        self.last_error = None;
+    }
+
+    /// Records a run that stopped: with the failure's message, or (`None`) a cancellation, which
+    /// is not a failure. Nothing a resume depends on changes.
+    pub fn record_stop(&mut self, failure: Option<String>) {
+        if let Some(message) = failure {
+            self.chunks_failed += 1;
+            self.last_error = Some(message);
+        }
+        self.last_updated_at = rfc3339(SystemTime::now());
+    }
+
+    /// When the first run started, if the saved time parses.
+    pub fn started(&self) -> Option<SystemTime> {
+        parse_rfc3339(&self.started_at)
+    }
+
+    /// When the dump completed, if it did and the saved time parses.
+    pub fn completed(&self) -> Option<SystemTime> {
+        self.completed_at.as_deref().and_then(parse_rfc3339)
+    }
+}
+
+/// The state's time format: RFC 3339 in UTC, to the second.
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(text).ok()
 }

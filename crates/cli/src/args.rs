@@ -1,15 +1,13 @@
 //! The command line: global connection options and the subcommands, as clap derives them.
 
-use std::io::BufRead;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use iptvportal_client::{
-    Client, ClientConfig, ENV_DOMAIN, ENV_PASSWORD, ENV_URL, ENV_USERNAME, RetryPolicy,
-};
-
-use crate::failure::Hinted;
+use iptvportal_client::{ENV_USERNAME, Secret};
+use iptvportal_dump::{Compression, DumpConfig, DumpFormat, DumpStrategy};
 
 const EXAMPLES: &str = "\
 Connection (options first, then the environment, then the config file):
@@ -128,6 +126,8 @@ Examples:
   pass show portal | iptvportal --domain acme --username admin --password-stdin auth";
 
 /// Where the portal is and how to talk to it; shared by every command that makes requests.
+// As parsed, these are the options given; `settings::resolve` then fills in the environment and
+// the config file below them, and `settings` turns them into the client.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection")]
 #[expect(clippy::struct_excessive_bools, reason = "clap flags, each an independent switch")]
@@ -149,6 +149,8 @@ pub(crate) struct ConnectionArgs {
     pub(crate) domain: Option<String>,
 
     /// The admin user name.
+    // The variable is shown in the help from here but read by `settings`, like the others: clap
+    // would take it for the option given, which `--demo` refuses (`settings::command`).
     #[arg(long, global = true, value_name = "U", env = ENV_USERNAME, hide_env_values = true)]
     pub(crate) username: Option<String>,
 
@@ -160,11 +162,11 @@ pub(crate) struct ConnectionArgs {
     pub(crate) password_stdin: bool,
 
     /// Seconds to wait for each response.
-    #[arg(long, global = true, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
+    #[arg(long, global = true, value_name = "SECS", default_value = DEFAULT_TIMEOUT.as_str(), value_parser = parse_seconds)]
     pub(crate) timeout: Duration,
 
     /// Retries of a request after a transient failure (timeout, reset, 5xx, 429).
-    #[arg(long, global = true, value_name = "N", default_value_t = 3)]
+    #[arg(long, global = true, value_name = "N", default_value_t = DumpConfig::DEFAULT_MAX_RETRIES)]
     pub(crate) max_retries: u32,
 
     /// Accept self-signed or otherwise invalid TLS certificates (on-premise portals only).
@@ -184,107 +186,16 @@ pub(crate) struct ConnectionArgs {
     #[arg(long, global = true, hide = true, value_name = "table=N,...", value_delimiter = ',', value_parser = parse_demo_rows, requires = "demo")]
     pub(crate) demo_rows: Vec<(String, u64)>,
 
-    /// Connection settings of the config file, below the options and the environment.
+    // The password in effect, from the environment or the config file, filled in by `settings`
+    // (`--password-stdin` is read only when connecting). A `Secret`, so that a debug print of
+    // the command line never shows it.
     #[arg(skip)]
-    pub(crate) file: crate::config::ConnectionFile,
+    pub(crate) password: Option<Secret>,
 }
 
-impl ConnectionArgs {
-    /// The client configuration: the demo portal when there is one, else command-line options
-    /// first, then the environment, then the config file.
-    pub(crate) fn config(
-        &self,
-        demo: Option<&crate::demo::DemoPortal>,
-    ) -> anyhow::Result<ClientConfig> {
-        if let Some(demo) = demo {
-            let retry = RetryPolicy::default().max_retries(self.max_retries);
-            return Ok(ClientConfig::new(&demo.url)?
-                .credentials(demo.username.clone(), demo.password.clone())
-                .timeout(self.timeout)
-                .retry(retry));
-        }
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let file = &self.file;
-        let config = if let Some(url) = &self.portal {
-            ClientConfig::new(url)?
-        } else if let Some(domain) = &self.domain {
-            ClientConfig::for_domain(domain)?
-        } else if let Some(url) = env(ENV_URL) {
-            ClientConfig::new(&url)?
-        } else if let Some(domain) = env(ENV_DOMAIN) {
-            ClientConfig::for_domain(domain.trim())?
-        } else if let Some(url) = &file.portal {
-            ClientConfig::new(url)?
-        } else if let Some(domain) = &file.domain {
-            ClientConfig::for_domain(domain.trim())?
-        } else {
-            return Err(Hinted::new(
-                "no portal given",
-                format!(
-                    "pass --portal URL (or set {ENV_URL}), or --domain D (or set {ENV_DOMAIN}), or set portal in the config file; --demo tries a local demo portal"
-                ),
-            )
-            .into());
-        };
-        let username = self
-            .username
-            .clone()
-            .or_else(|| file.username.clone())
-            .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| {
-                Hinted::new(
-                    "no username given",
-                    format!(
-                        "pass --username or set {ENV_USERNAME} (or username in the config file)"
-                    ),
-                )
-            })?;
-        let password = if self.password_stdin {
-            read_password_line()?
-        } else {
-            std::env::var(ENV_PASSWORD)
-                .ok()
-                .filter(|p| !p.is_empty())
-                .or_else(|| file.password.clone())
-                .ok_or_else(|| {
-                    Hinted::new(
-                        "no password given",
-                        format!("set {ENV_PASSWORD} or pass --password-stdin (or password in the config file)"),
-                    )
-                })?
-        };
-        if self.insecure {
-            eprintln!("warning: --insecure: the portal's TLS certificate is not verified");
-        }
-        let retry = RetryPolicy::default().max_retries(self.max_retries);
-        Ok(config
-            .credentials(username, password)
-            .timeout(self.timeout)
-            .retry(retry)
-            .accept_invalid_certs(self.insecure))
-    }
-
-    /// A client for [`ConnectionArgs::config`].
-    pub(crate) fn client(&self, demo: Option<&crate::demo::DemoPortal>) -> anyhow::Result<Client> {
-        Ok(Client::new(self.config(demo)?)?)
-    }
-}
-
-/// Reads the password from the first line of stdin, without its line ending.
-fn read_password_line() -> anyhow::Result<String> {
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.strip_suffix('\n').unwrap_or(&line);
-    let password = password.strip_suffix('\r').unwrap_or(password);
-    if password.is_empty() {
-        return Err(Hinted::new(
-            "no password on stdin",
-            "pipe the password as the first line of stdin",
-        )
-        .into());
-    }
-    Ok(password.to_owned())
-}
+/// `--timeout`'s default: the dump's timeout of one request, as clap shows and parses it.
+static DEFAULT_TIMEOUT: LazyLock<String> =
+    LazyLock::new(|| DumpConfig::DEFAULT_BATCH_TIMEOUT_SECS.to_string());
 
 /// One `table=N` of `--demo-rows`.
 fn parse_demo_rows(s: &str) -> Result<(String, u64), String> {
@@ -359,7 +270,7 @@ pub(crate) struct DumpArgs {
     pub(crate) out: PathBuf,
 
     /// The file format.
-    #[arg(long, value_enum, default_value_t = DumpFormat::Jsonl)]
+    #[arg(long, default_value_t = DumpConfig::DEFAULT_FORMAT, value_parser = dump_format())]
     pub(crate) format: DumpFormat,
 
     /// gzip the jsonl, csv or json output (one gzip member per chunk; any gzip reader reads it).
@@ -371,24 +282,24 @@ pub(crate) struct DumpArgs {
     pub(crate) no_compress: bool,
 
     /// gzip level, 0 (store) to 9 (smallest); default 1, the fastest.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=9))]
+    #[arg(long, value_name = "N", value_parser = gzip_level())]
     pub(crate) compress_level: Option<u32>,
 
     /// Rows per request.
-    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = at_least_one)]
+    #[arg(long, value_name = "N", default_value_t = DumpConfig::DEFAULT_CHUNK_SIZE, value_parser = at_least_one::<u64>)]
     pub(crate) chunk_size: u64,
 
     /// offset (limit/offset paging, any table) or id-range (keyset on id: constant cost per chunk).
-    #[arg(long, value_enum, default_value_t = DumpStrategy::Offset)]
+    #[arg(long, default_value_t = DumpConfig::DEFAULT_STRATEGY, value_parser = dump_strategy())]
     pub(crate) strategy: DumpStrategy,
 
     /// Row requests in flight at once for one table (id-range only; 1 is sequential). Above 1, one
     /// more request at a time reads the ids ahead to cut the table into ranges of one chunk.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one_usize)]
+    #[arg(long, value_name = "N", default_value_t = DumpConfig::DEFAULT_MAX_PARALLEL, value_parser = at_least_one::<usize>)]
     pub(crate) parallel: usize,
 
     /// Tables dumped at once.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = at_least_one_usize)]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = at_least_one::<usize>)]
     pub(crate) jobs: usize,
 
     #[arg(
@@ -424,7 +335,7 @@ pub(crate) struct DumpArgs {
     pub(crate) resume_offset: Option<u64>,
 
     /// Backoff factor: the n-th retry of a chunk waits about F^n seconds.
-    #[arg(long, value_name = "F", default_value_t = 1.5, value_parser = parse_backoff)]
+    #[arg(long, value_name = "F", default_value_t = DumpConfig::DEFAULT_RETRY_BACKOFF, value_parser = parse_backoff)]
     pub(crate) retry_backoff: f64,
 
     /// How to report progress: auto (bars on a terminal, plain lines otherwise), bar, plain lines
@@ -433,30 +344,43 @@ pub(crate) struct DumpArgs {
     pub(crate) progress: ProgressMode,
 
     /// Rows per Parquet part file (tests use small parts to make them rotate).
-    #[arg(long, value_name = "N", hide = true, value_parser = at_least_one)]
+    #[arg(long, value_name = "N", hide = true, value_parser = at_least_one::<u64>)]
     pub(crate) parquet_part_rows: Option<u64>,
 }
 
-/// File formats of `dump`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum DumpFormat {
-    /// One JSON object per line.
-    Jsonl,
-    /// A header, then one RFC 4180 record per row.
-    Csv,
-    /// One JSON array of objects.
-    Json,
-    /// Parquet part files (zstd).
-    Parquet,
+/// `--format` of `dump`: the library's formats, each with the help the command line gives it.
+fn dump_format() -> impl TypedValueParser<Value = DumpFormat> {
+    let values = DumpFormat::ALL.map(|f| PossibleValue::new(f.as_str()).help(format_help(f)));
+    PossibleValuesParser::new(values).try_map(|s| s.parse::<DumpFormat>())
 }
 
-/// Traversal strategies of `dump`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum DumpStrategy {
-    /// limit/offset paging in --order-by order.
-    Offset,
-    /// Keyset paging on the id column, in parallel with --parallel above 1.
-    IdRange,
+fn format_help(format: DumpFormat) -> &'static str {
+    match format {
+        DumpFormat::Jsonl => "One JSON object per line",
+        DumpFormat::Csv => "A header, then one RFC 4180 record per row",
+        DumpFormat::Json => "One JSON array of objects",
+        DumpFormat::Parquet => "Parquet part files (zstd)",
+        // A format added to the library shows without help until it gets some here; a test
+        // checks that every one has help.
+        _ => "",
+    }
+}
+
+/// `--strategy` of `dump`: the library's strategies, each with the help the command line gives it.
+fn dump_strategy() -> impl TypedValueParser<Value = DumpStrategy> {
+    let values = DumpStrategy::ALL.map(|s| PossibleValue::new(s.as_str()).help(strategy_help(s)));
+    PossibleValuesParser::new(values).try_map(|s| s.parse::<DumpStrategy>())
+}
+
+fn strategy_help(strategy: DumpStrategy) -> &'static str {
+    match strategy {
+        DumpStrategy::Offset => "limit/offset paging in --order-by order",
+        DumpStrategy::IdRange => {
+            "Keyset paging on the id column, in parallel with --parallel above 1"
+        }
+        // As for formats: a test checks that every strategy has help.
+        _ => "",
+    }
 }
 
 /// Progress reporting of `dump`.
@@ -495,18 +419,19 @@ pub(crate) enum StatusFormat {
     Json,
 }
 
-/// A count of at least 1.
-pub(crate) fn at_least_one(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<u64>() {
-        Ok(0) => Err("must be at least 1".to_owned()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{s:?} is not a whole number")),
-    }
+/// `--compress-level`: one of the sink's gzip levels.
+fn gzip_level() -> impl TypedValueParser<Value = u32> {
+    let levels = Compression::GZIP_LEVELS;
+    clap::value_parser!(u32).range(i64::from(*levels.start())..=i64::from(*levels.end()))
 }
 
-fn at_least_one_usize(s: &str) -> Result<usize, String> {
-    let n = at_least_one(s)?;
-    usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
+/// A count of at least 1, as any integer type a count fits in (`u64`, `usize`).
+fn at_least_one<T: TryFrom<u64>>(s: &str) -> Result<T, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => T::try_from(n).map_err(|_| format!("{s:?} is too large")),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 /// A backoff factor: a finite number of at least 1 (1 retries at a steady pace).
@@ -550,12 +475,25 @@ mod tests {
 
     #[test]
     fn counts_and_factors_parse() {
-        assert_eq!(at_least_one("5000"), Ok(5000));
-        assert_eq!(at_least_one("0"), Err("must be at least 1".to_owned()));
-        assert!(at_least_one("-1").is_err());
+        assert_eq!(at_least_one::<u64>("5000"), Ok(5000));
+        assert_eq!(at_least_one::<usize>("5000"), Ok(5000));
+        assert_eq!(at_least_one::<u64>("0"), Err("must be at least 1".to_owned()));
+        assert_eq!(at_least_one::<usize>("0"), Err("must be at least 1".to_owned()));
+        assert!(at_least_one::<u64>("-1").is_err());
+        assert_eq!(at_least_one::<u8>("300"), Err("\"300\" is too large".to_owned()));
         assert_eq!(parse_backoff("1.5"), Ok(1.5));
         for bad in ["0.5", "x", "inf", "NaN"] {
             assert!(parse_backoff(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_format_and_strategy_has_help() {
+        for format in DumpFormat::ALL {
+            assert!(!format_help(format).is_empty(), "{format}");
+        }
+        for strategy in DumpStrategy::ALL {
+            assert!(!strategy_help(strategy).is_empty(), "{strategy}");
         }
     }
 }

@@ -1,45 +1,63 @@
-//! The optional config file: connection settings and `dump` defaults, below the command-line
-//! options and the environment (docs/configuration.md).
-//!
-//! Precedence is decided per setting from where clap took each value: a value given on the
-//! command line (or, for `--username`, in the environment) wins; a value clap filled in as its
-//! default is replaced by the file's. So `--help` keeps showing the real defaults and the file
-//! needs no second copy of them.
+//! The optional config file: where it is, what it may hold and the typed settings it gives
+//! (docs/configuration.md). Which setting wins over which is `settings`'s business; this module
+//! only reads the file and refuses a mistake in it, whatever the command.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::ArgMatches;
-use clap::ValueEnum;
-use clap::parser::ValueSource;
+use iptvportal_dump::{DumpFormat, DumpStrategy};
 use serde::Deserialize;
 
-use crate::args::{Cli, Command, DumpFormat, DumpStrategy};
 use crate::failure::Hinted;
 
 /// The variable naming the config file.
 pub(crate) const ENV_CONFIG: &str = "IPTVPORTAL_CONFIG";
 
-/// Connection settings of the file; the options and the environment come first.
+/// The settings of a config file, every value checked. `None` is a key the file does not set.
+#[derive(Debug, Default)]
+pub(crate) struct Config {
+    pub(crate) connection: Connection,
+    pub(crate) dump: Dump,
+}
+
+/// The `[connection]` table.
 #[derive(Clone, Default)]
-pub(crate) struct ConnectionFile {
+pub(crate) struct Connection {
     pub(crate) portal: Option<String>,
     pub(crate) domain: Option<String>,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_retries: Option<u32>,
+    pub(crate) insecure: Option<bool>,
 }
 
-// Written by hand so that a debug print of the command line can never show the password.
-impl fmt::Debug for ConnectionFile {
+// Written by hand so that a debug print of the settings can never show the password.
+impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionFile")
+        f.debug_struct("Connection")
             .field("portal", &self.portal)
             .field("domain", &self.domain)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("insecure", &self.insecure)
             .finish()
     }
+}
+
+/// The `[dump]` table: defaults of `dump` (`out` also of `status`).
+#[derive(Debug, Default)]
+pub(crate) struct Dump {
+    pub(crate) out: Option<PathBuf>,
+    pub(crate) format: Option<DumpFormat>,
+    pub(crate) chunk_size: Option<u64>,
+    pub(crate) strategy: Option<DumpStrategy>,
+    pub(crate) parallel: Option<usize>,
+    pub(crate) jobs: Option<usize>,
+    pub(crate) compress: Option<bool>,
 }
 
 /// The file as written. Unknown keys are refused, so that a typo (`chunksize`) is not silently
@@ -90,7 +108,7 @@ fn locate(flag: Option<&Path>) -> Option<(PathBuf, bool)> {
 }
 
 /// `$XDG_CONFIG_HOME/iptvportal/config.toml`, else `~/.config/iptvportal/config.toml`.
-pub(crate) fn default_path() -> Option<PathBuf> {
+fn default_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
@@ -102,13 +120,14 @@ pub(crate) fn default_path() -> Option<PathBuf> {
     Some(base.join("iptvportal").join("config.toml"))
 }
 
-/// Reads the config file, if any, and fills in every setting the command line left at its
-/// default. `matches` are the ones `cli` was built from.
-pub(crate) fn apply(cli: &mut Cli, matches: &ArgMatches) -> anyhow::Result<()> {
-    let Some((path, explicit)) = locate(cli.config.as_deref()) else { return Ok(()) };
+/// Reads the config file `--config` names (`flag`), else the one the environment or the default
+/// location gives; `None` when there is none. Every value is checked, whatever the command, so
+/// that a mistake in the file shows at once.
+pub(crate) fn load(flag: Option<&Path>) -> anyhow::Result<Option<Config>> {
+    let Some((path, explicit)) = locate(flag) else { return Ok(None) };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(Hinted::new(
                 format!("cannot read config file {}: {e}", path.display()),
@@ -122,131 +141,73 @@ pub(crate) fn apply(cli: &mut Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     if file.connection.password.is_some() {
         warn_if_readable(&path);
     }
-    let sub = matches.subcommand().map(|(_, m)| m);
-    let given = |id: &str| {
-        // `value_source` panics on an id its command does not define: ask only where it is.
-        let explicit = |m: &ArgMatches| {
-            m.try_contains_id(id).is_ok()
-                && matches!(
-                    m.value_source(id),
-                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-                )
-        };
-        explicit(matches) || sub.is_some_and(explicit)
-    };
+    check(&path, file).map(Some)
+}
 
+/// The typed settings of a parsed file, or the first value out of its set.
+fn check(path: &Path, file: File) -> anyhow::Result<Config> {
     let c = file.connection;
-    let connection = &mut cli.connection;
-    connection.file = ConnectionFile {
+    let timeout =
+        c.timeout
+            .map(|secs| {
+                Duration::try_from_secs_f64(secs).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+                    invalid(path, "connection.timeout", "must be more than 0 seconds")
+                })
+            })
+            .transpose()?;
+    let connection = Connection {
         portal: c.portal,
         domain: c.domain,
         username: c.username,
         password: c.password,
+        timeout,
+        max_retries: c.max_retries,
+        insecure: c.insecure,
     };
-    if let Some(secs) = c.timeout
-        && !given("timeout")
-    {
-        connection.timeout = Duration::try_from_secs_f64(secs)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| invalid(&path, "connection.timeout", "must be more than 0 seconds"))?;
-    }
-    if let Some(n) = c.max_retries
-        && !given("max_retries")
-    {
-        connection.max_retries = n;
-    }
-    if let Some(insecure) = c.insecure
-        && !given("insecure")
-        && !given("no_insecure")
-    {
-        connection.insecure = insecure;
-    }
 
-    apply_dump(cli, file.dump, &path, &given)
-}
-
-/// The `[dump]` table: checked whatever the command, so that a mistake in the file shows at once;
-/// applied to `dump` and (`out` only) `status`.
-fn apply_dump(
-    cli: &mut Cli,
-    d: DumpSection,
-    path: &Path,
-    given: &dyn Fn(&str) -> bool,
-) -> anyhow::Result<()> {
-    let path = path.to_owned();
+    let d = file.dump;
+    // Matched as clap matches the options' values before it, but ignoring case, as the file
+    // always has.
     let format = d
         .format
         .as_deref()
         .map(|f| {
-            DumpFormat::from_str(f, true)
-                .map_err(|_| invalid(&path, "dump.format", "must be jsonl, csv, json or parquet"))
+            DumpFormat::ALL
+                .into_iter()
+                .find(|known| known.as_str().eq_ignore_ascii_case(f))
+                .ok_or_else(|| invalid(path, "dump.format", "must be jsonl, csv, json or parquet"))
         })
         .transpose()?;
     let strategy = d
         .strategy
         .as_deref()
         .map(|s| {
-            DumpStrategy::from_str(s, true)
-                .map_err(|_| invalid(&path, "dump.strategy", "must be offset or id-range"))
+            DumpStrategy::ALL
+                .into_iter()
+                .find(|known| known.as_str().eq_ignore_ascii_case(s))
+                .ok_or_else(|| invalid(path, "dump.strategy", "must be offset or id-range"))
         })
         .transpose()?;
     for (key, value) in
         [("dump.chunk_size", d.chunk_size), ("dump.parallel", d.parallel), ("dump.jobs", d.jobs)]
     {
         if value == Some(0) {
-            return Err(invalid(&path, key, "must be at least 1"));
+            return Err(invalid(path, key, "must be at least 1"));
         }
     }
-    let count =
-        |key: &str, n: u64| usize::try_from(n).map_err(|_| invalid(&path, key, "is too large"));
-    match &mut cli.command {
-        Command::Dump(args) => {
-            if let Some(out) = d.out
-                && !given("out")
-            {
-                args.out = out;
-            }
-            if let Some(format) = format
-                && !given("format")
-            {
-                args.format = format;
-            }
-            if let Some(strategy) = strategy
-                && !given("strategy")
-            {
-                args.strategy = strategy;
-            }
-            if let Some(n) = d.chunk_size
-                && !given("chunk_size")
-            {
-                args.chunk_size = n;
-            }
-            if let Some(n) = d.parallel
-                && !given("parallel")
-            {
-                args.parallel = count("dump.parallel", n)?;
-            }
-            if let Some(n) = d.jobs
-                && !given("jobs")
-            {
-                args.jobs = count("dump.jobs", n)?;
-            }
-            if let Some(compress) = d.compress
-                && !given("compress")
-                && !given("no_compress")
-            {
-                args.compress = compress;
-            }
-        }
-        Command::Status(args) => {
-            if args.out.is_none() {
-                args.out = d.out;
-            }
-        }
-        Command::Select(_) | Command::Auth | Command::Reference => {}
-    }
-    Ok(())
+    let count = |key: &str, n: Option<u64>| {
+        n.map(|n| usize::try_from(n).map_err(|_| invalid(path, key, "is too large"))).transpose()
+    };
+    let dump = Dump {
+        out: d.out,
+        format,
+        chunk_size: d.chunk_size,
+        strategy,
+        parallel: count("dump.parallel", d.parallel)?,
+        jobs: count("dump.jobs", d.jobs)?,
+        compress: d.compress,
+    };
+    Ok(Config { connection, dump })
 }
 
 /// Parses the file; an error names the file, the line and the key.
@@ -336,10 +297,39 @@ compress = false
         .unwrap();
         assert_eq!(file.connection.timeout, Some(12.5));
         assert_eq!(file.dump.strategy.as_deref(), Some("id-range"));
-        let debug = format!(
-            "{:?}",
-            ConnectionFile { password: Some("secret".into()), ..Default::default() }
-        );
+        let config = check(Path::new("/c.toml"), file).unwrap();
+        assert_eq!(config.connection.timeout, Some(Duration::from_secs_f64(12.5)));
+        assert_eq!(config.dump.format, Some(DumpFormat::Parquet));
+        assert_eq!(config.dump.strategy, Some(DumpStrategy::IdRange));
+        assert_eq!(config.dump.parallel, Some(4));
+        let debug = format!("{config:?}");
         assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[test]
+    fn values_out_of_their_set_name_the_key() {
+        let refused = |text: &str| {
+            let file = parse(Path::new("/c.toml"), text).unwrap();
+            crate::failure::render(&check(Path::new("/c.toml"), file).unwrap_err())
+        };
+        let line = refused("[dump]\nformat = \"xml\"\n");
+        assert!(
+            line.starts_with(
+                "error: config file /c.toml: dump.format must be jsonl, csv, json or parquet"
+            ),
+            "{line}"
+        );
+        let line = refused("[dump]\nstrategy = \"keyset\"\n");
+        assert!(line.contains("dump.strategy must be offset or id-range"), "{line}");
+        let line = refused("[dump]\njobs = 0\n");
+        assert!(line.contains("dump.jobs must be at least 1"), "{line}");
+        let line = refused("[connection]\ntimeout = 0\n");
+        assert!(line.contains("connection.timeout must be more than 0 seconds"), "{line}");
+        // Case is ignored, as it always was in the file.
+        let file =
+            parse(Path::new("/c.toml"), "[dump]\nformat = \"CSV\"\nstrategy = \"Id-Range\"\n");
+        let config = check(Path::new("/c.toml"), file.unwrap()).unwrap();
+        assert_eq!(config.dump.format, Some(DumpFormat::Csv));
+        assert_eq!(config.dump.strategy, Some(DumpStrategy::IdRange));
     }
 }

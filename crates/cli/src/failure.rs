@@ -27,6 +27,9 @@ impl std::error::Error for Hinted {}
 
 /// The line printed for `error`, without a trailing newline.
 pub(crate) fn render(error: &anyhow::Error) -> String {
+    if let Some(e) = error.downcast_ref::<iptvportal_dump::Error>() {
+        return render_dump(e);
+    }
     // `{:#}` joins any context with the cause on one line; newlines inside a server's message are
     // flattened so that the error stays one line.
     let what = format!("{error:#}").replace(['\n', '\r'], " ");
@@ -38,30 +41,98 @@ pub(crate) fn render(error: &anyhow::Error) -> String {
 
 /// The line printed for a table whose dump failed: `error: <table>: <what happened>; <what to do>`.
 ///
-/// Several of the orchestrator's messages already end in advice of their own (`…; start over with
-/// --reset`); those get no second hint.
+/// The orchestrator says what happened in its own words; what to do, with this tool's flags, is
+/// said here, by variant.
 pub(crate) fn render_dump(error: &iptvportal_dump::Error) -> String {
     use iptvportal_dump::Error as E;
-    let what = error.to_string().replace(['\n', '\r'], " ");
     let hint = match error {
-        E::Config { reason, .. } if !reason.contains("; ") => {
-            Some("see `iptvportal dump --help`".to_owned())
+        E::Config { table, invalid } => {
+            let (what, hint) = config_advice(invalid);
+            let what = what.unwrap_or_else(|| invalid.to_string());
+            return one_line(&format!("{table}: {what}"), Some(&hint));
         }
-        E::Fetch { .. } => Some(fetch_hint(error.is_transient(), error)),
-        E::Sink { .. } => Some(
-            "check the output directory (free space, permissions); a rerun resumes from the last commit, --reset starts over"
-                .to_owned(),
-        ),
-        E::Checkpoint { .. } => Some(
-            "check that the output directory is writable; --reset starts over".to_owned(),
-        ),
-        // The rest carry their own advice (OutputDir, ShapeMismatch, Conflict, Cancelled) or
-        // are a Config reason that does.
-        _ => None,
+        E::Fetch { .. } => fetch_hint(error.is_transient(), error),
+        E::Sink { source, .. } => sink_hint(source),
+        E::Checkpoint { source, .. } => checkpoint_hint(source).to_owned(),
+        E::OutputDir { .. } => "choose another --out or fix its permissions".to_owned(),
+        E::ShapeMismatch { .. } => {
+            "rerun with the same options to resume, or start over with --reset".to_owned()
+        }
+        E::Conflict { .. } => "give them different output directories".to_owned(),
+        E::Cancelled { .. } => "run the same command again to resume".to_owned(),
+        _ => "run again with --debug for details".to_owned(),
     };
+    one_line(&error.to_string(), Some(&hint))
+}
+
+/// What to do about a checkpoint that cannot be used.
+pub(crate) fn checkpoint_hint(error: &iptvportal_checkpoint::Error) -> &'static str {
+    use iptvportal_checkpoint::Error as E;
+    match error {
+        E::Corrupt { .. } => {
+            "start the table over with --reset (this also deletes its partial output)"
+        }
+        E::Version { .. } => "upgrade iptvportal or start over with --reset",
+        _ => "check that the output directory is writable; --reset starts over",
+    }
+}
+
+/// `error: <what>; <hint>` on one line.
+fn one_line(what: &str, hint: Option<&str>) -> String {
+    let what = what.replace(['\n', '\r'], " ");
     match hint {
         Some(hint) => format!("error: {what}; {hint}"),
         None => format!("error: {what}"),
+    }
+}
+
+/// A refused option, in the words of this command line: the message when the library's names
+/// an option by its API name, and the advice.
+fn config_advice(invalid: &iptvportal_dump::Invalid) -> (Option<String>, String) {
+    use iptvportal_dump::Invalid as I;
+    use iptvportal_dump::TraversalInvalid as T;
+    let own = |what: &str, hint: &str| (Some(what.to_owned()), hint.to_owned());
+    match invalid {
+        I::CompressParquet => own(
+            "--compress applies to jsonl, csv and json; parquet files are always compressed (zstd)",
+            "drop --compress",
+        ),
+        I::LevelWithoutCompress => own(
+            "--compress-level needs --compress (or compress = true in the config file)",
+            "add --compress or drop --compress-level",
+        ),
+        I::ResumeOffsetNeedsOffset => own(
+            "--resume-offset needs the offset strategy; id-range resumes by id",
+            "drop --resume-offset or use --strategy offset",
+        ),
+        I::Traversal(T::IdRangeOrder { .. }) => {
+            (None, "drop --order-by or use --strategy offset".to_owned())
+        }
+        I::NoIdColumn(_) => (None, "use --strategy offset".to_owned()),
+        _ => (None, "see `iptvportal dump --help`".to_owned()),
+    }
+}
+
+/// What to do about a failed write.
+fn sink_hint(error: &iptvportal_dump::SinkError) -> String {
+    match error {
+        iptvportal_dump::SinkError::ResumeMismatch { .. } => "start over with --reset".to_owned(),
+        _ => "check the output directory (free space, permissions); a rerun resumes from the last commit, --reset starts over"
+            .to_owned(),
+    }
+}
+
+/// A warning about a dump that succeeded, with this command line's advice.
+pub(crate) fn render_warning(warning: &iptvportal_dump::Warning) -> String {
+    use iptvportal_dump::Warning as W;
+    match warning {
+        W::ColumnsByPosition { table } => format!(
+            "warning: {table} is not in the catalog and no --columns were given: columns are named by position (col1, col2, …)"
+        ),
+        W::CountMismatch { strategy: iptvportal_dump::DumpStrategy::Offset, .. } => {
+            format!("warning: {warning}: use --strategy id-range for a consistent walk")
+        }
+        _ => format!("warning: {warning}"),
     }
 }
 
@@ -161,21 +232,86 @@ mod tests {
 
     #[test]
     fn dump_errors_name_the_table_and_advise_once() {
-        use iptvportal_dump::Error as E;
-        let e =
-            E::Config { table: "terminal".into(), reason: "chunk size must be at least 1".into() };
+        use iptvportal_dump::{Error as E, Invalid, TraversalInvalid};
+        let e = E::Config {
+            table: "terminal".into(),
+            invalid: Invalid::Traversal(TraversalInvalid::ZeroChunkSize),
+        };
         assert_eq!(
             render_dump(&e),
             "error: terminal: chunk size must be at least 1; see `iptvportal dump --help`"
         );
         let e = E::Config {
             table: "terminal".into(),
-            reason: "id-range always walks ascending id; drop --order-by or use --strategy offset"
-                .into(),
+            invalid: Invalid::Traversal(TraversalInvalid::IdRangeOrder { id_column: "id".into() }),
         };
         assert_eq!(
             render_dump(&e),
             "error: terminal: id-range always walks ascending id; drop --order-by or use --strategy offset"
+        );
+        let e = E::Config { table: "terminal".into(), invalid: Invalid::ResumeOffsetNeedsOffset };
+        assert_eq!(
+            render_dump(&e),
+            "error: terminal: --resume-offset needs the offset strategy; id-range resumes by id; drop --resume-offset or use --strategy offset"
+        );
+    }
+
+    #[test]
+    fn library_messages_name_no_flag_and_the_cli_adds_them() {
+        use iptvportal_dump::{Error as E, Invalid, Warning};
+        let e = E::Config { table: "terminal".into(), invalid: Invalid::CompressParquet };
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert_eq!(
+            render_dump(&e),
+            "error: terminal: --compress applies to jsonl, csv and json; parquet files are always compressed (zstd); drop --compress"
+        );
+        let e = E::OutputDir {
+            table: "t".into(),
+            dir: "/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert!(render_dump(&e).ends_with("; choose another --out or fix its permissions"));
+        let e = E::Sink {
+            table: "t".into(),
+            source: Box::new(iptvportal_dump::SinkError::ResumeMismatch {
+                path: "/x/t.jsonl".into(),
+                reason: "it is shorter than the checkpoint says".into(),
+            }),
+        };
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert_eq!(
+            render_dump(&e),
+            "error: t: cannot resume /x/t.jsonl: it is shorter than the checkpoint says; the output was damaged or removed; start over with --reset"
+        );
+        let e = E::ShapeMismatch { table: "t".into(), dir: "/x".into(), differences: Vec::new() };
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert!(
+            render_dump(&e)
+                .ends_with("; rerun with the same options to resume, or start over with --reset"),
+            "{}",
+            render_dump(&e)
+        );
+        let w = Warning::CountMismatch {
+            table: "t".into(),
+            strategy: iptvportal_dump::DumpStrategy::Offset,
+            counted: 3,
+            dumped: 2,
+        };
+        assert!(!w.to_string().contains("--"), "{w}");
+        assert_eq!(
+            render_warning(&w),
+            "warning: t: counted 3 rows up front but dumped 2; the table changed during the dump, and OFFSET paging can skip or repeat rows when it does: use --strategy id-range for a consistent walk"
+        );
+        let w = Warning::CountMismatch {
+            table: "t".into(),
+            strategy: iptvportal_dump::DumpStrategy::IdRange,
+            counted: 3,
+            dumped: 2,
+        };
+        assert_eq!(
+            render_warning(&w),
+            "warning: t: counted 3 rows up front but dumped 2; the table changed during the dump"
         );
     }
 }

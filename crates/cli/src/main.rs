@@ -13,11 +13,12 @@ mod failure;
 mod output;
 mod progress;
 mod reference;
+mod settings;
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 use crate::args::{Cli, Command};
 
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
     }));
     // Parsed in two steps so that the config file can tell a value given on the command line
     // from one clap filled in as its default.
-    let matches = Cli::command().get_matches();
+    let matches = settings::matches();
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
     if cli.debug {
         init_debug_logging();
     }
-    if let Err(e) = config::apply(&mut cli, &matches) {
+    if let Err(e) = settings::resolve(&mut cli, &matches) {
         eprintln!("{}", failure::render(&e));
         return ExitCode::FAILURE;
     }
@@ -121,13 +122,14 @@ fn cores() -> usize {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
     fn workers(args: &str, cores: usize) -> usize {
-        let cli = Cli::try_parse_from(format!("iptvportal {args}").split_whitespace()).unwrap();
-        worker_threads(&cli, cores)
+        // Parsed as `main` parses, so that an IPTVPORTAL_USERNAME of the environment running the
+        // tests does not collide with `--demo`.
+        let args = format!("iptvportal {args}");
+        let matches = settings::command().try_get_matches_from(args.split_whitespace()).unwrap();
+        worker_threads(&Cli::from_arg_matches(&matches).unwrap(), cores)
     }
 
     #[test]

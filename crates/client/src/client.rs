@@ -154,79 +154,73 @@ impl Decode for AnyResult {
     }
 }
 
-/// A select's rows, read straight from the body when it has the usual shape.
-struct SelectRows(RowsHint);
+/// A select read into `Vec<E>`: straight from the body by `read` when it has the usual shape, or
+/// from the general path's `result` by `check` after the call. One decoder serves the rows of
+/// [`Client::select`] and the integers of [`Client::select_i64s`], so both leave exactly the same
+/// bodies to the general path and fail on them with the same errors.
+struct SelectInto<E, H> {
+    /// What `read` is told of the response before it arrives (room to make, row width).
+    hint: H,
+    /// The fast path: the output of a successful body of the usual shape, or `None`.
+    read: fn(&[u8], H) -> Option<Vec<E>>,
+    /// The general path's `result` checked into the output.
+    check: fn(Value) -> Result<Vec<E>, Error>,
+}
 
-impl SelectRows {
-    fn new(select: &Select) -> SelectRows {
+impl SelectInto<Vec<Value>, RowsHint> {
+    /// A select's rows, each an array of values.
+    fn rows(hint: RowsHint) -> Self {
+        SelectInto { hint, read: read_rows, check: rows }
+    }
+
+    /// The rows of `select`, hinted by its width and limit.
+    fn rows_of(select: &Select) -> Self {
         let star = select.data.iter().any(|d| matches!(d, Operand::Star));
-        SelectRows(RowsHint::new((!star).then_some(select.data.len()), select.limit))
+        SelectInto::rows(RowsHint::new((!star).then_some(select.data.len()), select.limit))
     }
 }
 
-/// What a select's response held: rows read by the fast path, or the general path's `result`,
-/// which [`rows`] checks after the call (outside its retries, as ever).
-#[derive(Debug)]
-enum Selected {
-    Rows(Vec<Vec<Value>>),
-    Result(Value),
+impl SelectInto<i64, Option<u64>> {
+    /// A select of one integer column read into the integers, with room for `limit` of them.
+    fn integers(limit: Option<u64>) -> Self {
+        SelectInto { hint: limit, read: read_i64s, check: integers }
+    }
 }
 
-impl Selected {
-    fn into_rows(self) -> Result<Vec<Vec<Value>>, Error> {
-        match self {
-            Selected::Rows(rows) => Ok(rows),
-            Selected::Result(result) => rows(result),
+impl<E, H> SelectInto<E, H> {
+    /// The output of a call, checked now if the general path read it: outside the call's
+    /// retries, as ever, since a malformed result is not transient.
+    fn finish(&self, selected: Selected<E>) -> Result<Vec<E>, Error> {
+        match selected {
+            Selected::Read(values) => Ok(values),
+            Selected::Result(result) => (self.check)(result),
         }
     }
 }
 
-impl Decode for SelectRows {
-    type Output = Selected;
+/// What a select's response held: the output read by the fast path, or the general path's
+/// `result`, which [`SelectInto::finish`] checks.
+#[derive(Debug)]
+enum Selected<E> {
+    Read(Vec<E>),
+    Result(Value),
+}
 
-    fn fast(&self, body: &[u8]) -> Option<Selected> {
-        read_rows(body, self.0).map(Selected::Rows)
+impl<E, H: Copy> Decode for SelectInto<E, H> {
+    type Output = Selected<E>;
+
+    fn fast(&self, body: &[u8]) -> Option<Selected<E>> {
+        (self.read)(body, self.hint).map(Selected::Read)
     }
 
-    fn of_result(&self, result: Value) -> Selected {
+    fn of_result(&self, result: Value) -> Selected<E> {
         Selected::Result(result)
     }
 
-    fn rows(&self, output: &Selected) -> usize {
+    fn rows(&self, output: &Selected<E>) -> usize {
         match output {
-            Selected::Rows(rows) => rows.len(),
+            Selected::Read(values) => values.len(),
             Selected::Result(result) => AnyResult.rows(result),
-        }
-    }
-}
-
-/// A select of one integer column, read straight into the integers when the body has the usual
-/// shape.
-struct SelectIntegers(Option<u64>);
-
-/// What a select of integers held: the integers read by the fast path, or the general path's
-/// `result`, which [`integers`] checks after the call.
-#[derive(Debug)]
-enum SelectedIntegers {
-    Integers(Vec<i64>),
-    Result(Value),
-}
-
-impl Decode for SelectIntegers {
-    type Output = SelectedIntegers;
-
-    fn fast(&self, body: &[u8]) -> Option<SelectedIntegers> {
-        read_i64s(body, self.0).map(SelectedIntegers::Integers)
-    }
-
-    fn of_result(&self, result: Value) -> SelectedIntegers {
-        SelectedIntegers::Result(result)
-    }
-
-    fn rows(&self, output: &SelectedIntegers) -> usize {
-        match output {
-            SelectedIntegers::Integers(values) => values.len(),
-            SelectedIntegers::Result(result) => AnyResult.rows(result),
         }
     }
 }
@@ -333,21 +327,26 @@ impl Client {
 
     /// Runs a select and returns its rows, each an array of values in `data` order.
     pub async fn select(&self, select: &Select) -> Result<Vec<Vec<Value>>, Error> {
-        let params = select.to_json()?;
-        let decode = SelectRows::new(select);
-        self.call_sql("select", &params, Some(&select.from.table.name), &decode).await?.into_rows()
+        self.select_into(select, &SelectInto::rows_of(select)).await
     }
 
     /// Runs a select whose rows are one integer each (`data` one integer column, such as an id)
     /// and returns the integers: the same request as [`Client::select`], read without a row and a
     /// `Value` apiece. Any row that is not one integer in `i64`'s range is an error.
     pub async fn select_i64s(&self, select: &Select) -> Result<Vec<i64>, Error> {
+        self.select_into(select, &SelectInto::integers(select.limit)).await
+    }
+
+    /// Runs a select read by `decode`.
+    async fn select_into<E, H: Copy>(
+        &self,
+        select: &Select,
+        decode: &SelectInto<E, H>,
+    ) -> Result<Vec<E>, Error> {
         let params = select.to_json()?;
-        let decode = SelectIntegers(select.limit);
-        match self.call_sql("select", &params, Some(&select.from.table.name), &decode).await? {
-            SelectedIntegers::Integers(values) => Ok(values),
-            SelectedIntegers::Result(result) => integers(result),
-        }
+        let selected =
+            self.call_sql("select", &params, Some(&select.from.table.name), decode).await?;
+        decode.finish(selected)
     }
 
     /// The number of rows of `table` matching `filter`: `{"function":"count","args":["*"]}`.
@@ -818,8 +817,15 @@ mod tests {
         body: &[u8],
         hint: RowsHint,
     ) -> (Result<Vec<Vec<Value>>, Error>, bool) {
-        match respond(&SelectRows(hint), status_code(status), RETRY_AFTER_1S, &url(), false, body) {
-            Ok(Selected::Rows(rows)) => (Ok(rows), true),
+        match respond(
+            &SelectInto::rows(hint),
+            status_code(status),
+            RETRY_AFTER_1S,
+            &url(),
+            false,
+            body,
+        ) {
+            Ok(Selected::Read(rows)) => (Ok(rows), true),
             Ok(Selected::Result(result)) => (rows(result), false),
             Err(e) => (Err(e), false),
         }
@@ -947,8 +953,8 @@ mod tests {
     #[test]
     fn the_log_counts_rows_either_way() {
         let rows = vec![vec![json!(1)], vec![json!(2)], vec![json!(3)]];
-        let decode = SelectRows(RowsHint::default());
-        assert_eq!(decode.rows(&Selected::Rows(rows.clone())), 3);
+        let decode = SelectInto::rows(RowsHint::default());
+        assert_eq!(decode.rows(&Selected::Read(rows.clone())), 3);
         assert_eq!(decode.rows(&Selected::Result(json!(rows))), 3);
         assert_eq!(decode.rows(&Selected::Result(json!({"a": 1}))), 1);
         assert_eq!(AnyResult.rows(&json!([1, 2])), 2);
@@ -958,14 +964,14 @@ mod tests {
     #[test]
     fn a_select_hints_its_width_and_limit() {
         let select = Select::from("terminal").unwrap();
-        assert_eq!(SelectRows::new(&select).0, RowsHint::new(None, None));
+        assert_eq!(SelectInto::rows_of(&select).hint, RowsHint::new(None, None));
         let select = select.columns(["id", "mac_addr", "*"]).unwrap().limit(5000);
-        assert_eq!(SelectRows::new(&select).0, RowsHint { columns: None, rows: 5000 });
+        assert_eq!(SelectInto::rows_of(&select).hint, RowsHint { columns: None, rows: 5000 });
         let select = select.columns(["id", "mac_addr", "name"]).unwrap();
-        assert_eq!(SelectRows::new(&select).0, RowsHint { columns: Some(3), rows: 5000 });
+        assert_eq!(SelectInto::rows_of(&select).hint, RowsHint { columns: Some(3), rows: 5000 });
         let count =
             Select::from("terminal").unwrap().data(vec![Operand::Function(Function::count_star())]);
-        assert_eq!(SelectRows::new(&count).0.columns, Some(1));
+        assert_eq!(SelectInto::rows_of(&count).hint.columns, Some(1));
     }
 
     #[test]

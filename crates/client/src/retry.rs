@@ -35,8 +35,8 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_retries: 3,
-            backoff: 1.5,
+            max_retries: RetryPolicy::DEFAULT_MAX_RETRIES,
+            backoff: RetryPolicy::DEFAULT_BACKOFF,
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(30),
             jitter: true,
@@ -45,6 +45,11 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Retries after the first attempt unless set (the seed's 3).
+    pub const DEFAULT_MAX_RETRIES: u32 = 3;
+    /// The growth factor unless set (the seed's 1.5).
+    pub const DEFAULT_BACKOFF: f64 = 1.5;
+
     /// A policy that never retries.
     pub fn none() -> RetryPolicy {
         RetryPolicy::default().max_retries(0)
@@ -147,20 +152,14 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    let days = days_from_civil(year, month, day);
+    // From 1970 on, the day count is never negative.
+    let days = u64::try_from(iptvportal_catalog::time::days_from_civil(
+        i64::try_from(year).ok()?,
+        i64::try_from(month).ok()?,
+        i64::try_from(day).ok()?,
+    ))
+    .ok()?;
     Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + sec))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm), for years
-/// from 1970 on.
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use iptvportal_catalog::Table;
+use iptvportal_client::RetryPolicy;
 use iptvportal_query::{Expr, OrderBy, is_identifier};
-use iptvportal_sink::{Compression, Format, ParquetOptions};
-use iptvportal_traverse::Strategy;
+use iptvportal_sink::{Compression, Format, ParquetOptions, Schema, SinkSpec};
+use iptvportal_traverse::{Strategy, TraversalSpec};
 
-use crate::Error;
+use crate::{Error, Invalid};
 
 /// The output format of a dump (the seed's `DumpFormat`).
 pub type DumpFormat = Format;
@@ -59,14 +60,29 @@ pub struct DumpConfig {
 }
 
 impl DumpConfig {
+    /// Rows per request unless set: the traversal's (the seed's 5000).
+    pub const DEFAULT_CHUNK_SIZE: u64 = TraversalSpec::DEFAULT_CHUNK_SIZE;
+    /// The strategy unless set.
+    pub const DEFAULT_STRATEGY: DumpStrategy = Strategy::Offset;
+    /// The format unless set.
+    pub const DEFAULT_FORMAT: DumpFormat = Format::Jsonl;
+    /// The timeout of one request unless set, in seconds.
+    pub const DEFAULT_BATCH_TIMEOUT_SECS: u64 = 30;
+    /// Retries of one chunk's request unless set: the client's.
+    pub const DEFAULT_MAX_RETRIES: u32 = RetryPolicy::DEFAULT_MAX_RETRIES;
+    /// The backoff factor unless set: the client's.
+    pub const DEFAULT_RETRY_BACKOFF: f64 = RetryPolicy::DEFAULT_BACKOFF;
+    /// Row requests in flight at once for ID_RANGE unless set.
+    pub const DEFAULT_MAX_PARALLEL: usize = 3;
+
     /// A dump of `table` into `output_dir` with the seed's defaults.
     pub fn new(table: impl Into<String>, output_dir: impl Into<PathBuf>) -> DumpConfig {
         DumpConfig {
             table: table.into(),
             output_dir: output_dir.into(),
-            chunk_size: 5000,
-            strategy: Strategy::Offset,
-            format: Format::Jsonl,
+            chunk_size: DumpConfig::DEFAULT_CHUNK_SIZE,
+            strategy: DumpConfig::DEFAULT_STRATEGY,
+            format: DumpConfig::DEFAULT_FORMAT,
             compress: false,
             compression_level: None,
             resume: true,
@@ -74,10 +90,10 @@ impl DumpConfig {
             order_by: None,
             where_clause: None,
             columns: None,
-            batch_timeout: Duration::from_secs(30),
-            max_retries: 3,
-            retry_backoff: 1.5,
-            max_parallel: 3,
+            batch_timeout: Duration::from_secs(DumpConfig::DEFAULT_BATCH_TIMEOUT_SECS),
+            max_retries: DumpConfig::DEFAULT_MAX_RETRIES,
+            retry_backoff: DumpConfig::DEFAULT_RETRY_BACKOFF,
+            max_parallel: DumpConfig::DEFAULT_MAX_PARALLEL,
             parquet: ParquetOptions::default(),
         }
     }
@@ -196,19 +212,33 @@ impl DumpConfig {
         }
     }
 
+    /// What the sink writes for this dump, with `schema`.
+    pub(crate) fn sink_spec(&self, schema: Schema) -> SinkSpec {
+        let mut spec = SinkSpec::new(
+            &self.output_dir,
+            self.table.as_str(),
+            self.format,
+            self.compression(),
+            schema,
+        );
+        spec.parquet = self.parquet.clone();
+        spec
+    }
+
     /// The parsed sort order.
     pub(crate) fn parsed_order_by(&self) -> Result<Vec<OrderBy>, Error> {
         let Some(text) = &self.order_by else { return Ok(Vec::new()) };
         text.split(',')
             .map(|item| {
-                OrderBy::parse(item.trim())
-                    .map_err(|e| self.invalid(format!("bad order by {text:?}: {e}")))
+                OrderBy::parse(item.trim()).map_err(|e| {
+                    self.invalid(Invalid::OrderBy { text: text.clone(), reason: e.to_string() })
+                })
             })
             .collect()
     }
 
-    pub(crate) fn invalid(&self, reason: impl Into<String>) -> Error {
-        Error::Config { table: self.table.clone(), reason: reason.into() }
+    pub(crate) fn invalid(&self, invalid: Invalid) -> Error {
+        Error::Config { table: self.table.clone(), invalid }
     }
 
     /// Checks everything that can be checked without the portal or the disk (for a table the
@@ -220,93 +250,77 @@ impl DumpConfig {
 
     pub(crate) fn validate_for(&self, known: Option<&Table>) -> Result<(), Error> {
         if !is_identifier(&self.table) {
-            return Err(self.invalid("a table name has only letters, digits and _"));
-        }
-        if self.chunk_size == 0 {
-            return Err(self.invalid("chunk size must be at least 1"));
-        }
-        if self.max_parallel == 0 {
-            return Err(self.invalid("parallelism must be at least 1"));
+            return Err(self.invalid(Invalid::TableName));
         }
         if self.batch_timeout.is_zero() {
-            return Err(self.invalid("the request timeout must be more than 0 seconds"));
+            return Err(self.invalid(Invalid::ZeroTimeout));
         }
         if !(self.retry_backoff.is_finite() && self.retry_backoff >= 1.0) {
-            return Err(self.invalid(format!(
-                "retry backoff must be a number >= 1, got {}",
-                self.retry_backoff
-            )));
+            return Err(self.invalid(Invalid::RetryBackoff(self.retry_backoff)));
         }
         if self.compress && self.format == Format::Parquet {
-            return Err(self.invalid(
-                "--compress applies to jsonl, csv and json; parquet files are always compressed (zstd)",
-            ));
+            return Err(self.invalid(Invalid::CompressParquet));
         }
         if let Some(level) = self.compression_level
-            && level > 9
+            && !Compression::GZIP_LEVELS.contains(&level)
         {
-            return Err(self.invalid(format!("gzip level must be 0 to 9, got {level}")));
+            return Err(self.invalid(Invalid::GzipLevel(level)));
         }
         if self.compression_level.is_some() && !self.compress {
-            return Err(self.invalid(
-                "--compress-level needs --compress (or compress = true in the config file)",
-            ));
+            return Err(self.invalid(Invalid::LevelWithoutCompress));
         }
         if self.resume_offset.is_some() && self.strategy != Strategy::Offset {
-            return Err(
-                self.invalid("--resume-offset needs the offset strategy; id-range resumes by id")
-            );
+            return Err(self.invalid(Invalid::ResumeOffsetNeedsOffset));
         }
         if let Some(columns) = &self.columns {
-            if columns.is_empty() {
-                return Err(self.invalid("the column list is empty"));
-            }
-            let mut seen = std::collections::HashSet::new();
-            for c in columns {
-                if !is_identifier(c) {
-                    return Err(self.invalid(format!("invalid column name {c:?}")));
-                }
-                if !seen.insert(c) {
-                    return Err(self.invalid(format!("column {c} is listed twice")));
-                }
-                if let Some(table) = known
-                    && table.column(c).is_none()
-                {
-                    return Err(self.invalid(format!(
-                        "unknown column {c} (columns of {}: {})",
-                        table.name,
-                        table.column_names().collect::<Vec<_>>().join(", ")
-                    )));
-                }
-            }
+            self.validate_columns(columns, known)?;
         }
         let order_by = self.parsed_order_by()?;
-        if self.strategy == Strategy::IdRange {
-            if let Some(table) = known
-                && table.id_column.is_none()
-            {
-                return Err(self.invalid(format!(
-                    "{} has no id column, so it cannot be walked by id range; use --strategy offset",
-                    table.name
-                )));
-            }
-            let ascending_id = order_by.is_empty()
-                || (order_by.len() == 1
-                    && order_by[0].column.name == id_column(known)
-                    && order_by[0].direction != Some(iptvportal_query::Direction::Desc));
-            if !ascending_id {
-                return Err(self.invalid(
-                    "id-range always walks ascending id; drop --order-by or use --strategy offset",
-                ));
-            }
+        if self.strategy == Strategy::IdRange
+            && let Some(table) = known
+            && table.id_column.is_none()
+        {
+            return Err(self.invalid(Invalid::NoIdColumn(table.name.to_owned())));
         }
-        if let (Some(table), false) = (known, order_by.is_empty()) {
+        // Chunk size, parallelism and the order ID_RANGE can walk are the traversal's rules.
+        TraversalSpec::new(self.table.as_str())
+            .order_by(order_by.clone())
+            .id_column(id_column(known))
+            .chunk_size(self.chunk_size)
+            .strategy(self.strategy)
+            .max_parallel(self.max_parallel)
+            .check()
+            .map_err(|e| self.invalid(Invalid::Traversal(e)))?;
+        if let Some(table) = known {
             for o in &order_by {
                 if o.column.table.is_none() && table.column(&o.column.name).is_none() {
-                    return Err(
-                        self.invalid(format!("cannot order by unknown column {}", o.column.name))
-                    );
+                    return Err(self.invalid(Invalid::UnknownOrderColumn(o.column.name.clone())));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_columns(&self, columns: &[String], known: Option<&Table>) -> Result<(), Error> {
+        if columns.is_empty() {
+            return Err(self.invalid(Invalid::NoColumns));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in columns {
+            if !is_identifier(c) {
+                return Err(self.invalid(Invalid::ColumnName(c.clone())));
+            }
+            if !seen.insert(c) {
+                return Err(self.invalid(Invalid::DuplicateColumn(c.clone())));
+            }
+            if let Some(table) = known
+                && table.column(c).is_none()
+            {
+                return Err(self.invalid(Invalid::UnknownColumn {
+                    column: c.clone(),
+                    table: table.name.to_owned(),
+                    known: table.column_names().map(str::to_owned).collect(),
+                }));
             }
         }
         Ok(())

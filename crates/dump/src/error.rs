@@ -1,24 +1,29 @@
-//! The one error type of the dump orchestrator.
+//! The one error type of the dump orchestrator, and the typed reasons a configuration is refused.
+//!
+//! Messages say what happened in the orchestrator's own words: a library user never saw the
+//! command line, so no message names a flag. What to do about an error is the caller's to say
+//! (the CLI matches on the variants below and adds its flags).
 
+use std::fmt;
 use std::path::PathBuf;
 
 use iptvportal_checkpoint::ShapeDifference;
 
-/// Why a table's dump stopped. Every message starts with the table and says what to do; the
-/// checkpoint and the committed output are intact in every case, so a later run resumes.
+/// Why a table's dump stopped. Every message starts with the table; the checkpoint and the
+/// committed output are intact in every case, so a later run resumes.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An option is invalid. Nothing was sent and no file was touched.
-    #[error("{table}: {reason}")]
+    #[error("{table}: {invalid}")]
     Config {
         /// The table.
         table: String,
-        /// What is wrong and how to fix it.
-        reason: String,
+        /// What is wrong.
+        invalid: Invalid,
     },
     /// The output directory cannot be created or written.
-    #[error("{table}: cannot write to the output directory {}: {source}; choose another --out or fix its permissions", dir.display())]
+    #[error("{table}: cannot write to the output directory {}: {source}", dir.display())]
     OutputDir {
         /// The table.
         table: String,
@@ -30,7 +35,7 @@ pub enum Error {
     },
     /// A checkpoint exists for other options than the ones given.
     #[error(
-        "{table}: the checkpoint in {} was written with other options ({}); rerun with the same options to resume, or start over with --reset",
+        "{table}: the checkpoint in {} was written with other options ({})",
         dir.display(),
         differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
@@ -72,7 +77,7 @@ pub enum Error {
         source: iptvportal_checkpoint::Error,
     },
     /// Two configurations of one `dump_many` call would write the same files.
-    #[error("{first} and {second} would both write {}; give them different output directories", file.display())]
+    #[error("{first} and {second} would both write {}", file.display())]
     Conflict {
         /// The first table.
         first: String,
@@ -81,8 +86,8 @@ pub enum Error {
         /// A file both would write.
         file: PathBuf,
     },
-    /// The dump was cancelled; what was committed is kept and a rerun resumes.
-    #[error("{table}: cancelled after {rows} rows; run the same command again to resume")]
+    /// The dump was cancelled; what was committed is kept and a later run resumes.
+    #[error("{table}: cancelled after {rows} rows")]
     Cancelled {
         /// The table.
         table: String,
@@ -116,5 +121,219 @@ impl Error {
                 .is_some_and(iptvportal_client::Error::is_retryable),
             _ => false,
         }
+    }
+}
+
+/// An option of [`DumpConfig`](crate::DumpConfig): which one an [`Invalid`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// `table`.
+    Table,
+    /// `chunk_size`.
+    ChunkSize,
+    /// `strategy`.
+    Strategy,
+    /// `compress`.
+    Compress,
+    /// `compression_level`.
+    CompressionLevel,
+    /// `resume_offset`.
+    ResumeOffset,
+    /// `order_by`.
+    OrderBy,
+    /// `where_clause`.
+    WhereClause,
+    /// `columns`.
+    Columns,
+    /// `batch_timeout`.
+    BatchTimeout,
+    /// `retry_backoff`.
+    RetryBackoff,
+    /// `max_parallel`.
+    MaxParallel,
+}
+
+/// What is wrong with a [`DumpConfig`](crate::DumpConfig), found before any request or file.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Invalid {
+    /// The table name is not an identifier.
+    TableName,
+    /// The traversal refuses the options (chunk size or parallelism 0, an order other than
+    /// ascending id for ID_RANGE); its reason says which.
+    Traversal(iptvportal_traverse::Invalid),
+    /// The request timeout is zero.
+    ZeroTimeout,
+    /// The backoff factor is below 1 or not a number.
+    RetryBackoff(f64),
+    /// gzip was asked for Parquet, which is always compressed (zstd).
+    CompressParquet,
+    /// The gzip level is out of range.
+    GzipLevel(u32),
+    /// A gzip level was given with compression off.
+    LevelWithoutCompress,
+    /// A resume offset was given for a strategy other than OFFSET.
+    ResumeOffsetNeedsOffset,
+    /// The column list is empty.
+    NoColumns,
+    /// A column name is not an identifier.
+    ColumnName(String),
+    /// A column is listed twice.
+    DuplicateColumn(String),
+    /// The catalog does not know the column for this table.
+    UnknownColumn {
+        /// The column asked for.
+        column: String,
+        /// The table.
+        table: String,
+        /// The columns the catalog knows, in order.
+        known: Vec<String>,
+    },
+    /// The order is not `col [ASC|DESC]`, several separated by commas.
+    OrderBy {
+        /// The order as given.
+        text: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The order names a column the catalog does not know.
+    UnknownOrderColumn(String),
+    /// ID_RANGE was asked for a table without an id column.
+    NoIdColumn(String),
+    /// The filter cannot be turned into JSONSQL.
+    Filter(String),
+}
+
+impl Invalid {
+    /// The option that is wrong.
+    pub fn setting(&self) -> Setting {
+        use iptvportal_traverse::Invalid as T;
+        match self {
+            Invalid::TableName => Setting::Table,
+            Invalid::Traversal(T::ZeroChunkSize) => Setting::ChunkSize,
+            Invalid::Traversal(T::ZeroParallel) => Setting::MaxParallel,
+            Invalid::ZeroTimeout => Setting::BatchTimeout,
+            Invalid::RetryBackoff(_) => Setting::RetryBackoff,
+            Invalid::CompressParquet => Setting::Compress,
+            Invalid::GzipLevel(_) | Invalid::LevelWithoutCompress => Setting::CompressionLevel,
+            Invalid::ResumeOffsetNeedsOffset => Setting::ResumeOffset,
+            Invalid::NoColumns
+            | Invalid::ColumnName(_)
+            | Invalid::DuplicateColumn(_)
+            | Invalid::UnknownColumn { .. } => Setting::Columns,
+            Invalid::Traversal(T::IdRangeOrder { .. })
+            | Invalid::OrderBy { .. }
+            | Invalid::UnknownOrderColumn(_) => Setting::OrderBy,
+            Invalid::Traversal(_) | Invalid::NoIdColumn(_) => Setting::Strategy,
+            Invalid::Filter(_) => Setting::WhereClause,
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::TableName => f.write_str("a table name has only letters, digits and _"),
+            Invalid::Traversal(reason) => reason.fmt(f),
+            Invalid::ZeroTimeout => f.write_str("the request timeout must be more than 0 seconds"),
+            Invalid::RetryBackoff(factor) => {
+                write!(f, "retry backoff must be a number >= 1, got {factor}")
+            }
+            Invalid::CompressParquet => f.write_str(
+                "gzip applies to jsonl, csv and json; parquet files are always compressed (zstd)",
+            ),
+            Invalid::GzipLevel(level) => {
+                let levels = iptvportal_sink::Compression::GZIP_LEVELS;
+                write!(f, "gzip level must be {} to {}, got {level}", levels.start(), levels.end())
+            }
+            Invalid::LevelWithoutCompress => f.write_str("a gzip level needs compression on"),
+            Invalid::ResumeOffsetNeedsOffset => {
+                f.write_str("a resume offset needs the offset strategy; id-range resumes by id")
+            }
+            Invalid::NoColumns => f.write_str("the column list is empty"),
+            Invalid::ColumnName(column) => write!(f, "invalid column name {column:?}"),
+            Invalid::DuplicateColumn(column) => write!(f, "column {column} is listed twice"),
+            Invalid::UnknownColumn { column, table, known } => {
+                write!(f, "unknown column {column} (columns of {table}: {})", known.join(", "))
+            }
+            Invalid::OrderBy { text, reason } => write!(f, "bad order by {text:?}: {reason}"),
+            Invalid::UnknownOrderColumn(column) => {
+                write!(f, "cannot order by unknown column {column}")
+            }
+            Invalid::NoIdColumn(table) => {
+                write!(f, "{table} has no id column, so it cannot be walked by id range")
+            }
+            Invalid::Filter(reason) => write!(f, "the filter cannot be sent: {reason}"),
+        }
+    }
+}
+
+/// Something the user should know about a dump that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// The table is not in the catalog and no columns were given, so the output names its
+    /// columns by position (`col1`, `col2`, …).
+    ColumnsByPosition {
+        /// The table.
+        table: String,
+    },
+    /// The up-front count and the rows dumped disagree: the table changed during the dump.
+    CountMismatch {
+        /// The table.
+        table: String,
+        /// The strategy that ran: OFFSET paging can skip or repeat rows when the table changes.
+        strategy: iptvportal_traverse::Strategy,
+        /// Rows counted when the run started (plus rows done before it).
+        counted: u64,
+        /// Rows in the finished output.
+        dumped: u64,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::ColumnsByPosition { table } => write!(
+                f,
+                "{table} is not in the catalog and no columns were given: columns are named by position (col1, col2, …)"
+            ),
+            Warning::CountMismatch { table, strategy, counted, dumped } => {
+                write!(
+                    f,
+                    "{table}: counted {counted} rows up front but dumped {dumped}; the table changed during the dump"
+                )?;
+                if *strategy == iptvportal_traverse::Strategy::Offset {
+                    f.write_str(", and OFFSET paging can skip or repeat rows when it does")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iptvportal_traverse::Invalid as T;
+
+    #[test]
+    fn each_refusal_names_the_setting_it_is_about() {
+        let cases = [
+            (Invalid::Traversal(T::ZeroChunkSize), Setting::ChunkSize),
+            (Invalid::Traversal(T::ZeroParallel), Setting::MaxParallel),
+            (Invalid::Traversal(T::IdRangeOrder { id_column: "id".into() }), Setting::OrderBy),
+            (Invalid::NoIdColumn("t".into()), Setting::Strategy),
+            (Invalid::GzipLevel(10), Setting::CompressionLevel),
+            (Invalid::CompressParquet, Setting::Compress),
+            (Invalid::ResumeOffsetNeedsOffset, Setting::ResumeOffset),
+            (Invalid::DuplicateColumn("a".into()), Setting::Columns),
+            (Invalid::Filter("x".into()), Setting::WhereClause),
+        ];
+        for (invalid, setting) in cases {
+            assert_eq!(invalid.setting(), setting, "{invalid}");
+        }
+        assert_eq!(Invalid::GzipLevel(10).to_string(), "gzip level must be 0 to 9, got 10");
     }
 }

@@ -34,17 +34,25 @@
 #![deny(missing_docs)]
 
 mod config;
+mod control;
 mod error;
 mod manager;
+mod plan;
 mod progress;
 mod service;
+mod source;
+mod stats;
+mod writer;
 
 pub use config::{DumpConfig, DumpFormat, DumpStrategy};
-pub use error::Error;
-pub use manager::{
-    AsyncDumpManager, CountMismatch, DumpStats, Outcome, OutputFileInfo, ProgressCallback,
-};
+pub use error::{Error, Invalid, Setting, Warning};
+pub use manager::{AsyncDumpManager, ProgressCallback};
 pub use progress::{DumpProgress, RunState};
 pub use service::DumpService;
+pub use source::{Portal, RetryHook};
+pub use stats::{CountMismatch, DumpStats, Outcome};
 
-pub use iptvportal_sink::{Compression, Format, ParquetCodec, ParquetOptions};
+pub use iptvportal_sink::{
+    Compression, Error as SinkError, Format, OutputFileInfo, ParquetCodec, ParquetOptions,
+};
+pub use iptvportal_traverse::Invalid as TraversalInvalid;

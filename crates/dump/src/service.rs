@@ -5,25 +5,31 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use iptvportal_checkpoint::CheckpointStore;
-use iptvportal_client::Client;
-use iptvportal_sink::{OutputFile, Schema, SinkSpec};
+use iptvportal_checkpoint::{CheckpointStore, FileStore};
+use iptvportal_sink::{OutputFile, Schema};
+use iptvportal_traverse::TraversalSpec;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::manager::{AsyncDumpManager, DumpStats, ProgressCallback};
+use crate::manager::{AsyncDumpManager, ProgressCallback};
 use crate::progress::DumpProgress;
+use crate::source::Portal;
+use crate::stats::DumpStats;
 use crate::{DumpConfig, Error};
 
-/// Runs dumps over one client (one session, one connection pool). Cheap to clone; clones share the
-/// running dumps, so one task can pause what another started.
+/// Where the service keeps each dump's checkpoint.
+type StoreFor = dyn Fn(&DumpConfig) -> Arc<dyn CheckpointStore> + Send + Sync;
+
+/// Runs dumps over one portal (for a client: one session, one connection pool). Cheap to clone;
+/// clones share the running dumps, so one task can pause what another started.
 #[derive(Clone)]
 pub struct DumpService {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    client: Client,
+    portal: Arc<dyn Portal>,
+    stores: Box<StoreFor>,
     /// Bumped by `cancel_all`, so that the queued tables of a `dump_many` that started before
     /// it stop too instead of starting after it.
     cancel_epoch: std::sync::atomic::AtomicU64,
@@ -33,16 +39,28 @@ struct Inner {
 
 impl std::fmt::Debug for DumpService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DumpService").field("client", &self.inner.client).finish_non_exhaustive()
+        f.debug_struct("DumpService").finish_non_exhaustive()
     }
 }
 
 impl DumpService {
-    /// A service over `client`.
-    pub fn new(client: Client) -> DumpService {
+    /// A service over `portal` (a [`Client`](iptvportal_client::Client), or any
+    /// `Arc<dyn RowSource>`), keeping each table's checkpoint in its output directory.
+    pub fn new(portal: impl Portal) -> DumpService {
+        DumpService::with_stores(portal, |config: &DumpConfig| {
+            Arc::new(FileStore::new(&config.output_dir)) as Arc<dyn CheckpointStore>
+        })
+    }
+
+    /// A service over `portal` keeping each dump's checkpoint where `stores` says.
+    pub fn with_stores(
+        portal: impl Portal,
+        stores: impl Fn(&DumpConfig) -> Arc<dyn CheckpointStore> + Send + Sync + 'static,
+    ) -> DumpService {
         DumpService {
             inner: Arc::new(Inner {
-                client,
+                portal: Arc::new(portal),
+                stores: Box::new(stores),
                 cancel_epoch: std::sync::atomic::AtomicU64::new(0),
                 running: Mutex::new(HashMap::new()),
                 finished: Mutex::new(HashMap::new()),
@@ -65,7 +83,9 @@ impl DumpService {
         callback: Option<ProgressCallback>,
         epoch: Option<u64>,
     ) -> Result<DumpStats, Error> {
-        let manager = Arc::new(AsyncDumpManager::new(self.inner.client.clone(), config));
+        let store = (self.inner.stores)(&config);
+        let manager =
+            Arc::new(AsyncDumpManager::from_parts(Arc::clone(&self.inner.portal), config, store));
         let table = manager.config().table.clone();
         self.inner
             .running
@@ -153,16 +173,19 @@ impl DumpService {
     async fn largest_first(&self, configs: &[DumpConfig]) -> Vec<usize> {
         let mut counts = JoinSet::new();
         for (index, config) in configs.iter().enumerate() {
-            let (client, config) = (self.inner.client.clone(), config.clone());
+            let source = self.inner.portal.source(config, Arc::new(|| {}));
+            let store = (self.inner.stores)(config);
+            let config = config.clone();
             counts.spawn(async move {
-                let store = iptvportal_checkpoint::FileStore::new(&config.output_dir);
                 let state = store.load(&config.table).await.ok().flatten();
                 let rows = match state {
                     Some(s) if s.is_complete => 0,
                     Some(s) => s.total_rows.unwrap_or(0).saturating_sub(s.dumped_rows),
-                    None => {
-                        client.count(&config.table, config.where_clause.as_ref()).await.unwrap_or(0)
-                    }
+                    None => TraversalSpec::new(config.table.as_str())
+                        .filter(config.where_clause.clone())
+                        .count(source.as_ref())
+                        .await
+                        .unwrap_or(0),
                 };
                 // Work grows with cells, not rows: a 16-column table takes longer per row than a
                 // 6-column one. The column count is the requested list's, else the catalog's.
@@ -249,20 +272,13 @@ fn check_conflicts(configs: &[DumpConfig]) -> Result<(), Error> {
     let mut owners: HashMap<PathBuf, &str> = HashMap::new();
     for config in configs {
         let dir = normalize(&config.output_dir);
-        let spec = SinkSpec::new(
-            &dir,
-            config.table.as_str(),
-            config.format,
-            config.compression(),
-            Schema { columns: Vec::new() },
-        );
+        let mut spec = config.sink_spec(Schema { columns: Vec::new() });
+        spec.dir.clone_from(&dir);
         let state = dir.join(iptvportal_checkpoint::state_file_name(&config.table));
         let outputs = spec.files().into_iter().filter_map(|f| match f {
             OutputFile::Path(path) => Some(path),
             // Parts share a name pattern; the first part stands for all of them.
-            OutputFile::Parts { dir, .. } => {
-                Some(dir.join(format!("{}-00000.parquet", config.table)))
-            }
+            OutputFile::Parts { .. } => Some(spec.part_path(0)),
             _ => None,
         });
         for file in std::iter::once(state).chain(outputs) {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use iptvportal_catalog::time::format_timestamp;
 use iptvportal_catalog::{ColumnType, TABLES, Table};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -459,28 +460,6 @@ fn mac_for(id: i64) -> String {
     let low = id.wrapping_mul(0x009E_3779) & 0x00FF_FFFF;
     let b = low.to_be_bytes();
     format!("{:02X}-{:02X}-{:02X}-{:02X}-{:02X}-{:02X}", oui[0], oui[1], oui[2], b[5], b[6], b[7])
-}
-
-/// `YYYY-MM-DD HH:MM:SS` for seconds since the Unix epoch (UTC; proleptic Gregorian calendar).
-pub(crate) fn format_timestamp(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 impl RowContext<'_> {

@@ -251,6 +251,19 @@ fn parse_call(body: Result<Bytes, BytesRejection>) -> Result<Call, Box<Response>
     Ok(Call { id, method, params: map.remove("params").unwrap_or(Json::Null) })
 }
 
+/// The refusal of a call that is not of `method`, the one method its endpoint serves: with the
+/// call's id and HTTP 200, as JSON-RPC answers an unknown method.
+fn method_not_found(call: &Call, method: &str) -> Option<Response> {
+    (call.method != method).then(|| {
+        rpc_error(
+            StatusCode::OK,
+            call.id.clone(),
+            code::METHOD_NOT_FOUND,
+            format!("method {:?} not found", call.method),
+        )
+    })
+}
+
 async fn jsonrpc(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
@@ -260,13 +273,8 @@ async fn jsonrpc(
         Ok(call) => call,
         Err(response) => return *response,
     };
-    if call.method != "authorize_user" {
-        return rpc_error(
-            StatusCode::OK,
-            call.id,
-            code::METHOD_NOT_FOUND,
-            format!("method {:?} not found", call.method),
-        );
+    if let Some(refusal) = method_not_found(&call, "authorize_user") {
+        return refusal;
     }
     bump(&state.counters.authorize);
     let credentials = match &call.params {
@@ -350,13 +358,8 @@ async fn jsonsql(
             "invalid or expired session",
         );
     }
-    if call.method != "select" {
-        return rpc_error(
-            StatusCode::OK,
-            call.id,
-            code::METHOD_NOT_FOUND,
-            format!("method {:?} not found", call.method),
-        );
+    if let Some(refusal) = method_not_found(&call, "select") {
+        return refusal;
     }
     bump(&state.counters.select);
     match state.injector.draw() {

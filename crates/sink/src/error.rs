@@ -87,7 +87,7 @@ pub enum Error {
     },
 
     /// The output on disk does not match the checkpoint it is being resumed from.
-    #[error("cannot resume {}: {reason}; the output was damaged or removed, start over with --reset", path.display())]
+    #[error("cannot resume {}: {reason}; the output was damaged or removed", path.display())]
     ResumeMismatch {
         /// The output file that does not match.
         path: PathBuf,

@@ -1,10 +1,57 @@
-//! File-system steps of the commit protocol: durable directories, cutting back, removing.
+//! File-system steps of the commit protocol: finding a spec's files, durable directories, cutting
+//! back, removing.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom};
-use std::path::Path;
+use std::io::{ErrorKind, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::spec::{OutputFile, PartName, SinkSpec, part_index};
+
+/// A file of a spec's output that exists on disk.
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// Where it is.
+    pub(crate) path: PathBuf,
+    /// Which Parquet part (closed or temp) it is; `None` for the one file of a text format.
+    pub(crate) part: Option<PartName>,
+}
+
+/// Every file of `spec`'s output that exists: the one file of a text format, or the closed and
+/// temp Parquet parts, closed parts first in index order. A missing directory holds none.
+///
+/// The one scan behind listing, removing and resuming, so that the three cannot disagree about
+/// which files belong to a spec.
+pub(crate) fn scan(spec: &SinkSpec) -> Result<Vec<Found>, Error> {
+    let mut found = Vec::new();
+    for file in spec.files() {
+        match file {
+            OutputFile::Path(path) => match std::fs::symlink_metadata(&path) {
+                Ok(_) => found.push(Found { path, part: None }),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            },
+            OutputFile::Parts { dir, table } => {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(&dir, e)),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| Error::io(&dir, e))?;
+                    // A name that is not UTF-8 is no name this crate writes.
+                    let name = entry.file_name();
+                    if let Some(part) = name.to_str().and_then(|n| part_index(&table, n)) {
+                        found.push(Found { path: entry.path(), part: Some(part) });
+                    }
+                }
+            }
+        }
+    }
+    // Directory order is arbitrary; by index (not by name) keeps part 100000 after part 99999.
+    found.sort_by_key(|f| f.part);
+    Ok(found)
+}
 
 /// Makes the directory entries of `dir` durable, so a file created or renamed in it survives a
 /// power cut along with its data. On platforms where a directory cannot be opened for syncing
@@ -46,7 +93,7 @@ pub(crate) fn create_fresh(path: &Path) -> Result<File, Error> {
 pub(crate) fn open_cut(path: &Path, len: u64) -> Result<File, Error> {
     let mut file = match OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(Error::ResumeMismatch {
                 path: path.to_owned(),
                 reason: format!(
@@ -77,7 +124,7 @@ pub(crate) fn open_cut(path: &Path, len: u64) -> Result<File, Error> {
 pub(crate) fn remove_if_exists(path: &Path) -> Result<bool, Error> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(path, e)),
     }
 }

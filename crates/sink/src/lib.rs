@@ -12,8 +12,9 @@
 //!
 //! Design choices, each recorded in `docs/adr/0003-sink-encoding.md`:
 //!
-//! - Encoding is synchronous over `std::io::Write` (the orchestrator runs a sink inside
-//!   `spawn_blocking`): no async runtime here, `csv` and `flate2` rather than their async twins.
+//! - Encoding is synchronous over `std::io::Write` (the orchestrator runs each dump's sink on one
+//!   dedicated thread of its own): no async runtime here, `csv` and `flate2` rather than their
+//!   async twins.
 //! - gzip output is a sequence of members, one per commit; every gzip reader reads it whole.
 //!   The default level is 1.
 //! - Parquet parts are written under a temp name and renamed when closed; columns are zstd level 1
@@ -22,11 +23,23 @@
 //!   fit stops the dump with [`Error::TypeMismatch`] naming table, column and row, never a silent
 //!   conversion. Text formats write each value as the portal sent it (an integer in a float
 //!   column stays `3`); Parquet stores it with the column's type (`3.0`).
+//!
+//! Parquet support (arrow-rs, the heavy part of the build) is the cargo feature `parquet`, on by
+//! default. Without it the vocabulary stays ([`Format::Parquet`] is still stored in checkpoints,
+//! [`ParquetOptions`] still shapes output) and only [`open`] of a Parquet spec fails, so a crate
+//! that needs the types alone, like the checkpoint store, does not compile arrow.
 
 #![deny(missing_docs)]
 
+// Without Parquet nothing wraps a Parquet error, but the variant stays: the error type is the
+// same in every build.
+#[cfg_attr(
+    not(feature = "parquet"),
+    expect(dead_code, reason = "`Error::parquet` serves the Parquet sink only")
+)]
 mod error;
 mod fs;
+#[cfg(feature = "parquet")]
 mod parquet;
 mod schema;
 mod spec;
@@ -36,7 +49,8 @@ pub use error::{Error, RowId};
 pub use iptvportal_catalog::{ColumnType, Table};
 pub use schema::{ColumnSpec, Schema};
 pub use spec::{
-    Compression, Format, OutputFile, ParquetCodec, ParquetOptions, SinkPosition, SinkSpec,
+    Compression, Format, OutputFile, OutputFileInfo, ParquetCodec, ParquetOptions, SinkPosition,
+    SinkSpec,
 };
 
 use serde_json::Value;
@@ -75,35 +89,162 @@ pub trait Sink: Send {
 pub fn open(spec: &SinkSpec, resume: Option<&SinkPosition>) -> Result<Box<dyn Sink>, Error> {
     spec.validate()?;
     Ok(match spec.format {
+        #[cfg(feature = "parquet")]
         Format::Parquet => Box::new(parquet::ParquetSink::open(spec, resume)?),
+        #[cfg(not(feature = "parquet"))]
+        Format::Parquet => {
+            return Err(Error::Config {
+                message: "this build of iptvportal-sink has no parquet support \
+                          (feature \"parquet\")"
+                    .into(),
+            });
+        }
         _ => Box::new(text::TextSink::open(spec, resume)?),
     })
+}
+
+/// The files of `spec`'s output that exist now, with their sizes, in output order: the one file
+/// of a text format, or the closed Parquet parts by index. Temp and hidden files are never
+/// listed; a missing file or directory is an empty list, not an error.
+pub fn list_outputs(spec: &SinkSpec) -> Result<Vec<OutputFileInfo>, Error> {
+    let mut files = Vec::new();
+    for found in fs::scan(spec)? {
+        let hidden = found.path.file_name().is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+        if hidden || matches!(found.part, Some(spec::PartName::Temp(_))) {
+            continue;
+        }
+        match std::fs::metadata(&found.path) {
+            Ok(m) if m.is_file() => files.push(OutputFileInfo { path: found.path, bytes: m.len() }),
+            // Gone since the scan, or not a file we wrote: nothing to report.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&found.path, e)),
+        }
+    }
+    Ok(files)
 }
 
 /// Deletes every file `spec` writes, Parquet parts and temp files included. Missing files (or a
 /// missing directory) are not an error.
 pub fn remove_outputs(spec: &SinkSpec) -> Result<(), Error> {
     let mut removed = false;
-    for file in spec.files() {
-        match file {
-            OutputFile::Path(path) => removed |= fs::remove_if_exists(&path)?,
-            OutputFile::Parts { ref dir, .. } => {
-                let entries = match std::fs::read_dir(dir) {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io(dir, e)),
-                };
-                for entry in entries {
-                    let path = entry.map_err(|e| Error::io(dir, e))?.path();
-                    if file.matches(&path) {
-                        removed |= fs::remove_if_exists(&path)?;
-                    }
-                }
-            }
-        }
+    for found in fs::scan(spec)? {
+        removed |= fs::remove_if_exists(&found.path)?;
     }
     if removed {
         fs::sync_dir(&spec.dir)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn spec(dir: &Path, table: &str, format: Format, compression: Compression) -> SinkSpec {
+        let schema = Schema { columns: vec![ColumnSpec::new("id", ColumnType::Integer, false)] };
+        SinkSpec::new(dir, table, format, compression, schema)
+    }
+
+    fn touch(dir: &Path, name: &str, bytes: usize) {
+        std::fs::write(dir.join(name), vec![b'x'; bytes]).unwrap();
+    }
+
+    fn listed(spec: &SinkSpec) -> Vec<(String, u64)> {
+        list_outputs(spec)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path.file_name().unwrap().to_string_lossy().into_owned(), f.bytes))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_directory_lists_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("not-there");
+        for format in Format::ALL {
+            assert_eq!(listed(&spec(&gone, "t", format, Compression::None)), []);
+        }
+    }
+
+    #[test]
+    fn a_text_spec_lists_its_one_file_when_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), "t", Format::Csv, Compression::gzip());
+        assert_eq!(listed(&s), []);
+        touch(dir.path(), "t.csv", 3);
+        touch(dir.path(), "t.jsonl", 4);
+        assert_eq!(listed(&s), [], "only the spec's own name: t.csv.gz");
+        touch(dir.path(), "t.csv.gz", 5);
+        assert_eq!(listed(&s), [("t.csv.gz".to_owned(), 5)]);
+    }
+
+    #[test]
+    fn parquet_lists_closed_parts_by_index_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), "t", Format::Parquet, Compression::None);
+        for (name, bytes) in [
+            ("t-00001.parquet", 11),
+            ("t-100000.parquet", 13),
+            ("t-00000.parquet", 10),
+            ("t-99999.parquet", 12),
+            // Not closed parts of `t`: a temp part, another table's parts, a near miss.
+            (".t-00002.parquet.tmp", 1),
+            ("t-00000-00000.parquet", 1),
+            ("u-00000.parquet", 1),
+            ("t-0001.parquet", 1),
+            ("t.jsonl", 1),
+        ] {
+            touch(dir.path(), name, bytes);
+        }
+        assert_eq!(
+            listed(&s),
+            [
+                ("t-00000.parquet".to_owned(), 10),
+                ("t-00001.parquet".to_owned(), 11),
+                ("t-99999.parquet".to_owned(), 12),
+                ("t-100000.parquet".to_owned(), 13),
+            ]
+        );
+        assert_eq!(s.part_path(1), dir.path().join("t-00001.parquet"));
+        assert_eq!(list_outputs(&s).unwrap()[3].path, s.part_path(100_000));
+    }
+
+    #[test]
+    fn remove_outputs_removes_what_the_scan_finds_temp_files_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), "t", Format::Parquet, Compression::None);
+        for name in ["t-00000.parquet", ".t-00001.parquet.tmp", "u-00000.parquet", "t.jsonl"] {
+            touch(dir.path(), name, 1);
+        }
+        remove_outputs(&s).unwrap();
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["t.jsonl", "u-00000.parquet"]);
+        remove_outputs(&spec(&dir.path().join("gone"), "t", Format::Json, Compression::None))
+            .unwrap();
+    }
+
+    #[test]
+    fn gzip_levels_have_one_range() {
+        assert_eq!(Compression::GZIP_LEVELS, 0..=9);
+        assert_eq!(Compression::gzip_level(0), Some(Compression::Gzip { level: 0 }));
+        assert_eq!(Compression::gzip_level(9), Some(Compression::Gzip { level: 9 }));
+        assert_eq!(Compression::gzip_level(10), None);
+        assert!(Compression::GZIP_LEVELS.contains(&Compression::DEFAULT_GZIP_LEVEL));
+    }
+
+    #[cfg(not(feature = "parquet"))]
+    #[test]
+    fn without_the_feature_parquet_is_a_configuration_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), "t", Format::Parquet, Compression::None);
+        let Err(Error::Config { message }) = open(&s, None) else { panic!("parquet opened") };
+        assert!(message.contains("feature \"parquet\""), "{message}");
+    }
 }

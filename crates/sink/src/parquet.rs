@@ -17,6 +17,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, SchemaRef, TimeUnit};
 use iptvportal_catalog::ColumnType;
+use iptvportal_catalog::time::parse_timestamp;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::ZstdLevel;
 use parquet::file::properties::WriterProperties;
@@ -25,16 +26,13 @@ use serde_json::Value;
 use crate::Sink;
 use crate::error::Error;
 use crate::fs;
-use crate::schema::{Schema, parse_timestamp};
-use crate::spec::{
-    ParquetCodec, PartName, SinkPosition, SinkSpec, part_index, part_name, temp_part_name,
-};
+use crate::schema::Schema;
+use crate::spec::{ParquetCodec, PartName, SinkPosition, SinkSpec};
 
 /// A Parquet sink.
 pub(crate) struct ParquetSink {
-    dir: PathBuf,
-    table: String,
-    schema: Schema,
+    /// Where the parts go and what they are named and hold.
+    spec: SinkSpec,
     arrow_schema: SchemaRef,
     props: WriterProperties,
     part_rows: u64,
@@ -81,13 +79,10 @@ impl ParquetSink {
         // refetched: remove them so the output is exactly the committed parts.
         let mut removed = false;
         let mut present = Vec::new();
-        for entry in std::fs::read_dir(&spec.dir).map_err(|e| Error::io(&spec.dir, e))? {
-            let entry = entry.map_err(|e| Error::io(&spec.dir, e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            match part_index(&spec.table, &name) {
+        for found in fs::scan(spec)? {
+            match found.part {
                 Some(PartName::Closed(i)) if i < committed.file_index => present.push(i),
-                Some(_) => removed |= fs::remove_if_exists(&entry.path())?,
-                None => {}
+                _ => removed |= fs::remove_if_exists(&found.path)?,
             }
         }
         if removed {
@@ -95,7 +90,7 @@ impl ParquetSink {
         }
         if let Some(missing) = (0..committed.file_index).find(|i| !present.contains(i)) {
             return Err(Error::ResumeMismatch {
-                path: spec.dir.join(part_name(&spec.table, missing)),
+                path: spec.part_path(missing),
                 reason: format!(
                     "the part is missing but the checkpoint says {} parts were closed",
                     committed.file_index
@@ -116,9 +111,7 @@ impl ParquetSink {
             }
         };
         Ok(ParquetSink {
-            dir: spec.dir.clone(),
-            table: spec.table.clone(),
-            schema: spec.schema.clone(),
+            spec: spec.clone(),
             arrow_schema: arrow_schema(&spec.schema),
             props: props.build(),
             part_rows: spec.parquet.part_rows,
@@ -134,7 +127,7 @@ impl ParquetSink {
     /// The open part, creating its temp file on first use.
     fn part(&mut self) -> Result<&mut OpenPart, Error> {
         if self.part.is_none() {
-            let temp = self.dir.join(temp_part_name(&self.table, self.committed.file_index));
+            let temp = self.spec.temp_part_path(self.committed.file_index);
             let file = fs::create_fresh(&temp)?;
             let writer = ArrowWriter::try_new(
                 file,
@@ -156,9 +149,9 @@ impl ParquetSink {
         file.sync_all().map_err(|e| Error::io(&temp, e))?;
         let size = file.metadata().map_err(|e| Error::io(&temp, e))?.len();
         drop(file);
-        let done = self.dir.join(part_name(&self.table, self.committed.file_index));
+        let done = self.spec.part_path(self.committed.file_index);
         std::fs::rename(&temp, &done).map_err(|e| Error::io(&done, e))?;
-        fs::sync_dir(&self.dir)?;
+        fs::sync_dir(&self.spec.dir)?;
         self.committed = SinkPosition {
             file_index: self.committed.file_index + 1,
             bytes: self.committed.bytes + size,
@@ -171,6 +164,7 @@ impl ParquetSink {
     fn batch(&self, rows: &[Vec<Value>]) -> Result<RecordBatch, Error> {
         let n = rows.len();
         let columns: Vec<ArrayRef> = self
+            .spec
             .schema
             .columns
             .iter()
@@ -206,7 +200,7 @@ impl ParquetSink {
                 }
             })
             .collect();
-        let part = self.dir.join(temp_part_name(&self.table, self.committed.file_index));
+        let part = self.spec.temp_part_path(self.committed.file_index);
         RecordBatch::try_new(Arc::clone(&self.arrow_schema), columns)
             .map_err(|e| Error::parquet(part, e))
     }
@@ -214,7 +208,7 @@ impl ParquetSink {
 
 impl Sink for ParquetSink {
     fn write_chunk(&mut self, rows: &[Vec<Value>]) -> Result<(), Error> {
-        self.schema.validate(&self.table, rows, self.rows_written())?;
+        self.spec.schema.validate(&self.spec.table, rows, self.rows_written())?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -250,14 +244,12 @@ mod tests {
     use iptvportal_catalog::ColumnType;
     use serde_json::json;
 
-    use std::path::Path;
-
     use super::*;
     use crate::schema::ColumnSpec;
     use crate::spec::{Compression, Format};
 
-    fn part_paths(dir: &Path, table: &str, index: u32) -> (PathBuf, PathBuf) {
-        (dir.join(temp_part_name(table, index)), dir.join(part_name(table, index)))
+    fn part_paths(spec: &SinkSpec, index: u32) -> (PathBuf, PathBuf) {
+        (spec.temp_part_path(index), spec.part_path(index))
     }
 
     #[test]
@@ -295,7 +287,7 @@ mod tests {
         let mut sink = ParquetSink::open(&spec, None).unwrap();
         sink.write_chunk(&[vec![json!(1)], vec![json!(2)]]).unwrap();
         assert_eq!(sink.commit().unwrap(), None);
-        let (temp, done) = part_paths(dir.path(), "t", 0);
+        let (temp, done) = part_paths(&spec, 0);
         assert!(temp.exists() && !done.exists());
         sink.write_chunk(&[vec![json!(3)], vec![json!(4)]]).unwrap();
         let pos = sink.commit().unwrap().unwrap();

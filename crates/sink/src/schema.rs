@@ -1,5 +1,6 @@
 //! The output schema: column names, types and nullability, and the checks every value passes.
 
+use iptvportal_catalog::time::parse_timestamp;
 use iptvportal_catalog::{ColumnType, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -179,67 +180,6 @@ fn shorten(value: &Value) -> String {
     }
 }
 
-/// Parses `YYYY-MM-DD HH:MM:SS[.f…]` (1 to 6 fraction digits, no zone) to microseconds since
-/// 1970-01-01 00:00:00, or `None` when the text is not such a timestamp or names no real instant
-/// (month 13, February 30th, …).
-pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b' '
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        b[range]
-            .iter()
-            .try_fold(0i64, |acc, &d| d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0')))
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let micros = match &b[19..] {
-        [] => 0,
-        [b'.', frac @ ..] if (1..=6).contains(&frac.len()) => {
-            let digits = num(20..b.len())?;
-            // Scale to microseconds: ".5" is 500000 µs.
-            digits * 10i64.pow(6 - u32::try_from(frac.len()).ok()?)
-        }
-        _ => return None,
-    };
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    Some(seconds * 1_000_000 + micros)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`),
-/// so that no date crate is needed for one conversion.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Serializes a [`ColumnType`] by its catalog name, the form checkpoint files hold.
 mod column_type_name {
     use iptvportal_catalog::ColumnType;
@@ -323,26 +263,6 @@ mod tests {
         assert!(
             matches!(err, Error::UnknownColumn { ref table, ref column } if table == "terminal" && column == "nope")
         );
-    }
-
-    #[test]
-    fn timestamps_parse_to_unix_microseconds() {
-        assert_eq!(parse_timestamp("1970-01-01 00:00:00"), Some(0));
-        assert_eq!(parse_timestamp("2023-01-01 10:00:00"), Some(1_672_567_200_000_000));
-        assert_eq!(parse_timestamp("2024-02-29 23:59:59.5"), Some(1_709_251_199_500_000));
-        assert_eq!(parse_timestamp("1969-12-31 23:59:59.000001"), Some(-999_999));
-        for bad in [
-            "2023-02-29 00:00:00",
-            "2023-13-01 00:00:00",
-            "2023-01-01T00:00:00",
-            "2023-01-01 24:00:00",
-            "2023-01-01 00:00:00.",
-            "2023-01-01 00:00:00.1234567",
-            "2023-01-01 00:00:00Z",
-            "2023-1-01 00:00:00",
-        ] {
-            assert_eq!(parse_timestamp(bad), None, "{bad}");
-        }
     }
 
     #[test]

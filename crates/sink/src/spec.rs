@@ -1,6 +1,7 @@
 //! What a sink writes: format, compression, Parquet options, file names, and committed positions.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -25,6 +26,9 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order the command line lists them.
+    pub const ALL: [Format; 4] = [Format::Jsonl, Format::Csv, Format::Json, Format::Parquet];
+
     /// The name used on the command line and in checkpoints.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -69,7 +73,8 @@ impl FromStr for Format {
 pub enum Compression {
     /// Plain text.
     None,
-    /// gzip, one member per commit; `level` is 0 (store) to 9 (smallest).
+    /// gzip, one member per commit; `level` is one of [`Compression::GZIP_LEVELS`], 0 (store) to
+    /// 9 (smallest).
     Gzip {
         /// The deflate level.
         level: u32,
@@ -81,9 +86,18 @@ impl Compression {
     /// about 4x faster than level 6 for a file about 40% larger (docs/adr/0003-sink-encoding.md).
     pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 
+    /// The deflate levels gzip accepts: 0 (store) to 9 (smallest). The one definition of the
+    /// range; configuration and command line check against it rather than repeat it.
+    pub const GZIP_LEVELS: RangeInclusive<u32> = 0..=9;
+
     /// gzip at [`Compression::DEFAULT_GZIP_LEVEL`].
     pub const fn gzip() -> Compression {
         Compression::Gzip { level: Compression::DEFAULT_GZIP_LEVEL }
+    }
+
+    /// gzip at `level`, or `None` when `level` is outside [`Compression::GZIP_LEVELS`].
+    pub fn gzip_level(level: u32) -> Option<Compression> {
+        Compression::GZIP_LEVELS.contains(&level).then_some(Compression::Gzip { level })
     }
 }
 
@@ -184,8 +198,13 @@ impl SinkSpec {
                     "gzip applies to text formats; parquet compresses its columns itself".into(),
                 );
             }
-            (_, Compression::Gzip { level }) if level > 9 => {
-                return config(format!("gzip level {level} is out of range 0..=9"));
+            (_, Compression::Gzip { level }) if Compression::gzip_level(level).is_none() => {
+                let levels = Compression::GZIP_LEVELS;
+                return config(format!(
+                    "gzip level {level} is out of range {}..={}",
+                    levels.start(),
+                    levels.end()
+                ));
             }
             _ => {}
         }
@@ -220,6 +239,19 @@ impl SinkSpec {
     /// Whether this spec and `other` would write some file in common.
     pub fn conflicts_with(&self, other: &SinkSpec) -> bool {
         self.files().iter().any(|a| other.files().iter().any(|b| a.overlaps(b)))
+    }
+
+    /// The path of Parquet part `index`: `{dir}/{table}-NNNNN.parquet`, the index zero-padded to
+    /// five digits. The one place a part is named: the Parquet sink writes its parts here, and
+    /// an orchestrator naming a part (the first one, to stand for all) asks here too.
+    pub fn part_path(&self, index: u32) -> PathBuf {
+        self.dir.join(part_name(&self.table, index))
+    }
+
+    /// The temp path part `index` is written under until it is closed.
+    #[cfg(feature = "parquet")]
+    pub(crate) fn temp_part_path(&self, index: u32) -> PathBuf {
+        self.dir.join(temp_part_name(&self.table, index))
     }
 
     /// The one file of a text format.
@@ -281,8 +313,19 @@ impl fmt::Display for OutputFile {
     }
 }
 
-/// What a Parquet-family file name is: a closed part or a part being written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One output file found on disk, and its size: what [`crate::list_outputs`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutputFileInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// What a Parquet-family file name is: a closed part or a part being written. Ordered closed
+/// parts first, each kind by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum PartName {
     /// `{table}-NNNNN.parquet`.
     Closed(u32),
@@ -310,6 +353,7 @@ pub(crate) fn part_name(table: &str, index: u32) -> String {
 }
 
 /// The temp name part `index` is written under until it is closed.
+#[cfg(any(feature = "parquet", test))]
 pub(crate) fn temp_part_name(table: &str, index: u32) -> String {
     format!(".{table}-{index:05}.parquet.tmp")
 }

@@ -1,4 +1,5 @@
-//! Reading dump output back, for the test suites of `iptvportal-dump` and `iptvportal-cli`.
+//! Reading dump output back, for the test suites of `iptvportal-dump` and `iptvportal-cli`; and
+//! an in-memory row source ([`source::FakeSource`]) for the `traverse` and `dump` suites.
 //!
 //! Both suites check what a dump wrote against what the simulator holds: text outputs as bytes
 //! (decompressed when gzipped), Parquet parts as rows of JSON values, the simulator's SQLite file as
@@ -10,6 +11,8 @@
     clippy::missing_panics_doc,
     reason = "a test kit: every function panics on any failure, as the crate docs say"
 )]
+
+pub mod source;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -113,20 +116,10 @@ fn cell(column: &dyn Array, i: usize, timestamps: Timestamps) -> Value {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` of microseconds since the epoch (civil-from-days, proleptic Gregorian).
+/// `YYYY-MM-DD HH:MM:SS` of microseconds since the epoch, the fraction dropped: the text the
+/// simulator stored for a whole-second timestamp (the catalog's one calendar, proleptic Gregorian).
 pub fn format_micros(micros: i64) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    iptvportal_catalog::time::format_timestamp(micros.div_euclid(1_000_000))
 }
 
 /// The rows `sql` selects from the SQLite file `db` (opened read-only), each value as stored:

@@ -33,9 +33,9 @@ mod readahead;
 mod source;
 mod spec;
 
-pub use error::Error;
+pub use error::{Error, Invalid};
 pub use source::{BoxError, RowSource};
-pub use spec::{Cursor, Strategy, TraversalSpec};
+pub use spec::{Cursor, Strategy, TraversalSpec, UnknownStrategy};
 
 use std::sync::Arc;
 
@@ -77,13 +77,10 @@ impl Traversal {
         match (spec.strategy, &from) {
             (Strategy::Offset, Cursor::Offset { .. }) | (Strategy::IdRange, Cursor::Id { .. }) => {}
             _ => {
-                return Err(Error::Config {
-                    reason: format!(
-                        "a {} cursor cannot resume a {} traversal",
-                        from.strategy(),
-                        spec.strategy
-                    ),
-                });
+                return Err(Error::Config(Invalid::CursorMismatch {
+                    cursor: from.strategy(),
+                    strategy: spec.strategy,
+                }));
             }
         }
         let (inner, remaining) = match (spec.strategy, from) {

@@ -7,7 +7,7 @@ use iptvportal_query::{ColumnRef, CompareOp, Expr, Function, Operand, OrderBy, S
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Error, RowSource};
+use crate::{Error, Invalid, RowSource};
 
 /// How a table is walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,12 +22,38 @@ pub enum Strategy {
     IdRange,
 }
 
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Strategy {
+    /// Every strategy, in the order the command line lists them.
+    pub const ALL: [Strategy; 2] = [Strategy::Offset, Strategy::IdRange];
+
+    /// The name used on the command line and in messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Strategy::Offset => "offset",
             Strategy::IdRange => "id-range",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a [`Strategy`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown strategy {0:?} (expected offset or id-range)")]
+pub struct UnknownStrategy(pub String);
+
+impl std::str::FromStr for Strategy {
+    type Err = UnknownStrategy;
+
+    fn from_str(s: &str) -> Result<Strategy, UnknownStrategy> {
+        Strategy::ALL
+            .into_iter()
+            .find(|strategy| strategy.as_str() == s)
+            .ok_or_else(|| UnknownStrategy(s.to_owned()))
     }
 }
 
@@ -53,6 +79,15 @@ impl Cursor {
         match strategy {
             Strategy::Offset => Cursor::Offset { offset: 0 },
             Strategy::IdRange => Cursor::Id { after: None },
+        }
+    }
+
+    /// The seed's `current_offset` after `rows_done` rows: the OFFSET cursor itself, or for
+    /// ID_RANGE (which has no offset) the rows done.
+    pub fn current_offset(self, rows_done: u64) -> u64 {
+        match self {
+            Cursor::Offset { offset } => offset,
+            Cursor::Id { .. } => rows_done,
         }
     }
 
@@ -89,7 +124,11 @@ pub struct TraversalSpec {
 }
 
 impl TraversalSpec {
-    /// A spec for `table`: every column, no filter, OFFSET by id in chunks of 5000, parallelism 1.
+    /// Rows per request unless set (the seed's 5000).
+    pub const DEFAULT_CHUNK_SIZE: u64 = 5000;
+
+    /// A spec for `table`: every column, no filter, OFFSET by id in chunks of
+    /// [`DEFAULT_CHUNK_SIZE`](TraversalSpec::DEFAULT_CHUNK_SIZE), parallelism 1.
     pub fn new(table: impl Into<String>) -> TraversalSpec {
         TraversalSpec {
             table: table.into(),
@@ -97,7 +136,7 @@ impl TraversalSpec {
             filter: None,
             order_by: Vec::new(),
             id_column: "id".to_owned(),
-            chunk_size: 5000,
+            chunk_size: TraversalSpec::DEFAULT_CHUNK_SIZE,
             strategy: Strategy::Offset,
             max_parallel: 1,
         }
@@ -152,12 +191,14 @@ impl TraversalSpec {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// Checks the rules of traversal that need no request: chunk size and parallelism of at
+    /// least 1, and for ID_RANGE no order but ascending id.
+    pub fn check(&self) -> Result<(), Invalid> {
         if self.chunk_size == 0 {
-            return Err(Error::Config { reason: "chunk size must be at least 1".to_owned() });
+            return Err(Invalid::ZeroChunkSize);
         }
         if self.max_parallel == 0 {
-            return Err(Error::Config { reason: "parallelism must be at least 1".to_owned() });
+            return Err(Invalid::ZeroParallel);
         }
         if self.strategy == Strategy::IdRange {
             let id_ascending = |o: &OrderBy| {
@@ -168,14 +209,20 @@ impl TraversalSpec {
             if !(self.order_by.is_empty()
                 || (self.order_by.len() == 1 && id_ascending(&self.order_by[0])))
             {
-                return Err(Error::Config {
-                    reason: format!(
-                        "id-range traversal always walks {} ascending; drop the order by or use the offset strategy",
-                        self.id_column
-                    ),
-                });
+                return Err(Invalid::IdRangeOrder { id_column: self.id_column.clone() });
             }
         }
+        Ok(())
+    }
+
+    /// Counts the rows of the table under the spec's filter (one request), as a traversal's
+    /// start does.
+    pub async fn count(&self, source: &dyn RowSource) -> Result<u64, Error> {
+        count(source, self, self.filter.clone()).await
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        self.check().map_err(Error::Config)?;
         // Builds every query shape once, so an invalid identifier fails here, before any request.
         self.base_select()?;
         Ok(())

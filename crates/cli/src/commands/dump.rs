@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use iptvportal_client::Client;
-use iptvportal_dump::{AsyncDumpManager, DumpConfig, DumpService, DumpStats, Error, Format};
+use iptvportal_dump::{AsyncDumpManager, DumpConfig, DumpService, DumpStats, Error};
 use iptvportal_query::{Q, parse_filters, parse_where_json};
 
-use crate::args::{ConnectionArgs, DumpArgs, DumpFormat, DumpStrategy, ProgressMode};
+use crate::args::{ConnectionArgs, DumpArgs, ProgressMode};
 use crate::bars::Bars;
 use crate::failure;
 use crate::progress::{self, SummaryRow};
@@ -91,8 +91,8 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
     if args.progress != ProgressMode::None && !summary.is_empty() {
         eprint!("{}", progress::summary(&summary));
     }
-    for w in warnings {
-        eprintln!("warning: {w}");
+    for w in &warnings {
+        eprintln!("{}", failure::render_warning(w));
     }
     for e in &errors {
         eprintln!("{e}");
@@ -131,21 +131,11 @@ fn config(
     connection: &ConnectionArgs,
     filter: Option<&Q>,
 ) -> DumpConfig {
-    let format = match args.format {
-        DumpFormat::Jsonl => Format::Jsonl,
-        DumpFormat::Csv => Format::Csv,
-        DumpFormat::Json => Format::Json,
-        DumpFormat::Parquet => Format::Parquet,
-    };
-    let strategy = match args.strategy {
-        DumpStrategy::Offset => iptvportal_dump::DumpStrategy::Offset,
-        DumpStrategy::IdRange => iptvportal_dump::DumpStrategy::IdRange,
-    };
     let mut config = DumpConfig::new(table, &args.out)
-        .format(format)
+        .format(args.format)
         .compress(args.compress)
         .chunk_size(args.chunk_size)
-        .strategy(strategy)
+        .strategy(args.strategy)
         .max_parallel(args.parallel)
         .resume(!args.no_resume)
         .batch_timeout(connection.timeout)

@@ -59,7 +59,7 @@ impl Entry {
                 format: None,
                 strategy: None,
                 updated: None,
-                error: Some(e.to_string()),
+                error: Some(format!("{e}; {}", crate::failure::checkpoint_hint(&e))),
             },
         }
     }

@@ -65,3 +65,80 @@ fn demo_rows_need_demo_and_known_tables() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("error: --demo-rows names \"nope\""), "{}", r.stderr);
 }
+
+/// The demo's sizes kept smallest, for tests that dump only `terminal`.
+const TINY: &str = "terminal=200,tv_program=10,terminal_playlog=10";
+
+#[test]
+fn demo_ignores_the_connection_variables() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("dumps");
+    // clap once took IPTVPORTAL_USERNAME for --username given, which --demo refuses.
+    let r = run(bare()
+        .env("IPTVPORTAL_USERNAME", "admin")
+        .env("IPTVPORTAL_PASSWORD", "x")
+        .env("IPTVPORTAL_URL", "http://127.0.0.1:9/")
+        .args(["dump", "--demo", "--demo-rows", TINY, "terminal", "--progress", "none", "--out"])
+        .arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = std::fs::read_to_string(out.join("terminal.jsonl")).unwrap().lines().count();
+    assert_eq!(lines, 200);
+
+    let out = success(
+        bare().env("IPTVPORTAL_USERNAME", "nobody").env("IPTVPORTAL_DOMAIN", "acme").args([
+            "--demo",
+            "--demo-rows",
+            TINY,
+            "auth",
+        ]),
+    );
+    assert!(
+        out.starts_with("logged in to http://127.0.0.1:") && out.contains("username: admin"),
+        "{out}"
+    );
+}
+
+#[test]
+fn demo_ignores_the_connection_of_the_config_file() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[connection]\nportal = \"http://127.0.0.1:9/\"\nusername = \"nobody\"\n",
+    )
+    .unwrap();
+    let out = root.path().join("dumps");
+    let r = run(bare()
+        .arg("--config")
+        .arg(&config)
+        .env("IPTVPORTAL_PASSWORD", "x")
+        .args(["dump", "--demo", "--demo-rows", TINY, "terminal", "--progress", "none", "--out"])
+        .arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(out.join("terminal.jsonl").exists());
+}
+
+#[test]
+fn demo_with_connection_options_is_a_usage_error() {
+    for (option, shown) in [
+        (&["--portal", "http://127.0.0.1:9/"][..], "'--portal <URL>'"),
+        (&["--domain", "acme"], "'--domain <D>'"),
+        (&["--username", "admin"], "'--username <U>'"),
+        (&["--password-stdin"], "'--password-stdin'"),
+    ] {
+        // Also with the variables set: the options are what is refused.
+        let r = run(bare()
+            .env("IPTVPORTAL_USERNAME", "admin")
+            .env("IPTVPORTAL_PASSWORD", "x")
+            .args(["dump", "--demo", "terminal"])
+            .args(option));
+        assert_eq!(r.code, 2, "{option:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .starts_with(&format!("error: the argument '--demo' cannot be used with {shown}")),
+            "{option:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("demo: using"), "{}", r.stderr);
+    }
+}

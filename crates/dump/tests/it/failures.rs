@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use iptvportal_checkpoint::{CheckpointStore, FileStore};
-use iptvportal_dump::{DumpConfig, DumpService, DumpStrategy, Error, Format};
+use iptvportal_dump::{
+    DumpConfig, DumpService, DumpStrategy, Error, Format, Invalid, TraversalInvalid,
+};
 use iptvportal_query::{ColumnRef, CompareOp, Expr, Operand, Scalar};
 use iptvportal_sim::SimConfig;
 
@@ -182,29 +184,66 @@ fn bad_configurations_fail_before_any_request_or_file() {
         let service = DumpService::new(client(&sim));
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("out");
-        let cases: [(DumpConfig, &str); 8] = [
-            (config("terminal", &out).chunk_size(0), "chunk size must be at least 1"),
-            (config("terminal", &out).max_parallel(0), "parallelism must be at least 1"),
-            (config("terminal", &out).columns(["id", "nope"]), "unknown column nope"),
+        let cases: [(DumpConfig, Invalid, &str); 8] = [
+            (
+                config("terminal", &out).chunk_size(0),
+                Invalid::Traversal(TraversalInvalid::ZeroChunkSize),
+                "chunk size must be at least 1",
+            ),
+            (
+                config("terminal", &out).max_parallel(0),
+                Invalid::Traversal(TraversalInvalid::ZeroParallel),
+                "parallelism must be at least 1",
+            ),
+            (
+                config("terminal", &out).columns(["id", "nope"]),
+                Invalid::UnknownColumn {
+                    column: "nope".into(),
+                    table: "terminal".into(),
+                    known: iptvportal_catalog::table("terminal")
+                        .unwrap()
+                        .column_names()
+                        .map(str::to_owned)
+                        .collect(),
+                },
+                "unknown column nope",
+            ),
             (
                 config("terminal", &out).format(Format::Parquet).compress(true),
+                Invalid::CompressParquet,
                 "parquet files are always compressed",
             ),
-            (config("terminal", &out).order_by("id sideways"), "bad order by"),
+            (
+                config("terminal", &out).order_by("id sideways"),
+                Invalid::OrderBy {
+                    text: "id sideways".into(),
+                    reason: iptvportal_query::OrderBy::parse("id sideways")
+                        .unwrap_err()
+                        .to_string(),
+                },
+                "bad order by",
+            ),
             (
                 config("terminal", &out).strategy(DumpStrategy::IdRange).order_by("mac_addr"),
+                Invalid::Traversal(TraversalInvalid::IdRangeOrder { id_column: "id".into() }),
                 "ascending id",
             ),
             (
                 config("terminal", &out).strategy(DumpStrategy::IdRange).resume_offset(10),
-                "--resume-offset",
+                Invalid::ResumeOffsetNeedsOffset,
+                "resume offset needs the offset strategy",
             ),
-            (config("bad-name", &out), "letters, digits and _"),
+            (config("bad-name", &out), Invalid::TableName, "letters, digits and _"),
         ];
-        for (cfg, phrase) in cases {
+        for (cfg, expected, phrase) in cases {
             let err = service.dump(cfg, None).await.unwrap_err();
-            assert!(matches!(err, Error::Config { .. }), "{err:?}");
+            match &err {
+                Error::Config { invalid, .. } => assert_eq!(invalid, &expected),
+                other => panic!("expected a config error, got {other:?}"),
+            }
             assert!(err.to_string().contains(phrase), "{err} should contain {phrase:?}");
+            // The library speaks its own terms: no command-line flag in its messages.
+            assert!(!err.to_string().contains("--"), "{err}");
         }
         assert_eq!(sim.stats().select_calls, 0);
         assert!(!out.exists());
@@ -214,7 +253,7 @@ fn bad_configurations_fail_before_any_request_or_file() {
         std::fs::write(&file, b"x").unwrap();
         let err = service.dump(config("terminal", &file.join("sub")), None).await.unwrap_err();
         assert!(matches!(err, Error::OutputDir { .. }), "{err:?}");
-        assert!(err.to_string().contains("--out"), "{err}");
+        assert!(err.to_string().contains("cannot write to the output directory"), "{err}");
     });
 }
 

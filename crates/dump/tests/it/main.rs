@@ -1,7 +1,9 @@
-//! Integration tests of the dump orchestrator against the simulator over real loopback HTTP,
-//! writing real files, read back and compared with the simulator's SQLite file.
+//! Integration tests of the dump orchestrator: against the simulator over real loopback HTTP,
+//! writing real files, read back and compared with the simulator's SQLite file; and over the
+//! orchestrator's seams alone (an in-memory source and checkpoint store, no HTTP).
 
 mod common;
 mod failures;
 mod matrix;
+mod memory;
 mod resume;

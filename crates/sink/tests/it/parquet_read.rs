@@ -1,7 +1,7 @@
 //! Parquet parts read back with the parquet crate's arrow reader: schema, values, parts, empties.
 
 use arrow_schema::{DataType, TimeUnit};
-use iptvportal_sink::{Compression, Format, open};
+use iptvportal_sink::{Compression, Format, list_outputs, open};
 use serde_json::{Value, json};
 
 use crate::{parquet_output, parquet_parts, sample_rows, spec};
@@ -126,4 +126,29 @@ fn resume_deletes_later_parts_and_temp_files() {
     assert!(!dir.path().join(".channel-00005.parquet.tmp").exists());
     let end = sink.finish().unwrap();
     assert_eq!(end, positions[1], "nothing new was written, so no new part");
+}
+
+#[test]
+fn list_outputs_reports_the_closed_parts_with_their_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(dir.path(), Format::Parquet, Compression::None);
+    s.parquet.part_rows = 2;
+    let mut sink = open(&s, None).unwrap();
+    let mut last = None;
+    for chunk in sample_rows().chunks(2) {
+        sink.write_chunk(chunk).unwrap();
+        last = sink.commit().unwrap().or(last);
+    }
+    // The fifth row sits in an open part, under its temp name: not an output yet.
+    let pos = last.unwrap();
+    assert_eq!((pos.file_index, pos.rows), (2, 4));
+    let listed = list_outputs(&s).unwrap();
+    let paths: Vec<_> = listed.iter().map(|f| f.path.clone()).collect();
+    assert_eq!(paths, [s.part_path(0), s.part_path(1)]);
+    assert_eq!(listed.iter().map(|f| f.bytes).sum::<u64>(), pos.bytes);
+    let end = sink.finish().unwrap();
+    let listed = list_outputs(&s).unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[2].path, s.part_path(2));
+    assert_eq!(listed.iter().map(|f| f.bytes).sum::<u64>(), end.bytes);
 }

@@ -4,5 +4,4 @@
 //! `and` of comparisons, `order_by` id, `limit`, `offset`) over a vector of rows and logs every
 //! request, so the tests can check both the output and the requests that produced it.
 
-mod fake;
 mod strategies;

@@ -5,12 +5,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use iptvportal_query::{ColumnRef, CompareOp, Expr, Operand, OrderBy, Scalar};
-use iptvportal_traverse::{Chunk, Cursor, Error, RowSource, Strategy, Traversal, TraversalSpec};
+use iptvportal_traverse::{
+    Chunk, Cursor, Error, Invalid, RowSource, Strategy, Traversal, TraversalSpec,
+};
 use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 use serde_json::{Value, json};
 
-use crate::fake::FakeSource;
+use iptvportal_testkit::source::FakeSource;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
@@ -492,14 +494,23 @@ fn invalid_specs_are_refused_before_any_request() {
         let strategy = case.strategy;
         let err =
             runtime().block_on(collect(source.clone(), case, Cursor::start(strategy))).unwrap_err();
-        assert!(matches!(err, Error::Config { .. } | Error::Query(_)), "{err:?}");
+        assert!(matches!(err, Error::Config(_) | Error::Query(_)), "{err:?}");
         assert!(source.requests().is_empty());
     }
     let source = Arc::new(FakeSource::with_ids(1..=3));
     let err = runtime()
         .block_on(collect(source, spec(Strategy::Offset, 1, 1), Cursor::Id { after: None }))
         .unwrap_err();
-    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Config(Invalid::CursorMismatch {
+                cursor: Strategy::IdRange,
+                strategy: Strategy::Offset
+            })
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! An in-memory `RowSource` for tests: rows `[id, group, name]`, and a request log.
+//! An in-memory `RowSource` for tests of the layers above the client: rows `[id, grp, name]`
+//! kept in id order, a request log, and injected failures, hangs, delays and changes.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,37 +11,44 @@ use iptvportal_traverse::{BoxError, RowSource};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-pub(crate) const COLUMNS: [&str; 3] = ["id", "grp", "name"];
+/// The fake table's columns.
+pub const COLUMNS: [&str; 3] = ["id", "grp", "name"];
 
 /// A change to the fake's rows.
-pub(crate) type Change = Box<dyn Fn(&mut Vec<Vec<Value>>) + Send + Sync>;
+pub type Change = Box<dyn Fn(&mut Vec<Vec<Value>>) + Send + Sync>;
 
-pub(crate) struct FakeSource {
+/// A table of rows `[id, grp, name]` answering the JSONSQL the traversals send: `count(*)`,
+/// `min`/`max` of the id, id comparisons joined by and/or/not, `limit` and `offset` in id order.
+pub struct FakeSource {
     rows: Mutex<Vec<Vec<Value>>>,
-    pub(crate) log: Mutex<Vec<Select>>,
+    /// Every request, in the order received.
+    pub log: Mutex<Vec<Select>>,
     /// Requests running right now, and the most ever seen at once: all of them, and those that
     /// fetch rows (neither a count nor a scan of the ids alone).
     running: AtomicUsize,
-    pub(crate) max_running: AtomicUsize,
+    /// The most requests ever running at once.
+    pub max_running: AtomicUsize,
     running_fetches: AtomicUsize,
-    pub(crate) max_running_fetches: AtomicUsize,
+    /// The most row fetches (neither a count nor an id scan) ever running at once.
+    pub max_running_fetches: AtomicUsize,
     /// Fail the request with this (1-based) number.
-    pub(crate) fail_at: Option<usize>,
+    pub fail_at: Option<usize>,
     /// Never answer the request with this (1-based) number.
-    pub(crate) hang_at: Option<usize>,
-    pub(crate) delay: Duration,
+    pub hang_at: Option<usize>,
+    /// How long each request takes.
+    pub delay: Duration,
     /// Every n-th request (1-based) takes this long instead of `delay`: answers out of order.
-    pub(crate) slow_every: Option<(usize, Duration)>,
+    pub slow_every: Option<(usize, Duration)>,
     /// Change the table with this just before answering the request with this (1-based) number:
     /// a table that changes while it is traversed.
-    pub(crate) change_at: Option<(usize, Change)>,
+    pub change_at: Option<(usize, Change)>,
     /// How many requests have reached the source so far, for tests to wait on.
     sent: watch::Sender<usize>,
 }
 
 impl FakeSource {
     /// Rows with the given ascending ids; `grp` is `id % 3`, `name` is `n<id>`.
-    pub(crate) fn with_ids(ids: impl IntoIterator<Item = i64>) -> FakeSource {
+    pub fn with_ids(ids: impl IntoIterator<Item = i64>) -> FakeSource {
         let rows = ids.into_iter().map(Self::row).collect();
         FakeSource {
             rows: Mutex::new(rows),
@@ -59,17 +67,18 @@ impl FakeSource {
     }
 
     /// The row with this id.
-    pub(crate) fn row(id: i64) -> Vec<Value> {
+    pub fn row(id: i64) -> Vec<Value> {
         vec![json!(id), json!(id % 3), json!(format!("n{id}"))]
     }
 
-    pub(crate) fn requests(&self) -> Vec<Select> {
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Select> {
         self.log.lock().unwrap().clone()
     }
 
     /// Waits until `n` requests have reached the source (whoever sent them, in whatever task);
     /// `false` if that does not happen within `timeout`.
-    pub(crate) async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
         let mut sent = self.sent.subscribe();
         tokio::time::timeout(timeout, sent.wait_for(|&count| count >= n)).await.is_ok()
     }
