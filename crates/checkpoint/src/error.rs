@@ -39,6 +39,19 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u32,
     },
+    /// Another run holds the table: one writer per table.
+    #[error(
+        "{table} in {place} is being written by another run{}",
+        pid.map_or_else(String::new, |pid| format!(" (pid {pid})"))
+    )]
+    Locked {
+        /// The table.
+        table: String,
+        /// Where its output is (the directory).
+        place: String,
+        /// The other run's process id, when it recorded it.
+        pid: Option<u32>,
+    },
 }
 
 impl Error {

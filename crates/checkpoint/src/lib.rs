@@ -12,15 +12,21 @@
 //! rename, fsync of the directory), so a crash leaves either the old state or the new one, never a
 //! torn file.
 //!
+//! **One writer per table.** [`CheckpointStore::lock`] gives one run the right to write a table
+//! for its whole life; [`FileStore`]'s is an advisory lock on `.{table}.lock` that the kernel
+//! releases when the process dies, and [`FileStore::holder`] tells who holds it.
+//!
 //! **Invariant:** a state is saved only after the data it points at is durable (the orchestrator
 //! commits the sink first), so a checkpoint never runs ahead of the output.
 
 #![deny(missing_docs)]
 
 mod error;
+mod lock;
 mod state;
 mod store;
 
 pub use error::Error;
+pub use lock::{Holder, LockMode, TableLock, lock_file_name};
 pub use state::{DumpState, OutputShape, STATE_VERSION, ShapeDifference};
 pub use store::{CheckpointStore, FileStore, Listing, MemoryStore, state_file_name};

@@ -1,13 +1,14 @@
 //! The `CheckpointStore` seam and its two stores: atomic files and memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use crate::lock::{Holder, LockMode, TableLock};
 use crate::{DumpState, Error, STATE_VERSION};
 
 /// Every saved state by table name, an unreadable one with its error instead.
@@ -24,6 +25,12 @@ pub trait CheckpointStore: Send + Sync {
     async fn remove(&self, table: &str) -> Result<(), Error>;
     /// Every saved state, by table name; an unreadable one is listed with its error.
     async fn list(&self) -> Result<Listing, Error>;
+    /// Takes the exclusive right to write `table` (its state and its output) for as long as the
+    /// returned lock lives, released when it is dropped or when the process dies. With
+    /// [`LockMode::IfPresent`] it is `None` for a table the store holds nothing of, so there is
+    /// nothing to protect yet: lock again with [`LockMode::Create`] before writing anything. Fails
+    /// with [`Error::Locked`] when another run holds the table.
+    async fn lock(&self, table: &str, mode: LockMode) -> Result<Option<TableLock>, Error>;
 }
 
 /// The name of `table`'s state file: `.{table}.state.json`.
@@ -46,6 +53,13 @@ impl FileStore {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The run holding `table`'s lock, if one does (see [`CheckpointStore::lock`]). It looks
+    /// without taking the table.
+    pub async fn holder(&self, table: &str) -> Result<Option<Holder>, Error> {
+        let (dir, table) = (self.dir.clone(), table.to_owned());
+        blocking(move || crate::lock::holder_in(&dir, &table)).await
     }
 
     /// The path of `table`'s state file.
@@ -193,12 +207,30 @@ impl CheckpointStore for FileStore {
         let store = self.clone();
         blocking(move || store.list_blocking()).await
     }
+
+    async fn lock(&self, table: &str, mode: LockMode) -> Result<Option<TableLock>, Error> {
+        let (dir, state, table) = (self.dir.clone(), self.path(table), table.to_owned());
+        blocking(move || crate::lock::lock_in(&dir, &table, &state, mode)).await
+    }
 }
 
 /// States in memory, for tests and for callers that keep their own records.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     states: Mutex<BTreeMap<String, DumpState>>,
+    locked: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// A table locked in a [`MemoryStore`], released when dropped.
+struct MemoryLock {
+    locked: Arc<Mutex<BTreeSet<String>>>,
+    table: String,
+}
+
+impl Drop for MemoryLock {
+    fn drop(&mut self) {
+        self.locked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.table);
+    }
 }
 
 impl MemoryStore {
@@ -232,5 +264,19 @@ impl CheckpointStore for MemoryStore {
             .iter()
             .map(|(t, s)| (t.clone(), Ok(s.clone())))
             .collect())
+    }
+
+    async fn lock(&self, table: &str, _: LockMode) -> Result<Option<TableLock>, Error> {
+        if !self.locked.lock().expect("not poisoned").insert(table.to_owned()) {
+            return Err(Error::Locked {
+                table: table.to_owned(),
+                place: "memory".to_owned(),
+                pid: Some(std::process::id()),
+            });
+        }
+        Ok(Some(TableLock::new(MemoryLock {
+            locked: Arc::clone(&self.locked),
+            table: table.to_owned(),
+        })))
     }
 }

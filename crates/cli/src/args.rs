@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use iptvportal_client::{ENV_USERNAME, Secret};
-use iptvportal_dump::{Compression, DumpConfig, DumpFormat, DumpStrategy};
+use iptvportal_dump::{Compression, DumpConfig, DumpFormat, DumpService, DumpStrategy};
 
 const EXAMPLES: &str = "\
 Connection (options first, then the environment, then the config file):
@@ -76,7 +76,8 @@ const CONFIG_HELP: &str = "Read settings from this TOML file [env: IPTVPORTAL_CO
 const STATUS_EXAMPLES: &str = "\
 States: complete (the output is finished), incomplete (a rerun of the same dump command resumes
 it), failed (the last run stopped on the error shown; a rerun resumes), corrupt (the state file is
-unreadable; `iptvportal dump TABLE --reset` starts that table over).
+unreadable; `iptvportal dump TABLE --reset` starts that table over), writing (a dump is running on
+that table now; JSON gives its writer_pid).
 Exit codes: 0 listed (also when the directory holds no checkpoint), 1 the directory does not exist
 or cannot be read, 2 usage.
 
@@ -299,7 +300,12 @@ pub(crate) struct DumpArgs {
     pub(crate) parallel: usize,
 
     /// Tables dumped at once.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = at_least_one::<usize>)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DumpService::DEFAULT_MAX_CONCURRENT,
+        value_parser = at_least_one::<usize>
+    )]
     pub(crate) jobs: usize,
 
     #[arg(

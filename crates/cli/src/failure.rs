@@ -52,6 +52,7 @@ pub(crate) fn render_dump(error: &iptvportal_dump::Error) -> String {
             return one_line(&format!("{table}: {what}"), Some(&hint));
         }
         E::Fetch { .. } => fetch_hint(error.is_transient(), error),
+        E::Sink { .. } | E::Checkpoint { .. } if disk_full(error) => DISK_FULL_HINT.to_owned(),
         E::Sink { source, .. } => sink_hint(source),
         E::Checkpoint { source, .. } => checkpoint_hint(source).to_owned(),
         E::OutputDir { .. } => "choose another --out or fix its permissions".to_owned(),
@@ -59,11 +60,28 @@ pub(crate) fn render_dump(error: &iptvportal_dump::Error) -> String {
             "rerun with the same options to resume, or start over with --reset".to_owned()
         }
         E::Conflict { .. } => "give them different output directories".to_owned(),
+        E::Locked { .. } => LOCKED_HINT.to_owned(),
         E::Cancelled { .. } => "run the same command again to resume".to_owned(),
         _ => "run again with --debug for details".to_owned(),
     };
     one_line(&error.to_string(), Some(&hint))
 }
+
+/// What to do about a full disk: `--reset` would delete what is committed, and the directory is
+/// writable, so neither is the advice.
+const DISK_FULL_HINT: &str =
+    "free space on that disk and rerun: the dump resumes from its last commit";
+
+/// Whether the cause of `error`, wherever in its chain, is a full disk.
+fn disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+    })
+}
+
+/// What to do about a table another run is writing.
+const LOCKED_HINT: &str = "wait for that run to finish or stop it; other tables in the same directory can be dumped at the same time";
 
 /// What to do about a checkpoint that cannot be used.
 pub(crate) fn checkpoint_hint(error: &iptvportal_checkpoint::Error) -> &'static str {
@@ -73,6 +91,7 @@ pub(crate) fn checkpoint_hint(error: &iptvportal_checkpoint::Error) -> &'static 
             "start the table over with --reset (this also deletes its partial output)"
         }
         E::Version { .. } => "upgrade iptvportal or start over with --reset",
+        E::Locked { .. } => LOCKED_HINT,
         _ => "check that the output directory is writable; --reset starts over",
     }
 }
@@ -117,6 +136,10 @@ fn config_advice(invalid: &iptvportal_dump::Invalid) -> (Option<String>, String)
 fn sink_hint(error: &iptvportal_dump::SinkError) -> String {
     match error {
         iptvportal_dump::SinkError::ResumeMismatch { .. } => "start over with --reset".to_owned(),
+        iptvportal_dump::SinkError::Changed { .. } => {
+            "the output no longer matches its checkpoint: restore the file, or start the table over with --reset"
+                .to_owned()
+        }
         _ => "check the output directory (free space, permissions); a rerun resumes from the last commit, --reset starts over"
             .to_owned(),
     }
@@ -185,6 +208,10 @@ fn client_hint(e: &ClientError) -> String {
         ClientError::Tls { .. } => {
             "check the portal's address; for an on-premise portal with a self-signed certificate pass --insecure"
         }
+        // The request itself was refused (too large, malformed), not the address.
+        ClientError::Http { status: 400 | 413 | 414 | 431, .. } => {
+            "the portal refused the request itself; lower --chunk-size, or shorten the filter or the column list"
+        }
         ClientError::Http { status, .. } if *status < 500 => {
             "check that --portal / IPTVPORTAL_URL is the portal's API base, e.g. https://portal.example.com/api/"
         }
@@ -226,6 +253,18 @@ mod tests {
             message: "no such table:\nnope".into(),
         });
         assert!(!render(&e).contains('\n'));
+        let http = |status| {
+            render(&anyhow::Error::from(ClientError::Http {
+                status,
+                url: "http://p/api/jsonsql/".into(),
+                message: String::new(),
+            }))
+        };
+        // A request refused as too large or malformed is not the address's fault.
+        assert!(http(413).contains("lower --chunk-size"), "{}", http(413));
+        assert!(!http(413).contains("--portal"), "{}", http(413));
+        assert!(!http(400).contains("--portal"), "{}", http(400));
+        assert!(http(404).contains("check that --portal / IPTVPORTAL_URL"), "{}", http(404));
         let e = anyhow::Error::from(Hinted::new("no portal given", "pass --portal"));
         assert_eq!(render(&e), "error: no portal given; pass --portal");
     }
@@ -284,6 +323,33 @@ mod tests {
             render_dump(&e),
             "error: t: cannot resume /x/t.jsonl: it is shorter than the checkpoint says; the output was damaged or removed; start over with --reset"
         );
+        let full = || std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let e = E::Sink {
+            table: "t".into(),
+            source: Box::new(iptvportal_dump::SinkError::Io {
+                path: "/x/t.jsonl".into(),
+                source: full(),
+            }),
+        };
+        let line = render_dump(&e);
+        assert!(line.starts_with("error: t: i/o error on /x/t.jsonl: "), "{line}");
+        assert!(
+            line.ends_with(
+                "; free space on that disk and rerun: the dump resumes from its last commit"
+            ),
+            "{line}"
+        );
+        assert!(!line.contains("--reset"), "{line}");
+        let e = E::Checkpoint {
+            table: "t".into(),
+            source: iptvportal_checkpoint::Error::Io {
+                path: "/x/.t.state.json".into(),
+                source: full(),
+            },
+        };
+        assert!(render_dump(&e).ends_with(
+            "; free space on that disk and rerun: the dump resumes from its last commit"
+        ));
         let e = E::ShapeMismatch { table: "t".into(), dir: "/x".into(), differences: Vec::new() };
         assert!(!e.to_string().contains("--"), "{e}");
         assert!(

@@ -76,6 +76,19 @@ pub enum Error {
         #[source]
         source: iptvportal_checkpoint::Error,
     },
+    /// Another run is writing the table (one writer per table); nothing was touched.
+    #[error(
+        "{table} in {place} is being written by another run{}",
+        pid.map_or_else(String::new, |pid| format!(" (pid {pid})"))
+    )]
+    Locked {
+        /// The table.
+        table: String,
+        /// Where its output is.
+        place: String,
+        /// The other run's process id, where the system tells it.
+        pid: Option<u32>,
+    },
     /// Two configurations of one `dump_many` call would write the same files.
     #[error("{first} and {second} would both write {}", file.display())]
     Conflict {
@@ -106,6 +119,7 @@ impl Error {
             | Error::Fetch { table, .. }
             | Error::Sink { table, .. }
             | Error::Checkpoint { table, .. }
+            | Error::Locked { table, .. }
             | Error::Cancelled { table, .. } => Some(table),
             Error::Conflict { .. } => None,
         }

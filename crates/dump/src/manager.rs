@@ -8,10 +8,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use iptvportal_checkpoint::{CheckpointStore, DumpState, FileStore};
-use iptvportal_sink::{Schema, SinkPosition};
+use iptvportal_checkpoint::{CheckpointStore, DumpState, FileStore, LockMode, TableLock};
+use iptvportal_sink::SinkPosition;
 use iptvportal_traverse::{Chunk, Cursor, RowSource, Traversal};
 use tokio::sync::watch;
+
+mod lease;
+mod reset;
 
 use crate::control::{Control, Controls, wait_for_cancel};
 use crate::plan::{Plan, Start};
@@ -106,40 +109,6 @@ impl AsyncDumpManager {
         self.control.ask(Control::Cancel);
     }
 
-    /// Deletes the checkpoint and every output file of the table (for the configured format, and
-    /// for the format the checkpoint was written with), so the next run starts over.
-    ///
-    /// The configuration is validated first: a dump that would be refused anyway must not have
-    /// deleted the previous output.
-    pub async fn reset(&self) -> Result<(), Error> {
-        self.config.validate()?;
-        let table = &self.config.table;
-        let ck = |source| Error::Checkpoint { table: table.clone(), source };
-        let saved = match self.store.load(table).await {
-            Ok(state) => state,
-            // An unreadable checkpoint is exactly what reset is for.
-            Err(
-                iptvportal_checkpoint::Error::Corrupt { .. }
-                | iptvportal_checkpoint::Error::Version { .. },
-            ) => None,
-            Err(e) => return Err(ck(e)),
-        };
-        self.store.remove(table).await.map_err(ck)?;
-        let mut specs = vec![self.config.sink_spec(Schema { columns: Vec::new() })];
-        if let Some(state) = saved {
-            let mut spec = self.config.sink_spec(state.schema);
-            spec.format = state.shape.format;
-            spec.compression = state.shape.compression;
-            specs.push(spec);
-        }
-        for spec in specs {
-            blocking(move || iptvportal_sink::remove_outputs(&spec))
-                .await
-                .map_err(|source| Error::Sink { table: table.clone(), source: Box::new(source) })?;
-        }
-        Ok(())
-    }
-
     fn update(&self, callback: Option<&ProgressCallback>, f: impl FnOnce(&mut DumpProgress)) {
         let snapshot = {
             let mut p = lock(&self.progress);
@@ -166,8 +135,25 @@ impl AsyncDumpManager {
     }
 
     async fn run_inner(&self, callback: Option<&ProgressCallback>) -> Result<DumpStats, Error> {
+        // Bad options fail before anything is touched, the lock file included.
+        self.config.validate()?;
+        // One writer per table: held from before the checkpoint is read to after the last commit.
+        // A table with nothing written yet has nothing to protect: it is locked before its first
+        // write, once its output directory exists (and no lock file is left by a failed request).
+        let table_lock = self.lock(LockMode::IfPresent).await?;
         match crate::plan::plan(&self.config, self.store.as_ref()).await? {
-            Start::AlreadyComplete(state) => Ok(self.already_complete(&state, callback)),
+            Start::AlreadyComplete(state) => {
+                // "Complete" is said only of files that are still what the checkpoint says.
+                let spec = self.config.sink_spec(state.schema.clone());
+                let position = state.sink.clone();
+                blocking(move || iptvportal_sink::check_outputs(&spec, &position)).await.map_err(
+                    |source| Error::Sink {
+                        table: self.config.table.clone(),
+                        source: Box::new(source),
+                    },
+                )?;
+                Ok(self.already_complete(&state, callback))
+            }
             Start::Run(plan) => {
                 // Cancelled before it began (a queued table of a cancelled `dump_many`): stop
                 // before the first request, leaving any checkpoint as it is.
@@ -175,7 +161,7 @@ impl AsyncDumpManager {
                     let rows = plan.resume.as_ref().map_or(0, |s| s.dumped_rows);
                     return Err(Error::Cancelled { table: self.config.table.clone(), rows });
                 }
-                self.execute(*plan, callback).await
+                self.execute(*plan, table_lock, callback).await
             }
         }
     }
@@ -184,6 +170,7 @@ impl AsyncDumpManager {
     async fn execute(
         &self,
         mut plan: Plan,
+        table_lock: Option<TableLock>,
         callback: Option<&ProgressCallback>,
     ) -> Result<DumpStats, Error> {
         let config = &self.config;
@@ -222,6 +209,10 @@ impl AsyncDumpManager {
             dir: config.output_dir.clone(),
             source,
         })?;
+        let table_lock = match table_lock {
+            Some(held) => held,
+            None => self.lock_created().await?,
+        };
         if resume.is_none() {
             // A stale checkpoint must not outlive the output it described: remove it before the
             // fresh output replaces that output.
@@ -232,31 +223,26 @@ impl AsyncDumpManager {
             DumpState::fresh(&table, plan.cursor, started_at, plan.shape.clone())
         });
         state.total_rows = Some(counted);
-        let mut writer = Writer::spawn(&table, &config.output_dir, state.chunks_completed)?;
+        // The sink's thread holds the lock, so that it is released only after the sink is gone,
+        // even when this future is dropped halfway through a write.
+        let mut writer =
+            Writer::spawn(&table, &config.output_dir, state.chunks_completed, table_lock)?;
         if let Some(schema) = &plan.schema {
             // A known schema opens the output now, so a resume cuts the files back before the
             // first fetch; an unknown table's output opens with its first chunk.
             state.schema = schema.clone();
-            self.open(&mut writer, &mut state, &plan, &[]).await?;
-        }
-
-        let mut run = Run { plan: &plan, writer: &mut writer, state: &mut state, callback };
-        if let Err(e) = self.pump(&mut traversal, &mut run, &mut control).await {
-            if run.writer.is_open() || !run.state.schema.columns.is_empty() {
-                let failure = (!matches!(e, Error::Cancelled { .. })).then(|| e.to_string());
-                run.state.record_stop(failure);
-                self.store.save(run.state).await.map_err(ck)?;
+            if let Err(e) = self.open(&mut writer, &mut state, &plan, &[]).await {
+                writer.close().await;
+                return Err(e);
             }
-            return Err(e);
         }
 
-        // The end: an unknown empty table still gets a well-formed, empty output.
-        if !writer.is_open() {
-            self.open(&mut writer, &mut state, &plan, &[]).await?;
-        }
-        let position = writer.finish().await?;
-        state.record_completion(position, writer.chunks());
-        self.store.save(&state).await.map_err(ck)?;
+        let finished = self
+            .finish(&plan, &mut traversal, &mut writer, &mut state, &mut control, callback)
+            .await;
+        // Whatever happened, the table is let go of before this run returns.
+        writer.close().await;
+        finished?;
 
         self.update(callback, |p| {
             p.dumped_rows = state.dumped_rows;
@@ -269,6 +255,35 @@ impl AsyncDumpManager {
             tracing::warn!("{w}");
         }
         Ok(stats)
+    }
+
+    /// Runs the commit loop to the end and completes the output, or saves why it stopped.
+    async fn finish(
+        &self,
+        plan: &Plan,
+        traversal: &mut Traversal,
+        writer: &mut Writer,
+        state: &mut DumpState,
+        control: &mut watch::Receiver<Control>,
+        callback: Option<&ProgressCallback>,
+    ) -> Result<(), Error> {
+        let ck = |source| Error::Checkpoint { table: self.config.table.clone(), source };
+        let mut run = Run { plan, writer, state, callback };
+        if let Err(e) = self.pump(traversal, &mut run, control).await {
+            if run.writer.is_open() || !run.state.schema.columns.is_empty() {
+                let failure = (!matches!(e, Error::Cancelled { .. })).then(|| e.to_string());
+                run.state.record_stop(failure);
+                self.store.save(run.state).await.map_err(ck)?;
+            }
+            return Err(e);
+        }
+        // The end: an unknown empty table still gets a well-formed, empty output.
+        if !writer.is_open() {
+            self.open(writer, state, plan, &[]).await?;
+        }
+        let position = writer.finish().await?;
+        state.record_completion(position, writer.chunks());
+        self.store.save(state).await.map_err(ck)
     }
 
     /// Opens the sink where the state says: the one place a dump opens its output. The schema is

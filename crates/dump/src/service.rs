@@ -44,6 +44,9 @@ impl std::fmt::Debug for DumpService {
 }
 
 impl DumpService {
+    /// Tables dumped at once by `dump_many` unless said otherwise (the seed's 2).
+    pub const DEFAULT_MAX_CONCURRENT: usize = 2;
+
     /// A service over `portal` (a [`Client`](iptvportal_client::Client), or any
     /// `Arc<dyn RowSource>`), keeping each table's checkpoint in its output directory.
     pub fn new(portal: impl Portal) -> DumpService {

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use iptvportal_checkpoint::TableLock;
 use iptvportal_sink::{Sink, SinkPosition, SinkSpec};
 use serde_json::Value;
 
@@ -22,9 +23,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// A writer with no sink open yet; `chunks` were committed by earlier runs.
-    pub(crate) fn spawn(table: &str, dir: &Path, chunks: u64) -> Result<Writer, Error> {
-        let thread = SinkThread::spawn(table).map_err(|source| Error::Sink {
+    /// A writer with no sink open yet; `chunks` were committed by earlier runs. Its thread holds
+    /// `lock` until the sink is dropped.
+    pub(crate) fn spawn(
+        table: &str,
+        dir: &Path,
+        chunks: u64,
+        lock: TableLock,
+    ) -> Result<Writer, Error> {
+        let thread = SinkThread::spawn(table, lock).map_err(|source| Error::Sink {
             table: table.to_owned(),
             source: Box::new(iptvportal_sink::Error::Io { path: dir.to_owned(), source }),
         })?;
@@ -87,6 +94,15 @@ impl Writer {
             .map_err(|source| self.error(source))
     }
 
+    /// Ends the sink's thread and waits until it is gone, and with it the sink and the table's
+    /// lock: a run that returns has let go of its table, so the next run may take it at once.
+    pub(crate) async fn close(self) {
+        let SinkThread { jobs, done } = self.thread;
+        drop(jobs);
+        // An error means the thread is gone already (it panicked): nothing holds the lock then.
+        let _ = done.await;
+    }
+
     fn error(&self, source: iptvportal_sink::Error) -> Error {
         Error::Sink { table: self.table.clone(), source: Box::new(source) }
     }
@@ -102,18 +118,25 @@ type Job = Box<dyn FnOnce(&mut SinkSlot) + Send>;
 /// (uncommitted data is then what a crash would leave: the next resume cuts it away).
 struct SinkThread {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Answered when the thread has dropped the sink and the lock.
+    done: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl SinkThread {
-    fn spawn(table: &str) -> std::io::Result<SinkThread> {
+    fn spawn(table: &str, lock: TableLock) -> std::io::Result<SinkThread> {
         let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
+        let (finished, done) = tokio::sync::oneshot::channel();
         std::thread::Builder::new().name(format!("sink {table}")).spawn(move || {
             let mut sink: SinkSlot = None;
             for job in receiver {
                 job(&mut sink);
             }
+            // The table is free again only once nothing can write to it any more.
+            drop(sink);
+            drop(lock);
+            let _ = finished.send(());
         })?;
-        Ok(SinkThread { jobs })
+        Ok(SinkThread { jobs, done })
     }
 
     /// Runs `f` on the sink's thread and waits for its result; a panic in `f` resumes here.

@@ -95,6 +95,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A finished output is no longer what its checkpoint says it wrote (truncated, extended,
+    /// removed, or a part added).
+    #[error("{} changed since it was written: {reason}", path.display())]
+    Changed {
+        /// The file that does not match (or, for a part that is missing, the part's name).
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
+
     /// The Parquet or Arrow writer failed.
     #[error("parquet error on {}: {source}", path.display())]
     Parquet {

@@ -53,6 +53,8 @@ pub use spec::{
     SinkSpec,
 };
 
+use std::path::Path;
+
 use serde_json::Value;
 
 /// A committing writer of one table's output.
@@ -124,6 +126,51 @@ pub fn list_outputs(spec: &SinkSpec) -> Result<Vec<OutputFileInfo>, Error> {
     Ok(files)
 }
 
+/// Checks that `spec`'s finished output is still what `position` (the position [`Sink::finish`]
+/// reported) describes: the one text file at exactly its length, or exactly the Parquet parts
+/// `0..file_index`, no more, adding up to its bytes. It reads no file, only their sizes: a file
+/// that was truncated, extended, deleted, added or replaced by one of another size is caught; a
+/// changed byte that keeps the size is not.
+pub fn check_outputs(spec: &SinkSpec, position: &SinkPosition) -> Result<(), Error> {
+    let files = list_outputs(spec)?;
+    let changed = |path: &Path, reason: String| Error::Changed { path: path.to_owned(), reason };
+    if spec.format != Format::Parquet {
+        let path = spec.files().into_iter().find_map(|f| match f {
+            OutputFile::Path(path) => Some(path),
+            _ => None,
+        });
+        let path = path.unwrap_or_else(|| spec.dir.clone());
+        return match files.first() {
+            None => Err(changed(&path, "it is missing".to_owned())),
+            Some(file) if file.bytes != position.bytes => Err(changed(
+                &file.path,
+                format!("it is {} bytes, the checkpoint says {}", file.bytes, position.bytes),
+            )),
+            Some(_) => Ok(()),
+        };
+    }
+    for index in 0..position.file_index {
+        let part = spec.part_path(index);
+        if !files.iter().any(|f| f.path == part) {
+            return Err(changed(&part, "it is missing".to_owned()));
+        }
+    }
+    if let Some(extra) =
+        files.iter().find(|f| (0..position.file_index).all(|index| spec.part_path(index) != f.path))
+    {
+        return Err(changed(&extra.path, "the checkpoint lists no such part".to_owned()));
+    }
+    let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    if bytes != position.bytes {
+        let first = files.first().map_or_else(|| spec.dir.clone(), |f| f.path.clone());
+        return Err(changed(
+            &first,
+            format!("the parts hold {bytes} bytes, the checkpoint says {}", position.bytes),
+        ));
+    }
+    Ok(())
+}
+
 /// Deletes every file `spec` writes, Parquet parts and temp files included. Missing files (or a
 /// missing directory) are not an error.
 pub fn remove_outputs(spec: &SinkSpec) -> Result<(), Error> {
@@ -158,6 +205,53 @@ mod tests {
             .into_iter()
             .map(|f| (f.path.file_name().unwrap().to_string_lossy().into_owned(), f.bytes))
             .collect()
+    }
+
+    #[test]
+    fn a_finished_output_is_checked_against_its_position_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = spec(dir.path(), "t", Format::Jsonl, Compression::None);
+        let at = |bytes| SinkPosition { file_index: 0, bytes, rows: 1 };
+        assert!(matches!(check_outputs(&text, &at(5)), Err(Error::Changed { .. })));
+        touch(dir.path(), "t.jsonl", 5);
+        check_outputs(&text, &at(5)).unwrap();
+        let err = check_outputs(&text, &at(4)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} changed since it was written: it is 5 bytes, the checkpoint says 4",
+                dir.path().join("t.jsonl").display()
+            )
+        );
+
+        let parts = spec(dir.path(), "p", Format::Parquet, Compression::None);
+        let two = SinkPosition { file_index: 2, bytes: 7, rows: 9 };
+        touch(dir.path(), "p-00000.parquet", 3);
+        assert!(
+            matches!(check_outputs(&parts, &two), Err(Error::Changed { .. })),
+            "part 1 missing"
+        );
+        touch(dir.path(), "p-00001.parquet", 4);
+        check_outputs(&parts, &two).unwrap();
+        // An unclosed part (temp name) is no output; a third closed one is stale.
+        touch(dir.path(), ".p-00002.parquet.tmp", 4);
+        check_outputs(&parts, &two).unwrap();
+        touch(dir.path(), "p-00002.parquet", 4);
+        let err = check_outputs(&parts, &two).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "p-00002.parquet changed since it was written: the checkpoint lists no such part"
+            ),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join("p-00002.parquet")).unwrap();
+        touch(dir.path(), "p-00001.parquet", 5);
+        assert!(
+            check_outputs(&parts, &two)
+                .unwrap_err()
+                .to_string()
+                .contains("the parts hold 8 bytes, the checkpoint says 7")
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Integration tests of the checkpoint stores on real files.
 
 use iptvportal_checkpoint::{
-    CheckpointStore, DumpState, Error, FileStore, MemoryStore, OutputShape, STATE_VERSION,
-    state_file_name,
+    CheckpointStore, DumpState, Error, FileStore, LockMode, MemoryStore, OutputShape,
+    STATE_VERSION, lock_file_name, state_file_name,
 };
 use iptvportal_sink::{ColumnSpec, ColumnType, Compression, Format, Schema, SinkPosition};
 use iptvportal_traverse::{Cursor, Strategy};
@@ -191,4 +191,59 @@ fn shape_differences_name_each_changed_option() {
     assert_eq!(fields, ["columns", "filter", "format", "compression"]);
     let text = saved.differences(&requested)[2].to_string();
     assert_eq!(text, "format was jsonl and is now csv");
+}
+
+#[test]
+fn one_writer_per_table_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    runtime().block_on(async {
+        // Nothing written yet: nothing to protect, and nothing created.
+        assert!(store.lock("media", LockMode::IfPresent).await.unwrap().is_none());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let held = store.lock("media", LockMode::Create).await.unwrap().expect("locked");
+        let err = store.lock("media", LockMode::IfPresent).await.unwrap_err();
+        let Error::Locked { table, place, pid } = &err else { panic!("{err:?}") };
+        assert_eq!((table.as_str(), place.as_str()), ("media", dir.path().to_str().unwrap()));
+        // The kernel's record names this process (the lock is per open file, not per process).
+        assert_eq!(*pid, Some(std::process::id()));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "media in {} is being written by another run (pid {})",
+                dir.path().display(),
+                std::process::id()
+            )
+        );
+        assert_eq!(
+            store.holder("media").await.unwrap().and_then(|h| h.pid),
+            Some(std::process::id())
+        );
+        // Another table in the same directory is free.
+        let other = store.lock("terminal", LockMode::Create).await.unwrap();
+        assert!(other.is_some());
+        // Looking did not take it, and the lock file stays empty: a refused run changes nothing.
+        assert!(matches!(store.lock("media", LockMode::Create).await, Err(Error::Locked { .. })));
+        assert_eq!(std::fs::read(dir.path().join(lock_file_name("media"))).unwrap(), b"");
+
+        drop(held);
+        assert_eq!(store.holder("media").await.unwrap(), None);
+        assert!(store.lock("media", LockMode::IfPresent).await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn a_memory_store_locks_a_table_once() {
+    let store = MemoryStore::new();
+    runtime().block_on(async {
+        let held = store.lock("media", LockMode::IfPresent).await.unwrap().expect("locked");
+        assert!(matches!(
+            store.lock("media", LockMode::Create).await,
+            Err(Error::Locked { ref table, .. }) if table == "media"
+        ));
+        assert!(store.lock("terminal", LockMode::Create).await.unwrap().is_some());
+        drop(held);
+        assert!(store.lock("media", LockMode::Create).await.unwrap().is_some());
+    });
 }

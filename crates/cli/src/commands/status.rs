@@ -13,8 +13,10 @@ use crate::failure::Hinted;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entry {
     pub(crate) table: String,
-    /// `complete`, `incomplete`, `failed` or `corrupt`.
+    /// `complete`, `incomplete`, `failed` or `corrupt`; `writing` while a run holds the table.
     pub(crate) state: &'static str,
+    /// The process id of the run writing the table, when one does and recorded it.
+    pub(crate) writer_pid: Option<u32>,
     pub(crate) rows: Option<u64>,
     pub(crate) total: Option<u64>,
     pub(crate) format: Option<String>,
@@ -41,6 +43,7 @@ impl Entry {
                 Entry {
                     table,
                     state,
+                    writer_pid: None,
                     rows: Some(s.dumped_rows),
                     // A complete dump's own count is the truth, even where the up-front count
                     // differed (the table changed under OFFSET paging).
@@ -54,6 +57,7 @@ impl Entry {
             Err(e) => Entry {
                 table,
                 state: "corrupt",
+                writer_pid: None,
                 rows: None,
                 total: None,
                 format: None,
@@ -86,6 +90,7 @@ impl Entry {
             strategy: self.strategy.as_deref(),
             last_updated_at: self.updated.as_deref(),
             last_error: self.error.as_deref(),
+            writer_pid: self.writer_pid,
         }
     }
 }
@@ -102,6 +107,7 @@ struct EntryJson<'a> {
     strategy: Option<&'a str>,
     last_updated_at: Option<&'a str>,
     last_error: Option<&'a str>,
+    writer_pid: Option<u32>,
 }
 
 /// Lists the checkpoints in `dir`. A missing directory is an error (a mistyped `--out` should not
@@ -128,13 +134,15 @@ pub(super) async fn run(
             .into());
         }
     }
-    let listing = FileStore::new(dir).list().await.map_err(|e| {
+    let store = FileStore::new(dir);
+    let listing = store.list().await.map_err(|e| {
         Hinted::new(
             format!("cannot list {}: {e}", dir.display()),
             "check the directory's permissions",
         )
     })?;
-    let entries: Vec<Entry> = listing.into_iter().map(|(t, s)| Entry::of(t, s)).collect();
+    let mut entries: Vec<Entry> = listing.into_iter().map(|(t, s)| Entry::of(t, s)).collect();
+    mark_writers(&store, &mut entries).await;
     match format {
         StatusFormat::Json => {
             let list: Vec<EntryJson<'_>> = entries.iter().map(Entry::json).collect();
@@ -169,4 +177,40 @@ pub(crate) fn table(entries: &[Entry]) -> String {
     }
     // Counts line up on the right; words read from the left.
     crate::output::aligned_table(&cells, |i| (2..=4).contains(&i))
+}
+
+/// Marks the tables a run is writing right now: those listed, and those whose first chunk is not
+/// committed yet (a lock file, no state). A lock that cannot be read leaves its table as it is.
+async fn mark_writers(store: &FileStore, entries: &mut Vec<Entry>) {
+    let mut tables: Vec<String> = std::fs::read_dir(store.dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            Some(name.strip_prefix('.')?.strip_suffix(".lock")?.to_owned())
+        })
+        .collect();
+    tables.sort();
+    for table in tables {
+        let Ok(Some(holder)) = store.holder(&table).await else { continue };
+        match entries.iter_mut().find(|e| e.table == table) {
+            Some(entry) => {
+                entry.state = "writing";
+                entry.writer_pid = holder.pid;
+            }
+            None => entries.push(Entry {
+                table,
+                state: "writing",
+                writer_pid: holder.pid,
+                rows: None,
+                total: None,
+                format: None,
+                strategy: None,
+                updated: None,
+                error: None,
+            }),
+        }
+    }
+    entries.sort_by(|a, b| a.table.cmp(&b.table));
 }

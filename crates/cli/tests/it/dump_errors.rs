@@ -105,3 +105,57 @@ fn bad_filters_fail_without_a_portal() {
     let line = failure(bare().args(["dump", "terminal"]));
     assert!(line.contains("--portal"), "{line}");
 }
+
+#[test]
+fn a_second_dump_of_a_table_being_written_is_refused_and_status_shows_the_writer() {
+    let portal = portal(3000, 4);
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    let mut first = portal
+        .dump_process(&out)
+        .args(["terminal", "--chunk-size", "40"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its first commit: the table is locked by then.
+    let state = out.join(".terminal.state.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !state.exists() {
+        assert!(std::time::Instant::now() < deadline, "the first dump never committed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let line = failure(portal.dump(&out).args(["terminal", "--chunk-size", "40"]));
+    let status = crate::success(bare().arg("status").arg("--out").arg(&out));
+    let json = crate::success(bare().args(["status", "--format", "json"]).arg("--out").arg(&out));
+    let finished = first.wait().unwrap();
+    assert!(finished.success(), "the first dump is not disturbed");
+    assert_eq!(
+        line,
+        format!(
+            "error: terminal in {} is being written by another run (pid {}); wait for that run to finish or stop it; other tables in the same directory can be dumped at the same time",
+            out.display(),
+            first.id()
+        )
+    );
+    assert!(
+        status.lines().any(|l| l.starts_with("terminal") && l.contains(" writing ")),
+        "{status}"
+    );
+    let entries: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(entries[0]["state"], "writing", "{json}");
+    assert_eq!(entries[0]["writer_pid"], first.id(), "{json}");
+    // The output is a whole, clean dump: the refused run added nothing.
+    let alone = root.path().join("alone");
+    let r = run(portal.dump(&alone).args(["terminal", "--chunk-size", "40"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(out.join("terminal.jsonl")).unwrap(),
+        std::fs::read(alone.join("terminal.jsonl")).unwrap()
+    );
+    // Done, the table is free: status says complete, a rerun is a no-op.
+    let status = crate::success(bare().arg("status").arg("--out").arg(&out));
+    assert!(
+        status.lines().any(|l| l.starts_with("terminal") && l.contains(" complete ")),
+        "{status}"
+    );
+}

@@ -117,7 +117,8 @@ fn changed_options_are_refused_and_touch_nothing() {
     let r = run(portal.dump(&dir).args(&args).args(["--reset", "--format", "csv"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let files: Vec<String> = snapshot(&dir).into_keys().collect();
-    assert_eq!(files, [".terminal.state.json", "terminal.csv"]);
+    // The lock file stays: it is the table's, not the old format's (docs/dump.md).
+    assert_eq!(files, [".terminal.lock", ".terminal.state.json", "terminal.csv"]);
     // And back: the same bytes as the first dump.
     let r = run(portal.dump(&dir).args(&args).arg("--reset"));
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
+use iptvportal_checkpoint::{CheckpointStore, FileStore, LockMode};
 use iptvportal_sim::SimConfig;
 
 use crate::dumping::snapshot;
@@ -189,6 +190,21 @@ fn every_documented_error() {
         add("disk-full", c, None);
         unmount
     });
+    // A table another run is writing: this test process holds its lock while the case runs.
+    let out = done("table-locked");
+    let _held = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(FileStore::new(&out).lock("terminal", LockMode::Create))
+        .unwrap();
+    let mut c = portal.dump(&out);
+    c.arg("terminal");
+    add("table-locked", c, Some(out));
+    let out = done("changed-output");
+    let jsonl = std::fs::OpenOptions::new().write(true).open(out.join("terminal.jsonl")).unwrap();
+    jsonl.set_len(10).unwrap();
+    let mut c = portal.dump(&out);
+    c.args(["terminal", "--chunk-size", "100"]);
+    add("changed-output", c, Some(out));
     let out = done("other-options");
     let mut c = portal.dump(&out);
     c.args(["terminal", "--chunk-size", "100", "--columns", "id,mac_addr"]);

@@ -1,5 +1,6 @@
 //! Faults, hard failures, `dump_many` isolation and bad configurations.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use iptvportal_checkpoint::{CheckpointStore, FileStore};
@@ -286,8 +287,8 @@ fn cancel_all_also_stops_the_tables_still_queued() {
         names.sort();
         assert_eq!(
             names,
-            [".terminal.state.json", "terminal.jsonl"],
-            "queued tables must not start"
+            [".terminal.lock", ".terminal.state.json", "terminal.jsonl"],
+            "queued tables must not start (not even to take their lock)"
         );
     });
 }
@@ -345,5 +346,44 @@ fn a_cancel_during_the_count_stops_the_dump_at_once() {
         assert_eq!(service.get_stats("terminal").unwrap().state.as_str(), "cancelled");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(names.is_empty(), "nothing is written before the count: {names:?}");
+    });
+}
+
+#[test]
+fn a_second_run_on_a_table_being_written_is_refused_and_touches_nothing() {
+    runtime().block_on(async {
+        let sim = sim(SimConfig::default()
+            .rows("terminal", 2000)
+            .rows("tv_channel", 50)
+            .latency(Duration::from_millis(10)))
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let service = DumpService::new(client(&sim));
+        let (started, mut first_chunk) = tokio::sync::watch::channel(false);
+        let callback: iptvportal_dump::ProgressCallback = Arc::new(move |p| {
+            if p.chunks_completed > 0 {
+                started.send_replace(true);
+            }
+        });
+        let first = tokio::spawn({
+            let service = service.clone();
+            let cfg = config("terminal", dir.path());
+            async move { service.dump(cfg, Some(callback)).await }
+        });
+        first_chunk.wait_for(|s| *s).await.unwrap();
+        let err = service.dump(config("terminal", dir.path()), None).await.unwrap_err();
+        let Error::Locked { table, pid, .. } = &err else { panic!("{err:?}") };
+        assert_eq!((table.as_str(), *pid), ("terminal", Some(std::process::id())));
+        // Another table in the same directory runs meanwhile.
+        service.dump(config("tv_channel", dir.path()), None).await.unwrap();
+        let stats = first.await.unwrap().unwrap();
+        assert_eq!(stats.progress.dumped_rows, 2000);
+        // The refused run wrote nothing: the finished output is the same as a dump of its own.
+        let alone = tempfile::tempdir().unwrap();
+        service.dump(config("terminal", alone.path()), None).await.unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("terminal.jsonl")).unwrap(),
+            std::fs::read(alone.path().join("terminal.jsonl")).unwrap()
+        );
     });
 }

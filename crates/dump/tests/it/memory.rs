@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iptvportal_checkpoint::{CheckpointStore, MemoryStore};
+use iptvportal_checkpoint::{CheckpointStore, LockMode, MemoryStore};
 use iptvportal_dump::{
     AsyncDumpManager, DumpConfig, DumpStrategy, Format, Outcome, ParquetOptions, RunState, Warning,
 };
@@ -155,6 +155,17 @@ fn a_paused_dump_sends_nothing_until_resumed_and_completes_the_same() {
     });
 }
 
+/// Waits until no run holds the table: a dropped run's sink thread lets go once its write ends.
+async fn wait_until_free(store: &MemoryStore) {
+    for _ in 0..200 {
+        if store.lock("things", LockMode::Create).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the crashed run never released the table");
+}
+
 /// The output files of `dir` and their bytes, checkpoint excluded (it lives in the store).
 fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -202,6 +213,8 @@ fn a_crash_at_any_request_resumes_to_the_uninterrupted_output() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 run.abort();
                 assert!(run.await.unwrap_err().is_cancelled());
+                // The crashed run's sink thread finishes its write, then frees the table.
+                wait_until_free(&store).await;
                 if store.load("things").await.unwrap().is_some_and(|s| s.dumped_rows > 0) {
                     resumed_midway += 1;
                 }

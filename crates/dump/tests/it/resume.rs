@@ -240,6 +240,49 @@ fn a_complete_dump_reruns_as_a_no_op_and_reset_starts_over() {
     });
 }
 
+/// Something done to a finished output in its directory.
+type Tamper = fn(&std::path::Path);
+
+#[test]
+fn a_complete_output_changed_afterwards_is_not_called_complete() {
+    runtime().block_on(async {
+        let sim = sim(sim_config()).await;
+        let service = DumpService::new(client(&sim));
+        // (format, what is done to the finished output)
+        let cases: [(Format, &str, Tamper); 5] = [
+            (Format::Jsonl, "truncated", |d| {
+                let f = std::fs::OpenOptions::new().write(true).open(d.join("terminal.jsonl"));
+                f.unwrap().set_len(100).unwrap();
+            }),
+            (Format::Csv, "extended", |d| {
+                let mut text = std::fs::read(d.join("terminal.csv")).unwrap();
+                text.extend_from_slice(b"1,2,3\n");
+                std::fs::write(d.join("terminal.csv"), text).unwrap();
+            }),
+            (Format::Json, "deleted", |d| std::fs::remove_file(d.join("terminal.json")).unwrap()),
+            (Format::Parquet, "a stale part added", |d| {
+                std::fs::copy(d.join("terminal-00000.parquet"), d.join("terminal-00009.parquet"))
+                    .unwrap();
+            }),
+            (Format::Parquet, "a part deleted", |d| {
+                std::fs::remove_file(d.join("terminal-00000.parquet")).unwrap();
+            }),
+        ];
+        for (format, what, tamper) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = config("terminal", dir.path()).format(format);
+            service.dump(cfg.clone(), None).await.unwrap();
+            tamper(dir.path());
+            let calls = sim.stats().select_calls;
+            let err = service.dump(cfg, None).await.unwrap_err();
+            let Error::Sink { source, .. } = &err else { panic!("{what}: {err:?}") };
+            assert!(matches!(**source, iptvportal_sink::Error::Changed { .. }), "{what}: {err}");
+            assert!(err.to_string().contains("changed since it was written"), "{what}: {err}");
+            assert_eq!(sim.stats().select_calls, calls, "{what}: refused before any request");
+        }
+    });
+}
+
 #[test]
 fn progress_counts_this_run_and_knows_the_total_from_the_first_chunk() {
     runtime().block_on(async {
