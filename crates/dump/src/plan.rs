@@ -137,21 +137,65 @@ fn shape(config: &DumpConfig) -> Result<OutputShape, Error> {
 }
 
 /// The OFFSET order: as configured, else ascending id, else (a table without an id) every
-/// column, which is the only order that makes paging deterministic there.
+/// column, which is the only order that makes paging deterministic there. A configured order
+/// gets the same tie-breakers appended (the id, or the remaining columns): PostgreSQL keeps no
+/// order among rows that tie, so pages of `last_seen` alone (15% NULLs, all tied) could skip or
+/// repeat rows between requests.
 fn order_by(config: &DumpConfig, known: Option<&Table>) -> Result<Vec<OrderBy>, Error> {
-    let order = config.parsed_order_by()?;
-    if !order.is_empty() || config.strategy != Strategy::Offset {
+    let mut order = config.parsed_order_by()?;
+    if config.strategy != Strategy::Offset {
         return Ok(order);
     }
-    match known {
-        Some(t) if t.id_column.is_none() => t
-            .column_names()
-            .map(|c| {
-                OrderBy::asc(c).map_err(|e| {
-                    config.invalid(Invalid::OrderBy { text: c.to_owned(), reason: e.to_string() })
-                })
-            })
-            .collect(),
-        _ => Ok(Vec::new()),
+    let Some(table) = known else { return Ok(order) };
+    // No order on a table with an id: the traversal's own default, ascending id, left unsaid.
+    if order.is_empty() && table.id_column.is_some() {
+        return Ok(order);
+    }
+    let ties: Vec<&str> = match table.id_column {
+        Some(id) => vec![id],
+        None => table.column_names().collect(),
+    };
+    for column in ties {
+        if !order.iter().any(|o| o.column.table.is_none() && o.column.name == column) {
+            order.push(OrderBy::asc(column).map_err(|e| {
+                config.invalid(Invalid::OrderBy { text: column.to_owned(), reason: e.to_string() })
+            })?);
+        }
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(table: &str, order_by: Option<&str>) -> Vec<String> {
+        let mut config = DumpConfig::new(table, "out");
+        config.order_by = order_by.map(str::to_owned);
+        super::order_by(&config, iptvportal_catalog::table(table))
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn offset_orders_are_total_so_that_pages_never_skip_or_repeat_tied_rows() {
+        assert_eq!(order("terminal", None), Vec::<String>::new());
+        assert_eq!(order("terminal", Some("last_seen")), ["last_seen", "id ASC"]);
+        assert_eq!(
+            order("terminal", Some("last_seen DESC, id DESC")),
+            ["last_seen DESC", "id DESC"]
+        );
+        assert_eq!(order("terminal", Some("id")), ["id"]);
+        assert_eq!(order("terminal", Some("id DESC")), ["id DESC"]);
+        // A table without an id: every column, after the ones asked for.
+        let no_id = iptvportal_catalog::TABLES.iter().find(|t| t.id_column.is_none()).unwrap();
+        let all: Vec<String> = no_id.column_names().map(|c| format!("{c} ASC")).collect();
+        assert_eq!(order(no_id.name, None), all);
+        let last = no_id.column_names().last().unwrap();
+        let mut want = vec![format!("{last} DESC")];
+        want.extend(no_id.column_names().filter(|c| *c != last).map(|c| format!("{c} ASC")));
+        assert_eq!(order(no_id.name, Some(&format!("{last} DESC"))), want);
     }
 }
