@@ -4,7 +4,9 @@ Run by the e2e harness (tests/src) as `python check_output.py BATCH.json`; print
 stdout. BATCH holds:
   db         the simulator's SQLite file (read directly: the ground truth)
   catalog    crates/catalog/catalog.toml (column order and types)
-  cells      outputs to check: {name, table, format, compress, dir, where_sql, columns}
+  cells      outputs to check: {name, table, format, compress, dir, where_sql, columns, order_sql}
+             (order_sql: the dump's --order-by as SQLite SQL with PostgreSQL's NULL order written
+             out; the id, or every column, when absent)
   compare    Parquet outputs to compare: {name, table, reference, actual}
 
 Every reader's rows are normalized to plain Python values per catalog type, so that a reader's own
@@ -92,9 +94,9 @@ def norm(v, ty):
     return v if isinstance(v, str) else ("non-text!", v)
 
 
-def expected_rows(db, table, columns, where_sql):
+def expected_rows(db, table, columns, where_sql, order_sql=None):
     cols = ", ".join(f'"{c["name"]}"' for c in columns)
-    order = "id" if table.get("id") else ", ".join(f'"{c["name"]}"' for c in columns)
+    order = order_sql or ("id" if table.get("id") else ", ".join(f'"{c["name"]}"' for c in columns))
     sql = f'SELECT {cols} FROM "{table["name"]}"'
     if where_sql:
         sql += f" WHERE {where_sql}"
@@ -164,7 +166,7 @@ def check_cell(db, catalog, cell):
         by_name = {c["name"]: c for c in columns}
         columns = [by_name[n] for n in cell["columns"]]
     names = [c["name"] for c in columns]
-    expected = expected_rows(db, table, columns, cell.get("where_sql"))
+    expected = expected_rows(db, table, columns, cell.get("where_sql"), cell.get("order_sql"))
     readers = []
     con = duckdb.connect()
     fmt = cell["format"]

@@ -72,6 +72,22 @@ pub(crate) fn cell(
     })
 }
 
+/// [`cell`] for a dump with `--order-by`: `order_sql` is that order as SQLite SQL, with
+/// PostgreSQL's NULL order written out (`last_seen IS NULL, last_seen, id`), since the simulator
+/// sorts as a PostgreSQL-backed portal does.
+pub(crate) fn ordered_cell(
+    name: &str,
+    table: &str,
+    output: Output,
+    dir: &Path,
+    where_sql: Option<&str>,
+    order_sql: &str,
+) -> Value {
+    let mut cell = cell(name, table, output, dir, where_sql, None);
+    cell["order_sql"] = Value::from(order_sql);
+    cell
+}
+
 /// Two Parquet outputs that must hold the same schema and rows.
 pub(crate) fn compare(name: &str, table: &str, reference: &Path, actual: &Path) -> Value {
     json!({ "name": name, "table": table, "reference": reference, "actual": actual })

@@ -10,6 +10,12 @@
 //! - In a predicate's operand list the first plain string is a column and later plain strings are
 //!   literals; a qualified `{"t":"col"}` is always a column.
 //! - `order_by` direction is written `"col DESC"` / `"col ASC"`.
+//!
+//! Read-only forms (accepted by the parser because public sources show them against real portals,
+//! never written by [`Select::to_json`], whose output is unchanged): dotted columns `"t.col"`, a
+//! qualified column with an alias `{"t":"col","as":"x"}`, the short function form
+//! `{"concat":[…],"as":"x"}`, `{"select":{…}}` around a sub-select, `{"values":[[v],…]}` in `in`,
+//! `{"not":"col"}`, `{"table":"t"}` entries after the first in `from` (a cross join), and `having`.
 
 use std::fmt;
 
@@ -28,6 +34,21 @@ pub fn is_identifier(s: &str) -> bool {
 
 pub(crate) fn check_identifier(s: &str) -> Result<(), Error> {
     if is_identifier(s) { Ok(()) } else { Err(Error::InvalidIdentifier { name: s.to_owned() }) }
+}
+
+/// A column written as a plain string: `"name"`, or dotted `"t.name"` (the form public examples
+/// use; read only, a qualified column is written `{"t":"name"}`).
+fn dotted_column(s: &str) -> Result<ColumnRef, Error> {
+    match s.split_once('.') {
+        Some((t, c)) if is_identifier(t) && is_identifier(c) => ColumnRef::qualified(t, c),
+        _ => ColumnRef::new(s),
+    }
+}
+
+/// The value of `key` if `map` is `{key: <object>}` and nothing else: the `{"select":{…}}` and
+/// `{"values":…}` wrappers.
+fn only_key<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    (map.len() == 1).then(|| map.get(key)).flatten()
 }
 
 /// A column, optionally qualified by a table name or alias: `"name"` or `{"t":"name"}` on the wire.
@@ -150,13 +171,7 @@ impl Function {
         check_identifier(name)?;
         let args = match map.get("args") {
             None => Vec::new(),
-            // A single argument may be written bare: `"args":"id"`.
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| Operand::from_json(v, i == 0))
-                .collect::<Result<_, _>>()?,
-            Some(v) => vec![Operand::from_json(v, true)?],
+            Some(v) => Function::args_from_json(v)?,
         };
         let alias = match map.get("as") {
             None => None,
@@ -175,6 +190,39 @@ impl Function {
             }
         }
         Ok(Function { name: name.to_owned(), args, alias })
+    }
+}
+
+impl Function {
+    /// Parses `args`: an array, or a single argument written bare (`"args":"id"`). The first
+    /// plain string is a column, as everywhere, unless it cannot be one: `[":","port"]` (from a
+    /// public example, `concat(':', port)`) starts with the literal `":"`.
+    fn args_from_json(value: &Value) -> Result<Vec<Operand>, Error> {
+        let arg = |v: &Value, first: bool| match v {
+            Value::String(s)
+                if first && s != "*" && !is_identifier(s) && dotted_column(s).is_err() =>
+            {
+                Ok(Operand::Literal(Scalar::String(s.clone())))
+            }
+            v => Operand::from_json(v, first),
+        };
+        match value {
+            Value::Array(items) => items.iter().enumerate().map(|(i, v)| arg(v, i == 0)).collect(),
+            v => Ok(vec![arg(v, true)?]),
+        }
+    }
+
+    /// The short form `{"concat":["protocol","://","inet_addr"],"as":"mrl"}`: one key naming the
+    /// function, its value the argument array, and an optional `"as"`.
+    fn from_short(map: &Map<String, Value>) -> Option<Result<Function, Error>> {
+        let mut names = map.keys().filter(|k| k.as_str() != "as");
+        let (Some(name), None) = (names.next(), names.next()) else { return None };
+        let args @ Value::Array(_) = &map[name] else { return None };
+        Some((|| {
+            check_identifier(name)?;
+            let alias = optional_identifier(map, "as")?;
+            Ok(Function { name: name.clone(), args: Function::args_from_json(args)?, alias })
+        })())
     }
 }
 
@@ -264,6 +312,15 @@ pub enum Operand {
     Function(Function),
     /// A sub-select (the right side of `in`).
     Select(Box<Select>),
+    /// An operand with an alias, `{"t":"col","as":"x"}` in `data`: the alias names the result
+    /// column and can be used in `order_by` and `group_by`. (A function carries its own alias in
+    /// [`Function::alias`].)
+    Aliased {
+        /// The aliased operand (a qualified column on the wire).
+        operand: Box<Operand>,
+        /// The alias.
+        alias: String,
+    },
 }
 
 impl Operand {
@@ -313,23 +370,53 @@ impl Operand {
             Operand::Literal(s) => s.to_json(),
             Operand::Function(f) => f.to_json()?,
             Operand::Select(s) => s.to_json()?,
+            Operand::Aliased { operand, alias } => {
+                check_identifier(alias)?;
+                let Operand::Column(ColumnRef { table: Some(_), .. }) = operand.as_ref() else {
+                    return Err(Error::Unrepresentable {
+                        detail: format!("alias {alias:?} of anything but a qualified column"),
+                    });
+                };
+                let mut value = operand.to_json(first)?;
+                if let Value::Object(map) = &mut value {
+                    map.insert("as".to_owned(), Value::String(alias.clone()));
+                }
+                value
+            }
         })
     }
 
     fn from_json(value: &Value, first: bool) -> Result<Operand, Error> {
         match value {
             Value::String(s) if s == "*" && first => Ok(Operand::Star),
-            Value::String(s) if first => Ok(Operand::Column(ColumnRef::new(s.as_str())?)),
+            Value::String(s) if first => Ok(Operand::Column(dotted_column(s)?)),
             Value::Object(map) if map.contains_key("function") => {
                 Ok(Operand::Function(Function::from_json(map)?))
             }
             Value::Object(map) if map.contains_key("from") => {
                 Ok(Operand::Select(Box::new(Select::from_map(map)?)))
             }
-            Value::Object(map) => match ColumnRef::from_qualified(map) {
-                Some(c) => Ok(Operand::Column(c?)),
-                None => Err(malformed("operand", map)),
-            },
+            Value::Object(map) if only_key(map, "select").is_some_and(Value::is_object) => {
+                Ok(Operand::Select(Box::new(Select::from_json(&map["select"])?)))
+            }
+            Value::Object(map) => {
+                if let Some(c) = ColumnRef::from_qualified(map) {
+                    return Ok(Operand::Column(c?));
+                }
+                if let Some(f) = Function::from_short(map) {
+                    return Ok(Operand::Function(f?));
+                }
+                // `{"t":"col","as":"x"}`: a qualified column with an alias.
+                let mut rest = map.clone();
+                let Some(Value::String(alias)) = rest.remove("as") else {
+                    return Err(malformed("operand", map));
+                };
+                let Some(column) = ColumnRef::from_qualified(&rest) else {
+                    return Err(malformed("operand", map));
+                };
+                check_identifier(&alias)?;
+                Ok(Operand::Aliased { operand: Box::new(Operand::Column(column?)), alias })
+            }
             Value::Array(_) => Err(Error::Malformed {
                 what: "operand",
                 detail: format!("unexpected array {value}"),
@@ -517,6 +604,13 @@ impl Expr {
                 Value::Array(items) => {
                     Err(Error::Arity { op: "not".to_owned(), expected: "1", got: items.len() })
                 }
+                // `{"not":"disabled"}`: a boolean column, read as `disabled = true`, which is
+                // NULL, true or false exactly when `disabled` is.
+                Value::String(column) => Ok(Expr::Not(Box::new(Expr::Compare {
+                    op: CompareOp::Eq,
+                    left: Operand::Column(dotted_column(column)?),
+                    right: Operand::Literal(Scalar::Bool(true)),
+                }))),
                 bare => Ok(Expr::Not(Box::new(Expr::from_json(bare)?))),
             };
         }
@@ -553,6 +647,12 @@ impl Expr {
                 let list = match &items[1..] {
                     [Value::Object(m)] if m.contains_key("from") => {
                         InList::Select(Box::new(Select::from_map(m)?))
+                    }
+                    [Value::Object(m)] if only_key(m, "select").is_some_and(Value::is_object) => {
+                        InList::Select(Box::new(Select::from_json(&m["select"])?))
+                    }
+                    [Value::Object(m)] if only_key(m, "values").is_some() => {
+                        InList::Values(in_values(&m["values"])?)
                     }
                     rest => InList::Values(
                         rest.iter()
@@ -631,7 +731,7 @@ impl OrderBy {
         match value {
             Value::String(s) => {
                 let (column, direction) = split_direction(s)?;
-                Ok(OrderBy { column: ColumnRef::new(column)?, direction })
+                Ok(OrderBy { column: dotted_column(column)?, direction })
             }
             Value::Object(map) if map.len() == 1 => {
                 let (table, v) = map.iter().next().expect("one entry");
@@ -799,6 +899,12 @@ impl FromClause {
                                 detail: format!("unexpected {item}"),
                             });
                         };
+                        // A further `{"table":…}` entry is a cross join: an inner join without
+                        // a condition.
+                        if map.contains_key("table") && !map.contains_key("join") {
+                            let table = table_ref(item)?;
+                            return Ok(Join { table, kind: JoinKind::Inner, on: None });
+                        }
                         reject_unknown_keys("join", map, &["join", "join_type", "as", "on"])?;
                         let name = map
                             .get("join")
@@ -850,6 +956,11 @@ pub struct Select {
     pub where_: Option<Expr>,
     /// `group_by`: grouping columns.
     pub group_by: Vec<ColumnRef>,
+    /// `having`: the condition on groups, if any.
+    pub having: Option<Expr>,
+    /// A sub-select in `from`, `{"select":{…},"as":"q"}` as its first entry: when set,
+    /// `from.table.name` is the sub-select's alias (`q`) and names no catalog table.
+    pub from_select: Option<Box<Select>>,
     /// `order_by`: sort keys, in order.
     pub order_by: Vec<OrderBy>,
     /// `limit`: at most this many rows.
@@ -869,6 +980,8 @@ impl Select {
             from: FromClause { table: TableRef { name, alias: None }, joins: Vec::new() },
             where_: None,
             group_by: Vec::new(),
+            having: None,
+            from_select: None,
             order_by: Vec::new(),
             limit: None,
             offset: None,
@@ -947,7 +1060,20 @@ impl Select {
         }
         let data = self.data.iter().map(|d| d.to_json(true)).collect::<Result<_, _>>()?;
         map.insert("data".to_owned(), Value::Array(data));
-        map.insert("from".to_owned(), self.from.to_json()?);
+        let mut from = self.from.to_json()?;
+        if let Some(sub) = &self.from_select {
+            if self.from.table.alias.is_some() {
+                return Err(Error::Unrepresentable {
+                    detail: "a sub-select in from is named by its table name alone".to_owned(),
+                });
+            }
+            let entry = serde_json::json!({"select": sub.to_json()?, "as": self.from.table.name});
+            match &mut from {
+                Value::Array(items) => items[0] = entry,
+                single => *single = entry,
+            }
+        }
+        map.insert("from".to_owned(), from);
         if let Some(w) = &self.where_ {
             map.insert("where".to_owned(), w.to_json()?);
         }
@@ -955,6 +1081,9 @@ impl Select {
             let group_by =
                 self.group_by.iter().map(ColumnRef::to_json).collect::<Result<_, _>>()?;
             map.insert("group_by".to_owned(), Value::Array(group_by));
+        }
+        if let Some(h) = &self.having {
+            map.insert("having".to_owned(), h.to_json()?);
         }
         match self.order_by.as_slice() {
             [] => {}
@@ -995,6 +1124,7 @@ impl Select {
                     | "where"
                     | "order_by"
                     | "group_by"
+                    | "having"
                     | "limit"
                     | "offset"
                     | "distinct"
@@ -1023,12 +1153,13 @@ impl Select {
             }
             Some(single) => vec![Operand::from_json(single, true)?],
         };
-        let from =
-            FromClause::from_json(map.get("from").ok_or(Error::Malformed {
-                what: "select",
-                detail: "missing \"from\"".to_owned(),
-            })?)?;
+        let from_value = map
+            .get("from")
+            .ok_or(Error::Malformed { what: "select", detail: "missing \"from\"".to_owned() })?;
+        let (from_value, from_select) = derived_table(from_value)?;
+        let from = FromClause::from_json(&from_value)?;
         let where_ = map.get("where").filter(|w| !w.is_null()).map(Expr::from_json).transpose()?;
+        let having = map.get("having").filter(|h| !h.is_null()).map(Expr::from_json).transpose()?;
         let order_by = match map.get("order_by") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => {
@@ -1059,6 +1190,8 @@ impl Select {
             from,
             where_,
             group_by,
+            having,
+            from_select,
             order_by,
             limit: unsigned(map, "limit")?,
             offset: unsigned(map, "offset")?,
@@ -1068,12 +1201,62 @@ impl Select {
 
 fn group_column(value: &Value) -> Result<ColumnRef, Error> {
     match value {
-        Value::String(s) => ColumnRef::new(s.as_str()),
+        Value::String(s) => dotted_column(s),
         Value::Object(map) => {
             ColumnRef::from_qualified(map).unwrap_or_else(|| Err(malformed("group_by", map)))
         }
         other => Err(Error::Malformed { what: "group_by", detail: format!("unexpected {other}") }),
     }
+}
+
+/// Takes a sub-select `{"select":{…},"as":"q"}` out of the first entry of `from`, leaving
+/// `{"table":"q"}` in its place for [`FromClause::from_json`]. The alias is required: a derived
+/// table needs a name (as in PostgreSQL before 16).
+fn derived_table(from: &Value) -> Result<(Value, Option<Box<Select>>), Error> {
+    let first = match from {
+        Value::Array(items) => items.first(),
+        single => Some(single),
+    };
+    let Some(Value::Object(map)) = first else { return Ok((from.clone(), None)) };
+    let Some(inner) = map.get("select").filter(|v| v.is_object()) else {
+        return Ok((from.clone(), None));
+    };
+    reject_unknown_keys("from", map, &["select", "as"])?;
+    let Some(alias) = optional_identifier(map, "as")? else {
+        return Err(Error::Malformed {
+            what: "from",
+            detail: "a sub-select in from needs an alias (\"as\")".to_owned(),
+        });
+    };
+    let sub = Select::from_json(inner)?;
+    let placeholder = serde_json::json!({"table": alias});
+    let from = match from {
+        Value::Array(items) => {
+            let mut items = items.clone();
+            items[0] = placeholder;
+            Value::Array(items)
+        }
+        _ => placeholder,
+    };
+    Ok((from, Some(Box::new(sub))))
+}
+
+/// The rows of `{"values":[["12345"],["123456"]]}` in `in`: one value each, all literals.
+fn in_values(rows: &Value) -> Result<Vec<Operand>, Error> {
+    let bad = || Error::Malformed {
+        what: "values",
+        detail: format!("expected a non-empty array of one-value rows, got {rows}"),
+    };
+    let Value::Array(rows) = rows else { return Err(bad()) };
+    if rows.is_empty() {
+        return Err(bad());
+    }
+    rows.iter()
+        .map(|row| match row {
+            Value::Array(one) if one.len() == 1 => Operand::from_json(&one[0], false),
+            _ => Err(bad()),
+        })
+        .collect()
 }
 
 fn unsigned(map: &Map<String, Value>, key: &'static str) -> Result<Option<u64>, Error> {

@@ -29,6 +29,7 @@ pub struct SimConfig {
     pub(crate) rate_limit: Option<u32>,
     pub(crate) session_ttl: Option<Duration>,
     pub(crate) offset: OffsetModel,
+    pub(crate) collation: Collation,
     pub(crate) username: String,
     pub(crate) password: String,
 }
@@ -47,6 +48,7 @@ impl Default for SimConfig {
             rate_limit: None,
             session_ttl: None,
             offset: OffsetModel::default(),
+            collation: Collation::default(),
             username: "admin".to_owned(),
             password: "admin".to_owned(),
         }
@@ -135,6 +137,14 @@ impl SimConfig {
         self
     }
 
+    /// How text sorts and compares with `<`, `>`, `min` and `max`: see [`Collation`]; default
+    /// [`Collation::C`], code-point order.
+    #[must_use]
+    pub fn collation(mut self, collation: Collation) -> SimConfig {
+        self.collation = collation;
+        self
+    }
+
     /// The one account `authorize_user` accepts; default `admin` / `admin`.
     #[must_use]
     pub fn credentials(
@@ -203,6 +213,31 @@ pub enum OffsetModel {
     /// nothing, as in PostgreSQL, whose Limit node then never runs its input.
     #[default]
     Materialize,
+}
+
+/// How text is ordered: by `order_by`, by `gt`/`gte`/`lt`/`lte`, and by `min`/`max`. Equality
+/// is byte equality under both (as under every deterministic PostgreSQL collation).
+///
+/// The real portal's database collation is unknown. PostgreSQL's `"C"` collation orders by code
+/// point (byte order of UTF-8), which is what SQLite does natively and costs nothing; a
+/// `ru_RU.UTF-8` or ICU database orders linguistically, ignoring case at the first level. A client
+/// must not depend on either, and running the same dump under both shows whether it does.
+///
+/// ```
+/// # use iptvportal_sim::{Collation, SimConfig};
+/// let linguistic = SimConfig::default().collation(Collation::Unicode);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Collation {
+    /// Code-point order, as PostgreSQL's `"C"` collation: `"B" < "a" < "Ё" < "а"`.
+    #[default]
+    C,
+    /// A simple locale-aware order: first by the text with every letter lowercased (Unicode case
+    /// mapping), so that case is a tie-breaker rather than the first difference; then by code
+    /// point. `"a" < "B" < "а" < "Б"`, `"ё"` after `"е"`. An approximation of a `*.UTF-8` locale,
+    /// not ICU: punctuation and accents are not ignored at the first level.
+    Unicode,
 }
 
 /// The default number of rows generated per catalog table: small enough to generate in well under a

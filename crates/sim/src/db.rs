@@ -92,7 +92,107 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
             })
         })?;
     }
+    for arity in [3, 4] {
+        conn.create_scalar_function("regexp_replace", arity, flags, |ctx| {
+            let text = |i: usize| -> rusqlite::Result<Option<String>> {
+                Ok(match ctx.get_raw(i) {
+                    ValueRef::Null => None,
+                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                        Some(String::from_utf8_lossy(t).into_owned())
+                    }
+                    ValueRef::Integer(v) => Some(v.to_string()),
+                    ValueRef::Real(f) => Some(f.to_string()),
+                })
+            };
+            // Strict, as PostgreSQL's: any NULL argument gives NULL.
+            let (Some(source), Some(pattern), Some(replacement)) = (text(0)?, text(1)?, text(2)?)
+            else {
+                return Ok(None);
+            };
+            let flags = if ctx.len() == 4 { text(3)? } else { Some(String::new()) };
+            let Some(flags) = flags else { return Ok(None) };
+            regexp_replace(&source, &pattern, &replacement, &flags)
+                .map(Some)
+                .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
+        })?;
+    }
+    // Registered on every connection (it costs nothing unused); the compiler writes
+    // `COLLATE unicode` only under `Collation::Unicode`.
+    conn.create_collation(crate::sql::UNICODE_COLLATION, unicode_order)?;
     Ok(())
+}
+
+/// PostgreSQL's `regexp_replace(source, pattern, replacement [, flags])`: the first match
+/// replaced, or every match with flag `g`; `i` ignores case, `c` respects it. In the replacement
+/// `\1`…`\9` are groups, `\&` the whole match, `\\` a backslash. The pattern is read by Rust's
+/// regex syntax, which agrees with PostgreSQL's advanced expressions on everything a portal
+/// client plausibly sends (classes, `\d`, quantifiers, groups, alternation, anchors) but has no
+/// back-references in the pattern.
+pub(crate) fn regexp_replace(
+    source: &str,
+    pattern: &str,
+    replacement: &str,
+    flags: &str,
+) -> Result<String, String> {
+    let (mut global, mut ignore_case) = (false, false);
+    for f in flags.chars() {
+        match f {
+            'g' => global = true,
+            'i' => ignore_case = true,
+            'c' => ignore_case = false,
+            other => return Err(format!("invalid regular expression option: \"{other}\"")),
+        }
+    }
+    let re = regex_automata::meta::Regex::builder()
+        .syntax(regex_automata::util::syntax::Config::new().case_insensitive(ignore_case))
+        .build(pattern)
+        .map_err(|e| format!("invalid regular expression: {e}"))?;
+    let mut out = String::with_capacity(source.len());
+    let mut last = 0;
+    for caps in re.captures_iter(source) {
+        let Some(m) = caps.get_match() else { continue };
+        out.push_str(&source[last..m.start()]);
+        let mut chars = replacement.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('&') => out.push_str(&source[m.range()]),
+                Some(d @ '1'..='9') => {
+                    let group = d as usize - '0' as usize;
+                    if let Some(span) = caps.get_group(group) {
+                        out.push_str(&source[span.range()]);
+                    }
+                }
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        }
+        last = m.end();
+        if !global {
+            break;
+        }
+    }
+    out.push_str(&source[last..]);
+    Ok(out)
+}
+
+/// [`Collation::Unicode`](crate::Collation::Unicode): the texts compared with every letter
+/// lowercased and `ё` read as `е` (as Russian dictionaries and locales order them at the first
+/// level), then, on a tie, by code point, so that different texts never compare equal.
+pub(crate) fn unicode_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |s: &str| {
+        s.chars()
+            .flat_map(char::to_lowercase)
+            .map(|c| if c == 'ё' { 'е' } else { c })
+            .collect::<Vec<_>>()
+    };
+    if a == b {
+        return std::cmp::Ordering::Equal;
+    }
+    key(a).cmp(&key(b)).then_with(|| a.cmp(b))
 }
 
 /// Runs `query` and writes its rows straight from SQLite's values into JSON text, without a
@@ -243,7 +343,8 @@ mod tests {
     /// Compiles `select` under `model` and runs it.
     fn answer(conn: &Connection, select: &Json, model: OffsetModel) -> (Compiled, Vec<u8>) {
         let parsed = iptvportal_query::Select::from_json(select).expect("a valid select");
-        let compiled = crate::sql::compile(&parsed, model).expect("a select the catalog accepts");
+        let compiled = crate::sql::compile(&parsed, model, crate::Collation::C)
+            .expect("a select the catalog accepts");
         let rows = run(conn, &compiled).unwrap_or_else(|e| panic!("{select}: {e}"));
         (compiled, rows)
     }

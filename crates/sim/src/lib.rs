@@ -8,7 +8,10 @@
 //!   like a real instance's (Cyrillic names, MAC addresses, multicast groups, id gaps, nulls).
 //! - **Selects** are parsed with `iptvportal-query`'s AST, the same types the client serializes, and
 //!   compiled to one SQLite statement in which every identifier is checked against the catalog and
-//!   every value is a bound parameter.
+//!   every value is a bound parameter. They are answered as a PostgreSQL-backed portal answers
+//!   them (the real one is): NULL order, type checking with PostgreSQL's errors, timestamp
+//!   literals, identifier case folding, DISTINCT and GROUP BY rules; text order is a
+//!   [`Collation`].
 //! - **Faults** (latency, HTTP 500, hangs, connection resets, rate limiting, session expiry) come
 //!   from a seeded RNG, so a failing test can be replayed.
 //!
@@ -43,7 +46,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{OffsetModel, SimConfig, default_rows};
+pub use config::{Collation, OffsetModel, SimConfig, default_rows};
 pub use error::Error;
 
 /// Counters of what the simulator has seen since it started.

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use iptvportal_sim::{OffsetModel, Sim, SimConfig};
+use iptvportal_sim::{Collation, OffsetModel, Sim, SimConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,6 +65,9 @@ struct ServeArgs {
     /// What a select's OFFSET costs the server (the rows are the same either way).
     #[arg(long, value_enum, default_value_t = Offset::Materialize)]
     offset: Offset,
+    /// How text sorts (`order_by`, `gt`/`lt`, `min`/`max`); equality is exact under both.
+    #[arg(long, value_enum, default_value_t = TextOrder::C)]
+    collation: TextOrder,
     /// The username `authorize_user` accepts.
     #[arg(long, default_value = "admin")]
     user: String,
@@ -88,6 +91,24 @@ impl From<Offset> for OffsetModel {
         match offset {
             Offset::Native => OffsetModel::Native,
             Offset::Materialize => OffsetModel::Materialize,
+        }
+    }
+}
+
+/// The values of `--collation`: [`Collation`] on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TextOrder {
+    /// Code-point order, as PostgreSQL's "C" collation.
+    C,
+    /// Linguistic: case and `ё`/`е` differences only break ties, as a UTF-8 locale orders.
+    Unicode,
+}
+
+impl From<TextOrder> for Collation {
+    fn from(order: TextOrder) -> Collation {
+        match order {
+            TextOrder::C => Collation::C,
+            TextOrder::Unicode => Collation::Unicode,
         }
     }
 }
@@ -127,6 +148,7 @@ fn config(args: ServeArgs) -> SimConfig {
         .timeout_rate(args.timeout_rate)
         .reset_rate(args.reset_rate)
         .offset(args.offset.into())
+        .collation(args.collation.into())
         .credentials(args.user, args.password);
     if let Some(db) = args.db {
         config = config.db_path(db);
@@ -227,6 +249,14 @@ mod tests {
         assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
         assert_eq!(OffsetModel::from(Offset::Native), OffsetModel::Native);
         assert_eq!(OffsetModel::from(Offset::Materialize), OffsetModel::default());
+    }
+
+    #[test]
+    fn collation_defaults_to_c_and_takes_unicode() {
+        assert_eq!(serve_args(&[]).unwrap().collation, TextOrder::C);
+        assert_eq!(serve_args(&["--collation", "unicode"]).unwrap().collation, TextOrder::Unicode);
+        assert!(serve_args(&["--collation", "ru_RU"]).is_err());
+        assert_eq!(Collation::from(TextOrder::C), Collation::default());
     }
 
     #[test]

@@ -453,9 +453,16 @@ async fn select(state: &AppState, call: Call) -> Response {
         Ok(s) => s,
         Err(e) => return rpc_error(StatusCode::OK, call.id, code::INVALID_PARAMS, e.to_string()),
     };
-    let compiled = match crate::sql::compile(&select, state.config.offset) {
+    let compiled = match crate::sql::compile(&select, state.config.offset, state.config.collation) {
         Ok(c) => c,
-        Err(e) => return rpc_error(StatusCode::OK, call.id, code::INVALID_PARAMS, e.0),
+        Err(crate::sql::InvalidSelect(message, refusal)) => {
+            let code = match refusal {
+                crate::sql::Refusal::Params => code::INVALID_PARAMS,
+                // What PostgreSQL itself would refuse comes back as every database error does.
+                crate::sql::Refusal::Database => code::DATABASE,
+            };
+            return rpc_error(StatusCode::OK, call.id, code, message);
+        }
     };
     tracing::debug!(sql = %compiled.sql, skip = compiled.skip, "select");
     match state.pool.select(compiled).await {

@@ -1,6 +1,8 @@
 //! The format matrix: every format × {plain, gzip} × {offset, id-range, id-range --parallel 3} ×
-//! {no filter, a filter}, plus `--all` with `--jobs 2` and a `--columns` subset, each output read
-//! back by pyarrow, DuckDB, pandas and Python's own modules and compared with the SQLite file.
+//! {no filter, a filter}, plus `--all` with `--jobs 2`, a `--columns` subset, and OFFSET dumps
+//! `--order-by` a nullable column, each output read back by pyarrow, DuckDB, pandas and Python's
+//! own modules and compared with the SQLite file (queried with PostgreSQL's NULL order, which the
+//! simulator follows).
 
 use std::time::Duration;
 
@@ -34,6 +36,36 @@ const TABLES: [Filtered; 3] = [
         table: "tv_program",
         args: &["--where", "channel_id__lte=150"],
         sql: "channel_id <= 150",
+    },
+];
+
+/// OFFSET dumps in the order of a nullable column (15% of `last_seen` is NULL), both directions,
+/// with `id` breaking ties so that the order is total; `sql` is the same order in SQLite with
+/// PostgreSQL's NULL placement spelled out (last ascending, first descending), the order a real
+/// portal, and so the simulator, returns.
+struct Ordered {
+    label: &'static str,
+    order_by: &'static str,
+    sql: &'static str,
+    /// A filter, so that an ordered dump is also a filtered one.
+    filter: Option<(&'static [&'static str], &'static str)>,
+}
+
+const ORDERED: [Ordered; 2] = [
+    Ordered {
+        label: "last-seen-asc",
+        order_by: "last_seen,id",
+        sql: "last_seen IS NULL, last_seen, id",
+        filter: None,
+    },
+    Ordered {
+        label: "last-seen-desc",
+        order_by: "last_seen DESC,id",
+        sql: "last_seen IS NOT NULL, last_seen DESC, id",
+        filter: Some((
+            &["--where", "last_seen__lt=2024-06-01"],
+            "last_seen < '2024-06-01 00:00:00'",
+        )),
     },
 ];
 
@@ -145,6 +177,40 @@ pub(crate) fn run(ctx: &Ctx, report: &mut crate::report::Report) {
                 let name = format!("all/{}/{table}", output.label());
                 cells.push(python::cell(&name, table, output, &dir, None, None));
             }
+        }
+    }
+
+    // OFFSET dumps ordered by a nullable column, in a row format and in Parquet.
+    for (i, ordered) in ORDERED.iter().enumerate() {
+        let output = if i % 2 == 0 {
+            Output { format: Format::Jsonl, gzip: true }
+        } else {
+            Output { format: Format::Parquet, gzip: false }
+        };
+        let name = format!("order-by/{}/{}/terminal", ordered.label, output.label());
+        let dir = root.join(name.replace('/', "-"));
+        let mut args = strings(&["dump", "terminal", "--out"]);
+        args.push(dir.display().to_string());
+        args.extend(output.args());
+        args.extend(Strategy::Offset.args());
+        args.extend(strings(&["--chunk-size", "700", "--order-by", ordered.order_by]));
+        args.extend(strings(&["--progress", "none"]));
+        if let Some((filter, _)) = ordered.filter {
+            args.extend(strings(filter));
+        }
+        let outcome = ctx.cli.cmd(&args).run(LIMIT).success();
+        let ok = outcome.is_ok();
+        report.check(&format!("matrix {name}: dump"), outcome);
+        if ok {
+            let where_sql = ordered.filter.map(|(_, sql)| sql);
+            cells.push(python::ordered_cell(
+                &name,
+                "terminal",
+                output,
+                &dir,
+                where_sql,
+                ordered.sql,
+            ));
         }
     }
 

@@ -88,7 +88,9 @@ fn wrong_arity() {
 
 #[test]
 fn identifiers_with_quotes_spaces_semicolons() {
-    for name in ["id; DROP TABLE x", "na\"me", "a b", "a'b", "id--", "", "1id", "a.b", "*x"] {
+    for name in
+        ["id; DROP TABLE x", "na\"me", "a b", "a'b", "id--", "", "1id", "a.b.c", ".b", "a.", "*x"]
+    {
         assert!(
             matches!(cond(&json!({"eq":[name,1]})), Err(Error::InvalidIdentifier { .. })),
             "{name}"

@@ -417,3 +417,82 @@ fn bad_names_in_public_fields_are_refused_on_write() {
     let s = Select::from("t").unwrap().data(vec![f.into()]);
     assert!(matches!(s.to_json(), Err(Error::InvalidIdentifier { .. })));
 }
+
+/// The read-only forms public sources show against real portals (docs/jsonsql-dialect.md, "Forms
+/// read but never written"): each parses to the tree of the canonical form, which is what is
+/// written back.
+#[test]
+fn read_only_forms_of_public_sources() {
+    // Dotted columns in data, function arguments, order_by and group_by.
+    select(
+        r#"{"data":["terminal.id",{"function":"count","args":["subscriber.id"]}],"from":"terminal","group_by":["subscriber.id","subscriber.username"],"order_by":"terminal.id DESC"}"#,
+        &expect![[
+            r#"{"data":[{"terminal":"id"},{"args":[{"subscriber":"id"}],"function":"count"}],"from":"terminal","group_by":[{"subscriber":"id"},{"subscriber":"username"}],"order_by":{"terminal":"id DESC"}}"#
+        ]],
+    );
+    // A qualified column with an alias; the short function form, nested.
+    select(
+        r#"{"data":[{"terminal_playlog":"start","as":"playlog__start"},{"concat":["protocol","://","inet_addr"],"as":"mrl"}],"from":"media"}"#,
+        &expect![[
+            r#"{"data":[{"as":"playlog__start","terminal_playlog":"start"},{"args":["protocol","://","inet_addr"],"as":"mrl","function":"concat"}],"from":"media"}"#
+        ]],
+    );
+    // `{"select":{…}}` and `{"values":[[…]]}` in `in`; a bare `not`; having.
+    cond(
+        r#"{"in":["subscriber_id",{"select":{"data":"id","from":"subscriber","where":{"eq":["username","test"]}}}]}"#,
+        &expect![[
+            r#"{"in":["subscriber_id",{"data":["id"],"from":"subscriber","where":{"eq":["username","test"]}}]}"#
+        ]],
+    );
+    cond(
+        r#"{"in":["username",{"values":[["12345"],["123456"]]}]}"#,
+        &expect![[r#"{"in":["username","12345","123456"]}"#]],
+    );
+    cond(r#"{"not":"disabled"}"#, &expect![[r#"{"not":[{"eq":["disabled",true]}]}"#]]);
+    select(
+        r#"{"data":["subscriber_id",{"function":"count","args":"*","as":"n"}],"from":"terminal","group_by":"subscriber_id","having":{"gt":[{"function":"count","args":"*"},2]}}"#,
+        &expect![[
+            r#"{"data":["subscriber_id",{"args":["*"],"as":"n","function":"count"}],"from":"terminal","group_by":["subscriber_id"],"having":{"gt":[{"args":["*"],"function":"count"},2]}}"#
+        ]],
+    );
+    // Further `{"table":…}` entries in from: a cross join.
+    select(
+        r#"{"data":"*","from":[{"table":"package"},{"table":"tv_category","as":"c"}]}"#,
+        &expect![[
+            r#"{"data":["*"],"from":["package",{"as":"c","join":"tv_category","join_type":"inner"}]}"#
+        ]],
+    );
+    // A sub-select in from, first and with a join; written back in the same form.
+    select(
+        r#"{"data":["*"],"from":[{"select":{"data":["id"],"from":"terminal"},"as":"q"},{"join":"subscriber","on":{"eq":[{"q":"id"},{"subscriber":"id"}]}}]}"#,
+        &expect![[
+            r#"{"data":["*"],"from":[{"as":"q","select":{"data":["id"],"from":"terminal"}},{"join":"subscriber","join_type":"inner","on":{"eq":[{"q":"id"},{"subscriber":"id"}]}}]}"#
+        ]],
+    );
+    select(
+        r#"{"data":"n","from":{"as":"q","select":{"data":{"function":"count","args":"*","as":"n"},"from":"terminal"}}}"#,
+        &expect![[
+            r#"{"data":["n"],"from":{"as":"q","select":{"data":[{"args":["*"],"as":"n","function":"count"}],"from":"terminal"}}}"#
+        ]],
+    );
+    // A first function argument that cannot be a column is a literal (`concat(':', port)`);
+    // such a tree has no canonical wire form, so it is read only.
+    let v: Value = serde_json::from_str(r#"{"coalesce":[{"concat":[":","port"]},""]}"#).unwrap();
+    let parsed = Select::from_json(&serde_json::json!({"data":[v],"from":"media"})).unwrap();
+    let Operand::Function(coalesce) = &parsed.data[0] else { panic!("{parsed:?}") };
+    let Operand::Function(concat) = &coalesce.args[0] else { panic!("{coalesce:?}") };
+    assert_eq!(concat.args[0], Operand::Literal(Scalar::String(":".to_owned())));
+    assert_eq!(concat.args[1], Operand::Literal(Scalar::String("port".to_owned())));
+    assert_eq!(coalesce.args[1], Operand::Literal(Scalar::String(String::new())));
+    // Still refused: a dotted name with more than one dot, `{"select":…}` as a select key.
+    for bad in [
+        serde_json::json!({"data":["a.b.c"],"from":"t"}),
+        serde_json::json!({"data":"*","from":"t","select":{"data":"*","from":"t"}}),
+        serde_json::json!({"data":[{"t":"a","as":"x y"}],"from":"t"}),
+        serde_json::json!({"data":"*","from":"t","where":{"in":["a",{"values":[[1,2]]}]}}),
+        serde_json::json!({"data":"*","from":{"select":{"data":"*","from":"t"}}}),
+        serde_json::json!({"data":"*","from":{"select":{"data":"*","from":"t"},"as":"q","on":1}}),
+    ] {
+        assert!(Select::from_json(&bad).is_err(), "{bad}");
+    }
+}

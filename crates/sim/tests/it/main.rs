@@ -2,6 +2,7 @@
 
 mod auth;
 mod binary;
+mod dialect;
 mod faults;
 mod generation;
 mod injection;

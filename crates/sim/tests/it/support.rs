@@ -77,6 +77,18 @@ impl Portal {
 pub(crate) fn open_db(path: &std::path::Path) -> Connection {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     conn.pragma_update(None, "case_sensitive_like", true).unwrap();
+    // The simulator's `unicode` collation (`--collation unicode`), so that expected answers
+    // can be written with `COLLATE unicode`: the same rule, written out independently.
+    conn.create_collation("unicode", |a: &str, b: &str| {
+        let key = |s: &str| {
+            s.chars()
+                .flat_map(char::to_lowercase)
+                .map(|c| if c == 'ё' { 'е' } else { c })
+                .collect::<Vec<_>>()
+        };
+        key(a).cmp(&key(b)).then_with(|| a.cmp(b))
+    })
+    .unwrap();
     conn
 }
 
