@@ -30,6 +30,11 @@ pub struct OutputShape {
     pub compression: Compression,
     /// The traversal strategy, which gives the saved cursor its meaning.
     pub strategy: Strategy,
+    /// The portal the rows came from (its API URL without credentials, or a name such as
+    /// `demo`), when the source tells it. A checkpoint of one portal never resumes against another;
+    /// a checkpoint or a source without one (states written before this field) is not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal: Option<String>,
 }
 
 /// One way in which a requested dump differs from a checkpoint.
@@ -76,6 +81,9 @@ impl OutputShape {
             compression_kind(requested.compression),
         );
         diff("strategy", self.strategy.to_string(), requested.strategy.to_string());
+        if let (Some(saved), Some(now)) = (&self.portal, &requested.portal) {
+            diff("portal", saved.clone(), now.clone());
+        }
         out
     }
 }

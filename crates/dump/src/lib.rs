@@ -49,7 +49,7 @@ pub use error::{Error, Invalid, Setting, Warning};
 pub use manager::{AsyncDumpManager, ProgressCallback};
 pub use progress::{DumpProgress, RunState};
 pub use service::DumpService;
-pub use source::{Portal, RetryHook};
+pub use source::{NamedPortal, Portal, RetryHook};
 pub use stats::{CountMismatch, DumpStats, Outcome};
 
 pub use iptvportal_sink::{

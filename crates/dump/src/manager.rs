@@ -141,7 +141,7 @@ impl AsyncDumpManager {
         // A table with nothing written yet has nothing to protect: it is locked before its first
         // write, once its output directory exists (and no lock file is left by a failed request).
         let table_lock = self.lock(LockMode::IfPresent).await?;
-        match crate::plan::plan(&self.config, self.store.as_ref()).await? {
+        match crate::plan::plan(&self.config, self.store.as_ref(), self.portal.identity()).await? {
             Start::AlreadyComplete(state) => {
                 // "Complete" is said only of files that are still what the checkpoint says.
                 let spec = self.config.sink_spec(state.schema.clone());

@@ -50,11 +50,16 @@ impl Plan {
 
 /// Validates `config` and decides where its run starts. Reads the checkpoint; sends nothing and
 /// touches no output file.
-pub(crate) async fn plan(config: &DumpConfig, store: &dyn CheckpointStore) -> Result<Start, Error> {
+pub(crate) async fn plan(
+    config: &DumpConfig,
+    store: &dyn CheckpointStore,
+    portal: Option<String>,
+) -> Result<Start, Error> {
     let table = config.table.as_str();
     let known = iptvportal_catalog::table(table);
     config.validate_for(known)?;
-    let shape = shape(config)?;
+    let mut shape = shape(config)?;
+    shape.portal = portal;
 
     // What the checkpoint says, unless told to start over.
     let starting_over = !config.resume || config.resume_offset.is_some();
@@ -133,6 +138,7 @@ fn shape(config: &DumpConfig) -> Result<OutputShape, Error> {
         format: config.format,
         compression: config.compression(),
         strategy: config.strategy,
+        portal: None,
     })
 }
 

@@ -16,6 +16,7 @@ fn shape() -> OutputShape {
         format: Format::Jsonl,
         compression: Compression::None,
         strategy: Strategy::IdRange,
+        portal: Some("http://127.0.0.1:4000/api".to_owned()),
     }
 }
 
@@ -191,6 +192,22 @@ fn shape_differences_name_each_changed_option() {
     assert_eq!(fields, ["columns", "filter", "format", "compression"]);
     let text = saved.differences(&requested)[2].to_string();
     assert_eq!(text, "format was jsonl and is now csv");
+
+    // Another portal's rows never resume this one's; a side that does not say is not compared
+    // (a state written before the field existed, or a source without an identity).
+    let elsewhere = OutputShape { portal: Some("https://acme/api".to_owned()), ..shape() };
+    let differences = saved.differences(&elsewhere);
+    assert_eq!(
+        differences.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["portal was http://127.0.0.1:4000/api and is now https://acme/api"]
+    );
+    let unsaid = OutputShape { portal: None, ..shape() };
+    assert!(unsaid.differences(&saved).is_empty() && saved.differences(&unsaid).is_empty());
+    // An old state file, without the field, reads as not saying.
+    let mut old = serde_json::to_value(state("terminal")).unwrap();
+    old["shape"].as_object_mut().unwrap().remove("portal");
+    let old: DumpState = serde_json::from_value(old).unwrap();
+    assert_eq!(old.shape.portal, None);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use iptvportal_client::Client;
-use iptvportal_dump::{AsyncDumpManager, DumpConfig, DumpService, DumpStats, Error};
+use iptvportal_dump::{AsyncDumpManager, DumpConfig, DumpService, DumpStats, Error, NamedPortal};
 use iptvportal_query::{Q, parse_filters, parse_where_json};
 
 use crate::args::{ConnectionArgs, DumpArgs, ProgressMode};
@@ -44,7 +44,17 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
         None => progress::callback(args.progress),
     };
 
-    let service = DumpService::new(client.clone());
+    // A demo portal listens on a new port every run, over the same generated data: it is known
+    // by its name (and its row counts), so that an interrupted demo dump resumes.
+    let service = if connection.demo {
+        let rows: Vec<String> =
+            connection.demo_rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
+        let name =
+            if rows.is_empty() { "demo".to_owned() } else { format!("demo {}", rows.join(",")) };
+        DumpService::new(NamedPortal::new(client.clone(), name))
+    } else {
+        DumpService::new(client.clone())
+    };
     let interrupted = watch_signals(service.clone(), bars.clone(), connected.before_exit())?;
 
     // Results by table, in the order the tables were given.

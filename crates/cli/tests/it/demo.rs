@@ -142,3 +142,29 @@ fn demo_with_connection_options_is_a_usage_error() {
         assert!(!r.stderr.contains("demo: using"), "{}", r.stderr);
     }
 }
+
+#[test]
+fn a_demo_checkpoint_resumes_only_with_the_same_demo_data() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("dumps");
+    let dump = |rows: &str| {
+        run(bare()
+            .args(["dump", "--demo", "--demo-rows", rows, "terminal", "--progress", "none"])
+            .arg("--out")
+            .arg(&out))
+    };
+    assert_eq!(dump(TINY).code, 0);
+    // A new demo portal (another port) with the same data is the same portal...
+    let again = dump(TINY);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    // ...and one with other data is not.
+    let other = dump("terminal=300,tv_program=10,terminal_playlog=10");
+    assert_eq!(other.code, 1, "{}", other.stderr);
+    assert!(
+        other.stderr.contains(
+            "was written with other options (portal was demo terminal=200,tv_program=10,terminal_playlog=10 and is now demo terminal=300,tv_program=10,terminal_playlog=10)"
+        ),
+        "{}",
+        other.stderr
+    );
+}

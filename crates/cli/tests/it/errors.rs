@@ -205,6 +205,11 @@ fn every_documented_error() {
     let mut c = portal.dump(&out);
     c.args(["terminal", "--chunk-size", "100"]);
     add("changed-output", c, Some(out));
+    // A checkpoint of one portal, and a dump against another (the slow simulator, same data).
+    let out = done("other-portal");
+    let mut c = slow.dump(&out);
+    c.args(["terminal", "--chunk-size", "100"]);
+    add("other-portal", c, Some(out));
     let out = done("other-options");
     let mut c = portal.dump(&out);
     c.args(["terminal", "--chunk-size", "100", "--columns", "id,mac_addr"]);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use iptvportal_checkpoint::{CheckpointStore, FileStore};
 use iptvportal_dump::{
-    DumpConfig, DumpService, DumpStrategy, Error, Format, Invalid, TraversalInvalid,
+    DumpConfig, DumpService, DumpStrategy, Error, Format, Invalid, NamedPortal, TraversalInvalid,
 };
 use iptvportal_query::{ColumnRef, CompareOp, Expr, Operand, Scalar};
 use iptvportal_sim::SimConfig;
@@ -93,7 +93,9 @@ fn a_non_transient_error_fails_fast_and_leaves_the_checkpoint_intact() {
         let good = sim(data()).await;
         let dir = tempfile::tempdir().unwrap();
         let cfg = config("terminal", dir.path());
-        let service = DumpService::new(client(&good));
+        // One portal, whose credentials change below: two simulators known by one name.
+        let portal = |sim: &iptvportal_sim::Sim| NamedPortal::new(client(sim), "the portal");
+        let service = DumpService::new(portal(&good));
         let canceller = service.clone();
         let cb: iptvportal_dump::ProgressCallback = std::sync::Arc::new(move |p| {
             if p.chunks_completed == 2 {
@@ -106,7 +108,7 @@ fn a_non_transient_error_fails_fast_and_leaves_the_checkpoint_intact() {
 
         // The same data behind other credentials: the login is refused, which no retry can fix.
         let locked = sim(data().credentials("admin", "changed")).await;
-        let err = DumpService::new(client(&locked)).dump(cfg.clone(), None).await.unwrap_err();
+        let err = DumpService::new(portal(&locked)).dump(cfg.clone(), None).await.unwrap_err();
         assert!(!err.is_transient());
         assert!(err.to_string().contains("invalid username or password"), "{err}");
         assert_eq!(locked.stats().authorize_calls, 1, "a refused login is not retried");

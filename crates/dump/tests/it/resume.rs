@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use iptvportal_checkpoint::{CheckpointStore, FileStore};
 use iptvportal_dump::{
-    AsyncDumpManager, DumpConfig, DumpService, DumpStrategy, Error, Format, Outcome,
+    AsyncDumpManager, DumpConfig, DumpService, DumpStrategy, Error, Format, NamedPortal, Outcome,
     ProgressCallback, RunState,
 };
 use iptvportal_query::Q;
@@ -237,6 +237,38 @@ fn a_complete_dump_reruns_as_a_no_op_and_reset_starts_over() {
         let stats = manager.run(None).await.unwrap();
         assert_eq!(stats.outcome, Outcome::Completed);
         assert_eq!(snapshot(dir.path(), "terminal", Format::Parquet, false), first);
+    });
+}
+
+#[test]
+fn a_checkpoint_resumes_only_against_the_portal_it_came_from() {
+    runtime().block_on(async {
+        let first = sim(sim_config().latency(Duration::from_millis(2))).await;
+        // The same data at another address: still another portal.
+        let other = sim(sim_config()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config("terminal", dir.path());
+        let service = DumpService::new(client(&first));
+        let canceller = service.clone();
+        let (callback, _) = after_chunks(2, move || {
+            canceller.cancel("terminal");
+        });
+        service.dump(cfg.clone(), Some(callback)).await.unwrap_err();
+        let state = FileStore::new(dir.path()).load("terminal").await.unwrap().unwrap();
+        let identity = first.url().trim_end_matches('/').to_owned();
+        assert_eq!(state.shape.portal.as_deref(), Some(identity.as_str()));
+
+        let err = DumpService::new(client(&other)).dump(cfg.clone(), None).await.unwrap_err();
+        let Error::ShapeMismatch { ref differences, .. } = err else { panic!("{err:?}") };
+        assert_eq!(differences.iter().map(|d| d.field).collect::<Vec<_>>(), ["portal"]);
+        assert_eq!(other.stats().select_calls, 0, "refused before any request");
+        // Under a name of its own, a portal is known by the name, whatever its address.
+        let named = |sim: &iptvportal_sim::Sim| NamedPortal::new(client(sim), "demo");
+        let err = DumpService::new(named(&other)).dump(cfg.clone(), None).await.unwrap_err();
+        assert!(matches!(err, Error::ShapeMismatch { .. }), "{err:?}");
+        // The portal it came from resumes it.
+        let stats = service.dump(cfg, None).await.unwrap();
+        assert_eq!(stats.progress.dumped_rows, ROWS);
     });
 }
 
