@@ -1,6 +1,7 @@
 //! Turning any failure into the one line a user sees: `error: <what happened>; <what to do>`.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use iptvportal_client::Error as ClientError;
 
@@ -32,11 +33,8 @@ pub(crate) fn render(error: &anyhow::Error) -> String {
     }
     // `{:#}` joins any context with the cause on one line; newlines inside a server's message are
     // flattened so that the error stays one line.
-    let what = format!("{error:#}").replace(['\n', '\r'], " ");
-    match hint(error) {
-        Some(hint) => format!("error: {what}; {hint}"),
-        None => format!("error: {what}"),
-    }
+    let what = format!("{error:#}");
+    one_line(&what, hint(error).as_deref())
 }
 
 /// The line printed for a table whose dump failed: `error: <table>: <what happened>; <what to do>`.
@@ -96,13 +94,38 @@ pub(crate) fn checkpoint_hint(error: &iptvportal_checkpoint::Error) -> &'static 
     }
 }
 
-/// `error: <what>; <hint>` on one line.
+/// `error: <what>; <hint>` on one line. Newlines inside a message (a server's) are flattened, and
+/// a word too long to read (user input of any length, echoed by a library or by the portal) is
+/// cut to its start.
 fn one_line(what: &str, hint: Option<&str>) -> String {
-    let what = what.replace(['\n', '\r'], " ");
+    let what = shorten_words(&what.replace(['\n', '\r'], " "));
     match hint {
         Some(hint) => format!("error: {what}; {hint}"),
         None => format!("error: {what}"),
     }
+}
+
+/// The longest run of non-blank characters an error line repeats whole, and how much of a longer
+/// one it keeps: a `--where-json` or a column name can be thousands of characters long.
+const LONGEST_WORD: usize = 100;
+const KEPT: usize = 60;
+
+fn shorten_words(line: &str) -> String {
+    let mut out = String::with_capacity(line.len().min(1024));
+    for (i, word) in line.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let chars = word.chars().count();
+        if chars > LONGEST_WORD {
+            out.extend(word.chars().take(KEPT));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "… ({chars} characters)");
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
 }
 
 /// A refused option, in the words of this command line: the message when the library's names
@@ -267,6 +290,26 @@ mod tests {
         assert!(http(404).contains("check that --portal / IPTVPORTAL_URL"), "{}", http(404));
         let e = anyhow::Error::from(Hinted::new("no portal given", "pass --portal"));
         assert_eq!(render(&e), "error: no portal given; pass --portal");
+    }
+
+    #[test]
+    fn user_input_of_any_length_is_echoed_by_its_start_only() {
+        let long = "x".repeat(3000);
+        let e = anyhow::Error::from(Hinted::new(
+            format!("invalid identifier \"{long}\""),
+            "see --help",
+        ));
+        let line = render(&e);
+        assert_eq!(
+            line,
+            format!(
+                "error: invalid identifier \"{}… (3002 characters); see --help",
+                "x".repeat(59)
+            )
+        );
+        // Words of ordinary length, paths and lists stay whole.
+        let e = anyhow::Error::from(Hinted::new("unknown column a (columns of t: a, b)", "fix it"));
+        assert_eq!(render(&e), "error: unknown column a (columns of t: a, b); fix it");
     }
 
     #[test]

@@ -159,3 +159,21 @@ fn a_second_dump_of_a_table_being_written_is_refused_and_status_shows_the_writer
         "{status}"
     );
 }
+
+#[test]
+fn an_error_line_echoes_only_the_start_of_long_input() {
+    let root = tempfile::tempdir().unwrap();
+    let long = "x".repeat(3000);
+    let columns = format!("id,{long}");
+    let r = run(bare()
+        .args(["dump", "--demo", "--demo-rows", "terminal=10", "terminal", "--columns"])
+        .arg(&columns)
+        .arg("--out")
+        .arg(root.path().join("out")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // The demo's notice, then the one error line.
+    let line = r.stderr.lines().last().unwrap();
+    assert!(line.len() < 400, "{} characters: {line}", line.len());
+    assert!(line.starts_with("error: terminal: unknown column xxxx"), "{line}");
+    assert!(line.contains("… (3000 characters)"), "{line}");
+}
