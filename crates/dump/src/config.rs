@@ -248,7 +248,7 @@ impl DumpConfig {
         self.validate_for(iptvportal_catalog::table(&self.table))
     }
 
-    pub(crate) fn validate_for(&self, known: Option<&Table>) -> Result<(), Error> {
+    fn validate_for(&self, known: Option<&Table>) -> Result<(), Error> {
         if !is_identifier(&self.table) {
             return Err(self.invalid(Invalid::TableName));
         }

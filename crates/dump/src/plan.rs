@@ -48,8 +48,8 @@ impl Plan {
     }
 }
 
-/// Validates `config` and decides where its run starts. Reads the checkpoint; sends nothing and
-/// touches no output file.
+/// Decides where a run of `config` starts. Reads the checkpoint; sends nothing and touches no
+/// output file. The caller has validated `config` (before taking the table's lock).
 pub(crate) async fn plan(
     config: &DumpConfig,
     store: &dyn CheckpointStore,
@@ -57,7 +57,6 @@ pub(crate) async fn plan(
 ) -> Result<Start, Error> {
     let table = config.table.as_str();
     let known = iptvportal_catalog::table(table);
-    config.validate_for(known)?;
     let mut shape = shape(config)?;
     shape.portal = portal;
 
