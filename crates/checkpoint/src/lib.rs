@@ -28,5 +28,7 @@ mod store;
 
 pub use error::Error;
 pub use lock::{Holder, LockMode, TableLock, lock_file_name};
-pub use state::{DumpState, OutputShape, STATE_VERSION, ShapeDifference};
+pub use state::{
+    DumpState, OLDEST_STATE_VERSION, OutputShape, STATE_VERSION, ShapeDifference, seal, unseal,
+};
 pub use store::{CheckpointStore, FileStore, Listing, MemoryStore, state_file_name};

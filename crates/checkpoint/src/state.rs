@@ -8,8 +8,15 @@ use iptvportal_traverse::{Cursor, Strategy};
 use serde::{Deserialize, Serialize};
 
 /// The newest state format this build writes and reads. Bump it when a field changes meaning;
-/// older files are then refused with a message rather than misread.
-pub const STATE_VERSION: u32 = 1;
+/// older files are then refused with a message rather than misread, unless a migration reads them.
+///
+/// Version 2 adds the manifest (`sink.files`: every output file's rows, bytes, CRC-32 and id
+/// range) and the seal (`check`). Version 1 states are still read: they have neither, and a
+/// resume computes the manifest once from the files (the sink does).
+pub const STATE_VERSION: u32 = 2;
+
+/// The oldest state format this build still reads.
+pub const OLDEST_STATE_VERSION: u32 = 1;
 
 /// Everything that shapes a dump's output. Two runs with equal shapes write the same files, so a
 /// checkpoint of one can resume the other; chunk size, parallelism, timeouts and retries do not
@@ -210,6 +217,128 @@ impl DumpState {
     pub fn completed(&self) -> Option<SystemTime> {
         self.completed_at.as_deref().and_then(parse_rfc3339)
     }
+
+    /// Checks that the state's fields agree with each other, as every state this tool writes
+    /// does: the first way they do not, in words. A state that fails here was edited by hand (or
+    /// written by a bug) and is never followed.
+    pub fn inconsistency(&self) -> Option<String> {
+        let sink = &self.sink;
+        if self.dumped_rows != sink.rows {
+            return Some(format!(
+                "it counts {} rows dumped but its output position holds {}",
+                self.dumped_rows, sink.rows
+            ));
+        }
+        if self.current_offset != self.cursor.current_offset(self.dumped_rows) {
+            return Some(format!(
+                "its offset {} does not follow from its cursor and its {} rows",
+                self.current_offset, self.dumped_rows
+            ));
+        }
+        if let Cursor::Id { after } = self.cursor
+            && after != self.current_id
+        {
+            return Some("its last id and its cursor differ".to_owned());
+        }
+        if self.is_complete != self.completed_at.is_some() {
+            return Some("it is complete without a completion time, or the reverse".to_owned());
+        }
+        if let Cursor::Offset { offset } = self.cursor
+            && offset < self.dumped_rows
+        {
+            return Some(format!("its offset {offset} is below its {} rows", self.dumped_rows));
+        }
+        if sink.files.is_empty() && sink.open_part.is_none() && sink.last_chunk.is_none() {
+            // Nothing committed yet, or a version 1 state: no manifest to compare with.
+            return None;
+        }
+        let (rows, bytes) = sink.files.iter().fold((0, 0), |(r, b), f| (r + f.rows, b + f.bytes));
+        if rows + sink.open_rows() != sink.rows || bytes != sink.bytes {
+            return Some(format!(
+                "its manifest lists {} rows in {bytes} bytes but its position says {} rows in {} \
+                 bytes",
+                rows + sink.open_rows(),
+                sink.rows,
+                sink.bytes
+            ));
+        }
+        if self.shape.format == iptvportal_sink::Format::Parquet {
+            if sink.files.len() != sink.file_index as usize {
+                return Some(format!(
+                    "its manifest lists {} parts but its position says {}",
+                    sink.files.len(),
+                    sink.file_index
+                ));
+            }
+        } else if sink.files.len() != 1 || sink.file_index != 0 || sink.open_part.is_some() {
+            return Some("a text output is one file".to_owned());
+        }
+        match sink.last_chunk {
+            Some(chunk) if chunk.offset > sink.bytes => {
+                Some(format!("its last chunk starts past its end, at byte {}", chunk.offset))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The name of the seal in a saved state: the CRC-32 of the rest of the state.
+const SEAL: &str = "check";
+
+/// `state` as the JSON a store saves: its fields plus `check`, the CRC-32 of the compact JSON of
+/// the others (keys sorted, so the same state always gives the same text). The seal catches a
+/// state changed by anything but this tool, a hand edit above all, before it is followed.
+pub fn seal(state: &DumpState) -> serde_json::Value {
+    let mut value = serde_json::to_value(state).expect("a state always serializes");
+    let crc = seal_of(&value);
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert(SEAL.to_owned(), serde_json::Value::String(crc.to_string()));
+    }
+    value
+}
+
+/// Reads a saved state, checking its seal (version 2 on; a version 1 state has none) and its
+/// consistency. The error says, in words, why the state is not to be followed.
+pub fn unseal(mut value: serde_json::Value) -> Result<DumpState, String> {
+    let saved = value.as_object_mut().and_then(|map| map.remove(SEAL));
+    let version = value.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    match saved {
+        Some(serde_json::Value::String(text)) => {
+            let crc = seal_of(&value);
+            if text.parse::<iptvportal_sink::Crc32>() != Ok(crc) {
+                return Err("it was edited or damaged: its check value does not match its \
+                            contents"
+                    .to_owned());
+            }
+        }
+        Some(_) => return Err("its check value is not a checksum".to_owned()),
+        None if version >= 2 => return Err("it has no check value".to_owned()),
+        None => {}
+    }
+    let state: DumpState = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    match state.inconsistency() {
+        Some(why) => Err(format!("it is inconsistent: {why}")),
+        None => Ok(state),
+    }
+}
+
+/// The text a store saves: [`seal`]'s JSON, pretty-printed with the fields in their declared
+/// order (the seed's first) and the seal last, which is easier to read than sorted keys.
+pub(crate) fn sealed_text(state: &DumpState) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Sealed<'a> {
+        #[serde(flatten)]
+        state: &'a DumpState,
+        check: String,
+    }
+    let check = seal_of(&serde_json::to_value(state).expect("a state always serializes"));
+    serde_json::to_vec_pretty(&Sealed { state, check: check.to_string() })
+        .expect("a state always serializes")
+}
+
+fn seal_of(value: &serde_json::Value) -> iptvportal_sink::Crc32 {
+    let text = serde_json::to_vec(value).expect("a JSON value always serializes");
+    iptvportal_sink::Crc32::of(&text)
 }
 
 /// The state's time format: RFC 3339 in UTC, to the second.

@@ -97,21 +97,23 @@ impl FileStore {
                 supported: STATE_VERSION,
             });
         }
-        let state: DumpState = serde_json::from_value(value)
-            .map_err(|e| Error::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
-        if state.version != STATE_VERSION {
+        if found < u64::from(crate::OLDEST_STATE_VERSION) {
             return Err(Error::Corrupt {
                 path: path.to_owned(),
-                detail: format!("unsupported format version {}", state.version),
+                detail: format!("unsupported format version {found}"),
             });
         }
+        let state = crate::state::unseal(value)
+            .map_err(|detail| Error::Corrupt { path: path.to_owned(), detail })?;
         Ok(Some(state))
     }
 
     fn save_blocking(&self, state: &DumpState) -> Result<(), Error> {
         let path = self.path(&state.table);
         let temp = self.temp_path(&state.table);
-        let mut text = serde_json::to_vec_pretty(state).expect("a state always serializes");
+        let mut state = state.clone();
+        state.version = STATE_VERSION;
+        let mut text = crate::state::sealed_text(&state);
         text.push(b'\n');
         let mut file = OpenOptions::new()
             .write(true)

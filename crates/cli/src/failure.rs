@@ -51,7 +51,7 @@ pub(crate) fn render_dump(error: &iptvportal_dump::Error) -> String {
         }
         E::Fetch { .. } => fetch_hint(error.is_transient(), error),
         E::Sink { .. } | E::Checkpoint { .. } if disk_full(error) => DISK_FULL_HINT.to_owned(),
-        E::Sink { source, .. } => sink_hint(source),
+        E::Sink { table, source } => sink_hint(table, source),
         E::Checkpoint { source, .. } => checkpoint_hint(source).to_owned(),
         E::OutputDir { .. } => "choose another --out or fix its permissions".to_owned(),
         E::ShapeMismatch { .. } => {
@@ -86,7 +86,8 @@ pub(crate) fn checkpoint_hint(error: &iptvportal_checkpoint::Error) -> &'static 
     use iptvportal_checkpoint::Error as E;
     match error {
         E::Corrupt { .. } => {
-            "start the table over with --reset (this also deletes its partial output)"
+            "a checkpoint is only followed as this tool wrote it; start the table over with \
+             --reset (this also deletes its output)"
         }
         E::Version { .. } => "upgrade iptvportal or start over with --reset",
         E::Locked { .. } => LOCKED_HINT,
@@ -156,12 +157,16 @@ fn config_advice(invalid: &iptvportal_dump::Invalid) -> (Option<String>, String)
 }
 
 /// What to do about a failed write.
-fn sink_hint(error: &iptvportal_dump::SinkError) -> String {
+fn sink_hint(table: &str, error: &iptvportal_dump::SinkError) -> String {
+    use iptvportal_dump::SinkError as S;
     match error {
-        iptvportal_dump::SinkError::ResumeMismatch { .. } => "start over with --reset".to_owned(),
-        iptvportal_dump::SinkError::Changed { .. } => {
-            "the output no longer matches its checkpoint: restore the file, or start the table over with --reset"
-                .to_owned()
+        S::ResumeMismatch { path, .. } | S::Changed { path, .. } => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let dir = dir.map_or_else(|| ".".to_owned(), |d| d.display().to_string());
+            format!(
+                "`iptvportal verify {dir} {table}` lists every difference; restore the files, \
+                 or start the table over with --reset (which deletes its output)"
+            )
         }
         _ => "check the output directory (free space, permissions); a rerun resumes from the last commit, --reset starts over"
             .to_owned(),
@@ -364,7 +369,7 @@ mod tests {
         assert!(!e.to_string().contains("--"), "{e}");
         assert_eq!(
             render_dump(&e),
-            "error: t: cannot resume /x/t.jsonl: it is shorter than the checkpoint says; the output was damaged or removed; start over with --reset"
+            "error: t: cannot resume /x/t.jsonl: it is shorter than the checkpoint says; the output was damaged or removed; `iptvportal verify /x t` lists every difference; restore the files, or start the table over with --reset (which deletes its output)"
         );
         let full = || std::io::Error::from(std::io::ErrorKind::StorageFull);
         let e = E::Sink {

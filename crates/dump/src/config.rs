@@ -222,7 +222,14 @@ impl DumpConfig {
             schema,
         );
         spec.parquet = self.parquet.clone();
-        spec
+        // The manifest records each file's id range: the catalog's id column, or for a table it
+        // does not know, a column named `id` if there is one.
+        let known = iptvportal_catalog::table(&self.table);
+        let id = match known {
+            Some(t) => t.id_column.map(str::to_owned),
+            None => Some(id_column(None)),
+        };
+        spec.with_id_column(id.as_deref())
     }
 
     /// The parsed sort order.

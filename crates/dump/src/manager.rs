@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use iptvportal_checkpoint::{CheckpointStore, DumpState, FileStore, LockMode, TableLock};
-use iptvportal_sink::SinkPosition;
+use iptvportal_sink::{Depth, SinkPosition};
 use iptvportal_traverse::{Chunk, Cursor, RowSource, Traversal};
 use tokio::sync::watch;
 
@@ -143,15 +143,18 @@ impl AsyncDumpManager {
         let table_lock = self.lock(LockMode::IfPresent).await?;
         match crate::plan::plan(&self.config, self.store.as_ref(), self.portal.identity()).await? {
             Start::AlreadyComplete(state) => {
-                // "Complete" is said only of files that are still what the checkpoint says.
+                // "Complete" is said only of files that are still what the manifest says, down to
+                // their checksums (reading them costs a fraction of writing them).
                 let spec = self.config.sink_spec(state.schema.clone());
                 let position = state.sink.clone();
-                blocking(move || iptvportal_sink::check_outputs(&spec, &position)).await.map_err(
-                    |source| Error::Sink {
-                        table: self.config.table.clone(),
-                        source: Box::new(source),
-                    },
-                )?;
+                blocking(move || {
+                    iptvportal_sink::check_outputs(&spec, &position, true, Depth::Full)
+                })
+                .await
+                .map_err(|source| Error::Sink {
+                    table: self.config.table.clone(),
+                    source: Box::new(source),
+                })?;
                 Ok(self.already_complete(&state, callback))
             }
             Start::Run(plan) => {
@@ -300,7 +303,19 @@ impl AsyncDumpManager {
         }
         // A resumed dump that never committed holds nothing worth keeping: it opens fresh.
         let position = (state.sink != SinkPosition::default()).then(|| state.sink.clone());
-        writer.open(self.config.sink_spec(state.schema.clone()), position).await
+        let spec = self.config.sink_spec(state.schema.clone());
+        if let Some(position) = &position {
+            // Every file the manifest names, at its size, and nothing else, before any file is
+            // cut back: the sink then rereads what it continues from (the last chunk).
+            let (spec, position) = (spec.clone(), position.clone());
+            blocking(move || iptvportal_sink::check_outputs(&spec, &position, false, Depth::Sizes))
+                .await
+                .map_err(|source| Error::Sink {
+                    table: self.config.table.clone(),
+                    source: Box::new(source),
+                })?;
+        }
+        writer.open(spec, position).await
     }
 
     /// Fetches, writes and commits chunks until the traversal ends, honouring pause and cancel.

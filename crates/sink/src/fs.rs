@@ -13,12 +13,14 @@ use crate::spec::{OutputFile, PartName, SinkSpec, part_index};
 pub(crate) struct Found {
     /// Where it is.
     pub(crate) path: PathBuf,
-    /// Which Parquet part (closed or temp) it is; `None` for the one file of a text format.
+    /// Which Parquet file (closed part, temp part or piece) it is; `None` for the one file of a
+    /// text format.
     pub(crate) part: Option<PartName>,
 }
 
 /// Every file of `spec`'s output that exists: the one file of a text format, or the closed and
-/// temp Parquet parts, closed parts first in index order. A missing directory holds none.
+/// temp Parquet parts and the pieces of parts being filled, closed parts first in index order
+/// (then temp parts, then pieces: [`PartName`]'s order). A missing directory holds none.
 ///
 /// The one scan behind listing, removing and resuming, so that the three cannot disagree about
 /// which files belong to a spec.
@@ -87,30 +89,44 @@ pub(crate) fn create_fresh(path: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
+/// Checks that `path` holds at least the `len` committed bytes, touching nothing.
+pub(crate) fn check_len(path: &Path, len: u64) -> Result<(), Error> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() >= len => Ok(()),
+        Ok(m) => Err(short(path, m.len(), len)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(missing(path, len)),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn missing(path: &Path, len: u64) -> Error {
+    Error::ResumeMismatch {
+        path: path.to_owned(),
+        reason: format!("the file is missing but the checkpoint says {len} bytes were written"),
+    }
+}
+
+fn short(path: &Path, actual: u64, len: u64) -> Error {
+    Error::ResumeMismatch {
+        path: path.to_owned(),
+        reason: format!(
+            "the file holds {actual} bytes but the checkpoint says {len} were committed"
+        ),
+    }
+}
+
 /// Opens `path` for appending after cutting it back to `len` bytes: whatever follows the
 /// committed length (a torn row, an unfinished gzip member, a closing `]`) is not part of the
 /// output. A missing or shorter file means the output is not the one the checkpoint describes.
 pub(crate) fn open_cut(path: &Path, len: u64) -> Result<File, Error> {
     let mut file = match OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(Error::ResumeMismatch {
-                path: path.to_owned(),
-                reason: format!(
-                    "the file is missing but the checkpoint says {len} bytes were written"
-                ),
-            });
-        }
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing(path, len)),
         Err(e) => return Err(Error::io(path, e)),
     };
     let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if actual < len {
-        return Err(Error::ResumeMismatch {
-            path: path.to_owned(),
-            reason: format!(
-                "the file holds {actual} bytes but the checkpoint says {len} were committed"
-            ),
-        });
+        return Err(short(path, actual, len));
     }
     if actual > len {
         file.set_len(len).map_err(|e| Error::io(path, e))?;

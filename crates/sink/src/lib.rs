@@ -5,7 +5,7 @@
 //! written so far durable (flush, `fsync`) and reports a [`SinkPosition`]; the orchestrator writes
 //! its checkpoint only after that. After a crash it reopens the sink with [`open`] at the last
 //! checkpointed position: the sink cuts its output back to exactly that position (a torn row, an
-//! unfinished gzip member, an unclosed Parquet part all fall away) and the orchestrator refetches
+//! unfinished gzip member, an uncommitted Parquet piece all fall away) and the orchestrator refetches
 //! from there. So the finished output of a dump killed at any instant and rerun is identical to an
 //! uninterrupted dump's: the same bytes for plain JSONL, CSV and JSON, the same decompressed bytes
 //! for gzip, the same schema and rows in order for Parquet.
@@ -17,7 +17,9 @@
 //!   async twins.
 //! - gzip output is a sequence of members, one per commit; every gzip reader reads it whole.
 //!   The default level is 1.
-//! - Parquet parts are written under a temp name and renamed when closed; columns are zstd level 1
+//! - Parquet is durable per chunk: each commit writes a small complete Parquet file (a piece), and
+//!   a full part is assembled from its pieces without decoding, under a temp name renamed when
+//!   closed; columns are zstd level 1
 //!   without dictionary encoding.
 //! - Values are checked against the [`Schema`] before anything is written; a value that does not
 //!   fit stops the dump with [`Error::TypeMismatch`] naming table, column and row, never a silent
@@ -39,21 +41,23 @@
 )]
 mod error;
 mod fs;
+mod manifest;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod schema;
 mod spec;
 mod text;
+mod verify;
 
 pub use error::{Error, RowId};
 pub use iptvportal_catalog::{ColumnType, Table};
+pub use manifest::{ChunkRecord, Crc32, FileRecord, IdRange, OpenPart};
 pub use schema::{ColumnSpec, Schema};
 pub use spec::{
     Compression, Format, OutputFile, OutputFileInfo, ParquetCodec, ParquetOptions, SinkPosition,
     SinkSpec,
 };
-
-use std::path::Path;
+pub use verify::{Depth, Problem, ProblemKind, check_outputs, verify};
 
 use serde_json::Value;
 
@@ -71,9 +75,9 @@ pub trait Sink: Send {
 
     /// Makes everything written so far durable and returns the new position if it moved.
     ///
-    /// Text formats always return `Some`. Parquet returns `Some` only when this commit closed a
-    /// part file (it had reached its row budget); rows of the open part are durable only when a
-    /// later commit or [`Sink::finish`] closes it, and are refetched after a crash.
+    /// Text formats always return `Some`. Parquet returns `Some` whenever rows were written since
+    /// the last commit (they are now a durable piece; when the part reached its row budget, it
+    /// was assembled and closed), `None` when nothing was.
     fn commit(&mut self) -> Result<Option<SinkPosition>, Error>;
 
     /// Completes the output (JSON's closing `]`, the last Parquet part) and makes it durable.
@@ -126,51 +130,6 @@ pub fn list_outputs(spec: &SinkSpec) -> Result<Vec<OutputFileInfo>, Error> {
     Ok(files)
 }
 
-/// Checks that `spec`'s finished output is still what `position` (the position [`Sink::finish`]
-/// reported) describes: the one text file at exactly its length, or exactly the Parquet parts
-/// `0..file_index`, no more, adding up to its bytes. It reads no file, only their sizes: a file
-/// that was truncated, extended, deleted, added or replaced by one of another size is caught; a
-/// changed byte that keeps the size is not.
-pub fn check_outputs(spec: &SinkSpec, position: &SinkPosition) -> Result<(), Error> {
-    let files = list_outputs(spec)?;
-    let changed = |path: &Path, reason: String| Error::Changed { path: path.to_owned(), reason };
-    if spec.format != Format::Parquet {
-        let path = spec.files().into_iter().find_map(|f| match f {
-            OutputFile::Path(path) => Some(path),
-            _ => None,
-        });
-        let path = path.unwrap_or_else(|| spec.dir.clone());
-        return match files.first() {
-            None => Err(changed(&path, "it is missing".to_owned())),
-            Some(file) if file.bytes != position.bytes => Err(changed(
-                &file.path,
-                format!("it is {} bytes, the checkpoint says {}", file.bytes, position.bytes),
-            )),
-            Some(_) => Ok(()),
-        };
-    }
-    for index in 0..position.file_index {
-        let part = spec.part_path(index);
-        if !files.iter().any(|f| f.path == part) {
-            return Err(changed(&part, "it is missing".to_owned()));
-        }
-    }
-    if let Some(extra) =
-        files.iter().find(|f| (0..position.file_index).all(|index| spec.part_path(index) != f.path))
-    {
-        return Err(changed(&extra.path, "the checkpoint lists no such part".to_owned()));
-    }
-    let bytes: u64 = files.iter().map(|f| f.bytes).sum();
-    if bytes != position.bytes {
-        let first = files.first().map_or_else(|| spec.dir.clone(), |f| f.path.clone());
-        return Err(changed(
-            &first,
-            format!("the parts hold {bytes} bytes, the checkpoint says {}", position.bytes),
-        ));
-    }
-    Ok(())
-}
-
 /// Deletes every file `spec` writes, Parquet parts and temp files included. Missing files (or a
 /// missing directory) are not an error.
 pub fn remove_outputs(spec: &SinkSpec) -> Result<(), Error> {
@@ -207,50 +166,111 @@ mod tests {
             .collect()
     }
 
+    fn record(name: &str, bytes: &[u8], rows: u64) -> FileRecord {
+        FileRecord {
+            name: name.into(),
+            rows,
+            bytes: bytes.len() as u64,
+            crc32: Crc32::of(bytes),
+            ids: None,
+        }
+    }
+
+    fn problems(
+        spec: &SinkSpec,
+        position: &SinkPosition,
+        complete: bool,
+        depth: Depth,
+    ) -> Vec<String> {
+        verify(spec, position, complete, depth)
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                let name = p.path.file_name().unwrap().to_string_lossy().into_owned();
+                format!("{name}: {}", p.kind)
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_finished_output_is_checked_against_its_position_by_size() {
+    fn a_text_output_is_verified_by_size_and_checksum() {
         let dir = tempfile::tempdir().unwrap();
         let text = spec(dir.path(), "t", Format::Jsonl, Compression::None);
-        let at = |bytes| SinkPosition { file_index: 0, bytes, rows: 1 };
-        assert!(matches!(check_outputs(&text, &at(5)), Err(Error::Changed { .. })));
-        touch(dir.path(), "t.jsonl", 5);
-        check_outputs(&text, &at(5)).unwrap();
-        let err = check_outputs(&text, &at(4)).unwrap_err();
+        let at = SinkPosition {
+            files: vec![record("t.jsonl", b"12345", 1)],
+            ..SinkPosition::bare(0, 5, 1)
+        };
+        assert_eq!(problems(&text, &at, true, Depth::Sizes), ["t.jsonl: it is missing"]);
+        std::fs::write(dir.path().join("t.jsonl"), b"12345").unwrap();
+        assert_eq!(problems(&text, &at, true, Depth::Full), Vec::<String>::new());
+        std::fs::write(dir.path().join("t.jsonl"), b"12x45").unwrap();
+        assert_eq!(problems(&text, &at, true, Depth::Sizes), Vec::<String>::new(), "same size");
+        let changed = problems(&text, &at, true, Depth::Full);
+        assert_eq!(changed.len(), 1);
+        assert!(changed[0].starts_with("t.jsonl: its contents changed (CRC-32 "), "{changed:?}");
+        std::fs::write(dir.path().join("t.jsonl"), b"123456").unwrap();
+        assert_eq!(
+            problems(&text, &at, true, Depth::Full),
+            ["t.jsonl: it is 6 bytes, the manifest says 5"]
+        );
+        // A resumable output may hold an unfinished chunk past its committed length.
+        assert_eq!(problems(&text, &at, false, Depth::Full), Vec::<String>::new());
+        std::fs::write(dir.path().join("t.jsonl"), b"1234").unwrap();
+        assert_eq!(
+            problems(&text, &at, false, Depth::Sizes),
+            ["t.jsonl: it is 4 bytes, the manifest says 5"]
+        );
+        let err = check_outputs(&text, &at, true, Depth::Sizes).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
-                "{} changed since it was written: it is 5 bytes, the checkpoint says 4",
+                "{} changed since it was written: it is 4 bytes, the manifest says 5",
                 dir.path().join("t.jsonl").display()
             )
         );
+    }
 
+    #[test]
+    fn parquet_parts_are_exactly_the_listed_ones() {
+        let dir = tempfile::tempdir().unwrap();
         let parts = spec(dir.path(), "p", Format::Parquet, Compression::None);
-        let two = SinkPosition { file_index: 2, bytes: 7, rows: 9 };
+        let two = SinkPosition {
+            files: vec![
+                record("p-00000.parquet", b"abc", 4),
+                record("p-00001.parquet", b"defg", 5),
+            ],
+            ..SinkPosition::bare(2, 7, 9)
+        };
         touch(dir.path(), "p-00000.parquet", 3);
-        assert!(
-            matches!(check_outputs(&parts, &two), Err(Error::Changed { .. })),
-            "part 1 missing"
-        );
+        assert_eq!(problems(&parts, &two, true, Depth::Sizes), ["p-00001.parquet: it is missing"]);
         touch(dir.path(), "p-00001.parquet", 4);
-        check_outputs(&parts, &two).unwrap();
+        assert_eq!(problems(&parts, &two, true, Depth::Sizes), Vec::<String>::new());
         // An unclosed part (temp name) is no output; a third closed one is stale.
         touch(dir.path(), ".p-00002.parquet.tmp", 4);
-        check_outputs(&parts, &two).unwrap();
+        assert_eq!(problems(&parts, &two, true, Depth::Sizes), Vec::<String>::new());
         touch(dir.path(), "p-00002.parquet", 4);
-        let err = check_outputs(&parts, &two).unwrap_err();
-        assert!(
-            err.to_string().contains(
-                "p-00002.parquet changed since it was written: the checkpoint lists no such part"
-            ),
-            "{err}"
+        assert_eq!(
+            problems(&parts, &two, true, Depth::Sizes),
+            ["p-00002.parquet: the manifest lists no such file"]
         );
         std::fs::remove_file(dir.path().join("p-00002.parquet")).unwrap();
         touch(dir.path(), "p-00001.parquet", 5);
-        assert!(
-            check_outputs(&parts, &two)
-                .unwrap_err()
-                .to_string()
-                .contains("the parts hold 8 bytes, the checkpoint says 7")
+        assert_eq!(
+            problems(&parts, &two, true, Depth::Sizes),
+            ["p-00001.parquet: it is 5 bytes, the manifest says 4"]
+        );
+        // Right sizes, wrong bytes: only the checksum sees it.
+        touch(dir.path(), "p-00001.parquet", 4);
+        let full = problems(&parts, &two, true, Depth::Full);
+        assert_eq!(full.len(), 2, "{full:?}");
+        assert!(full.iter().all(|p| p.contains("its contents changed")), "{full:?}");
+        // A position without records (an older checkpoint) is checked by total size.
+        let old = SinkPosition::bare(2, 7, 9);
+        assert_eq!(problems(&parts, &old, true, Depth::Full), Vec::<String>::new());
+        let old = SinkPosition::bare(2, 8, 9);
+        assert_eq!(
+            problems(&parts, &old, true, Depth::Full),
+            ["p-00000.parquet: it is 7 bytes, the manifest says 8"]
         );
     }
 

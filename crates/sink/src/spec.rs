@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::manifest::{ChunkRecord, FileRecord, IdRange, OpenPart};
 use crate::schema::Schema;
 
 /// An output format.
@@ -119,10 +120,10 @@ pub enum ParquetCodec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ParquetOptions {
-    /// Rows per row group. The writer holds at most one row group (plus one chunk) in memory.
-    /// The default, 16,384, keeps that buffer small: against 65,536 it lowered the peak RSS of a
-    /// 1,000,000-row dump by about 4.5 MiB and kept it from creeping up with the dump's length,
-    /// for the same file size (docs/benchmarks.md, memory).
+    /// The most rows in one row group. Each commit's chunk is a piece of its own, and a part is
+    /// assembled from the pieces' row groups as they are, so a part's row groups are the chunks
+    /// (a chunk larger than this is cut into row groups of this many rows). The default, 16,384,
+    /// bounds the writer's buffer for large chunks.
     pub row_group_rows: usize,
     /// Rows per part file. A part is closed at the first commit at which it holds at least this
     /// many rows, so parts end on chunk boundaries (and may exceed the budget by under a chunk).
@@ -161,6 +162,9 @@ pub struct SinkSpec {
     pub schema: Schema,
     /// Parquet layout; ignored by text formats.
     pub parquet: ParquetOptions,
+    /// The column whose values are the table's ids, if it has one among the columns written:
+    /// the manifest records each file's id range from it.
+    pub id_column: Option<String>,
 }
 
 impl SinkSpec {
@@ -179,7 +183,21 @@ impl SinkSpec {
             compression,
             schema,
             parquet: ParquetOptions::default(),
+            id_column: None,
         }
+    }
+
+    /// The same spec, recording id ranges from `column` when the schema has it.
+    #[must_use]
+    pub fn with_id_column(mut self, column: Option<&str>) -> SinkSpec {
+        self.id_column = column.filter(|c| self.schema.names().any(|n| n == *c)).map(str::to_owned);
+        self
+    }
+
+    /// The index in the schema of the id column, if any.
+    pub(crate) fn id_index(&self) -> Option<usize> {
+        let id = self.id_column.as_deref()?;
+        self.schema.names().position(|n| n == id)
     }
 
     /// Checks that the options fit together; [`crate::open`] calls it first.
@@ -269,8 +287,8 @@ impl SinkSpec {
 pub enum OutputFile {
     /// Exactly this file (the text formats).
     Path(PathBuf),
-    /// Parquet parts `{dir}/{table}-NNNNN.parquet` and their temp files
-    /// `{dir}/.{table}-NNNNN.parquet.tmp`.
+    /// Parquet parts `{dir}/{table}-NNNNN.parquet`, their temp files
+    /// `{dir}/.{table}-NNNNN.parquet.tmp` and their pieces `{dir}/.{table}-NNNNN.parquet.MMMMM.piece`.
     Parts {
         /// The directory.
         dir: PathBuf,
@@ -323,22 +341,38 @@ pub struct OutputFileInfo {
     pub bytes: u64,
 }
 
-/// What a Parquet-family file name is: a closed part or a part being written. Ordered closed
-/// parts first, each kind by index.
+/// What a Parquet-family file name is: a closed part, a part being assembled, or a committed
+/// piece of the part being filled. Ordered closed parts first, then temp parts, then pieces, each
+/// kind by index (pieces by part, then piece).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum PartName {
     /// `{table}-NNNNN.parquet`.
     Closed(u32),
     /// `.{table}-NNNNN.parquet.tmp`.
     Temp(u32),
+    /// `.{table}-NNNNN.parquet.MMMMM.piece`: piece `piece` (one commit's chunks, a complete
+    /// Parquet file) of part `part`.
+    Piece {
+        /// The part it belongs to.
+        part: u32,
+        /// Its number within the part, from 0.
+        piece: u32,
+    },
 }
 
 /// Parses a file name of `table`'s Parquet family. The match is exact (five or more digits and
-/// nothing else), so table `a` never claims table `a-00000`'s parts `a-00000-00000.parquet`.
+/// nothing else), so table `a` never claims table `a-00000`'s parts `a-00000-00000.parquet` or
+/// pieces `.a-00000-00000.parquet.00000.piece`.
 pub(crate) fn part_index(table: &str, name: &str) -> Option<PartName> {
     let digits = |s: &str| -> Option<u32> {
         (s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
     };
+    if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".piece")) {
+        // The last `.parquet.`: the piece's digits hold none, whatever the table's name holds.
+        let (head, piece) = rest.rsplit_once(".parquet.")?;
+        let part = head.strip_prefix(table)?.strip_prefix('-')?;
+        return Some(PartName::Piece { part: digits(part)?, piece: digits(piece)? });
+    }
     if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".parquet.tmp")) {
         let index = rest.strip_prefix(table)?.strip_prefix('-')?;
         return digits(index).map(PartName::Temp);
@@ -358,11 +392,24 @@ pub(crate) fn temp_part_name(table: &str, index: u32) -> String {
     format!(".{table}-{index:05}.parquet.tmp")
 }
 
-/// A committed position: everything before it is durable on disk.
+/// The hidden name of piece `piece` of part `part`: the rows of one commit, durable on their own
+/// until the part is assembled from its pieces.
+#[cfg(any(feature = "parquet", test))]
+pub(crate) fn piece_name(table: &str, part: u32, piece: u32) -> String {
+    format!(".{table}-{part:05}.parquet.{piece:05}.piece")
+}
+
+/// A committed position: everything before it is durable on disk, and the manifest of it.
 ///
 /// For text formats `file_index` is 0, `bytes` the committed length of the file. For Parquet
 /// `file_index` is the number of closed parts (the index of the next one) and `bytes` their total
-/// size. `rows` counts the rows durable in the output in both cases.
+/// size. `rows` counts the rows durable in the output in both cases: for Parquet the closed parts'
+/// rows plus those of the open part's committed pieces.
+///
+/// `files` is the manifest proper: every output file as committed, with its rows, bytes, CRC-32
+/// and id range (the one text file, growing with each commit; the closed Parquet parts). A
+/// position saved by a version before the manifest has none; [`crate::open`] computes them once
+/// from the files on resume.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinkPosition {
     /// The index of the file being appended to (text) or of the next part (Parquet).
@@ -371,6 +418,34 @@ pub struct SinkPosition {
     pub bytes: u64,
     /// The rows durable in the output.
     pub rows: u64,
+    /// Every output file as committed: the manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRecord>,
+    /// Text: the last committed chunk, which a resume rereads to check the file's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_chunk: Option<ChunkRecord>,
+    /// Parquet: the committed chunks of the part being filled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_part: Option<OpenPart>,
+}
+
+impl SinkPosition {
+    /// A position of `rows` rows in `bytes` bytes of file `file_index`, with no manifest: the
+    /// form of positions written before the manifest existed.
+    pub fn bare(file_index: u32, bytes: u64, rows: u64) -> SinkPosition {
+        SinkPosition { file_index, bytes, rows, ..SinkPosition::default() }
+    }
+
+    /// The rows of the committed Parquet pieces of the open part (0 for text).
+    pub fn open_rows(&self) -> u64 {
+        self.open_part.map_or(0, |p| p.rows)
+    }
+
+    /// The ids of every row committed, when the table has an id column.
+    pub fn ids(&self) -> Option<IdRange> {
+        let files = self.files.iter().map(|f| f.ids).fold(None, IdRange::join);
+        IdRange::join(files, self.open_part.and_then(|p| p.ids))
+    }
 }
 
 #[cfg(test)]
@@ -414,6 +489,32 @@ mod tests {
         assert_eq!(part_index("a-00000", "a-00000-00001.parquet"), Some(PartName::Closed(1)));
         assert_eq!(part_name("a", 3), "a-00003.parquet");
         assert_eq!(part_index("a", &temp_part_name("a", 3)), Some(PartName::Temp(3)));
+    }
+
+    #[test]
+    fn piece_names_match_exactly() {
+        let piece = |part, piece| Some(PartName::Piece { part, piece });
+        assert_eq!(piece_name("a", 3, 12), ".a-00003.parquet.00012.piece");
+        assert_eq!(part_index("a", &piece_name("a", 3, 12)), piece(3, 12));
+        assert_eq!(part_index("a", ".a-123456.parquet.100000.piece"), piece(123_456, 100_000));
+        // Another table's pieces, near misses, and the closed and temp names of the same part.
+        assert_eq!(part_index("a", &piece_name("a-00000", 0, 0)), None);
+        assert_eq!(part_index("a-00000", &piece_name("a-00000", 0, 1)), piece(0, 1));
+        assert_eq!(part_index("a", &piece_name("ab", 0, 0)), None);
+        assert_eq!(part_index("a", "a-00000.parquet.00000.piece"), None, "not hidden");
+        assert_eq!(part_index("a", ".a-00000.parquet.0000.piece"), None);
+        assert_eq!(part_index("a", ".a-00000.parquet.00000.piece.tmp"), None);
+        assert_eq!(part_index("a", ".a-00000.parquet.00000x.piece"), None);
+        assert_eq!(part_index("a", ".a-00000.00000.piece"), None);
+        // A table whose name looks like a piece's tail still parses at the last `.parquet.`.
+        let odd = "x.parquet.00001";
+        assert_eq!(part_index(odd, &piece_name(odd, 2, 3)), piece(2, 3));
+        assert_eq!(part_index("x", &piece_name(odd, 2, 3)), None);
+        // Closed parts sort first, then temp parts, then pieces by part and number.
+        let mut names = [piece(1, 0), piece(0, 2), Some(PartName::Temp(0)), piece(0, 10)];
+        names.sort();
+        assert_eq!(names, [Some(PartName::Temp(0)), piece(0, 2), piece(0, 10), piece(1, 0)]);
+        assert!(PartName::Closed(9) < PartName::Temp(0));
     }
 
     #[test]

@@ -4,7 +4,10 @@ use iptvportal_checkpoint::{
     CheckpointStore, DumpState, Error, FileStore, LockMode, MemoryStore, OutputShape,
     STATE_VERSION, lock_file_name, state_file_name,
 };
-use iptvportal_sink::{ColumnSpec, ColumnType, Compression, Format, Schema, SinkPosition};
+use iptvportal_sink::{
+    ChunkRecord, ColumnSpec, ColumnType, Compression, Crc32, FileRecord, Format, IdRange, Schema,
+    SinkPosition,
+};
 use iptvportal_traverse::{Cursor, Strategy};
 
 fn shape() -> OutputShape {
@@ -36,10 +39,23 @@ fn state(table: &str) -> DumpState {
         is_complete: false,
         last_error: None,
         cursor: Cursor::Id { after: Some(10_421) },
-        sink: SinkPosition { file_index: 0, bytes: 1_234_567, rows: 10_000 },
+        sink: SinkPosition {
+            files: vec![record("terminal.jsonl", 10_000, 1_234_567)],
+            last_chunk: Some(ChunkRecord { offset: 1_000_000, crc32: Crc32(7) }),
+            ..SinkPosition::bare(0, 1_234_567, 10_000)
+        },
         schema: Schema { columns: vec![ColumnSpec::new("id", ColumnType::Integer, false)] },
         shape: OutputShape { table: table.to_owned(), ..shape() },
     }
+}
+
+fn record(name: &str, rows: u64, bytes: u64) -> FileRecord {
+    let mut record = FileRecord::empty(name);
+    record.rows = rows;
+    record.bytes = bytes;
+    record.crc32 = Crc32(0x1234_abcd);
+    record.ids = Some(IdRange { min: 11, max: 10_421 });
+    record
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -54,7 +70,7 @@ fn file_store_round_trips_and_leaves_no_temp_file() {
         assert!(store.load("terminal").await.unwrap().is_none());
         store.save(&state("terminal")).await.unwrap();
         let mut next = state("terminal");
-        next.dumped_rows = 15_000;
+        next.chunks_completed = 3;
         store.save(&next).await.unwrap();
         assert_eq!(store.load("terminal").await.unwrap(), Some(next));
     });
@@ -263,4 +279,100 @@ fn a_memory_store_locks_a_table_once() {
         drop(held);
         assert!(store.lock("media", LockMode::Create).await.unwrap().is_some());
     });
+}
+
+/// Rewrites one field of a saved state file, as a hand edit would.
+fn edit(path: &std::path::Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    f(&mut value);
+    std::fs::write(path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn a_hand_edited_state_is_refused_and_its_seal_survives_reformatting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let path = store.path("terminal");
+    runtime().block_on(store.save(&state("terminal"))).unwrap();
+    // Rewriting the same contents in another layout is no edit.
+    edit(&path, |_| {});
+    assert_eq!(runtime().block_on(store.load("terminal")).unwrap(), Some(state("terminal")));
+    for (field, value) in [
+        ("current_offset", serde_json::json!(20_000)),
+        ("dumped_rows", serde_json::json!(9_000)),
+        ("check", serde_json::json!("00000000")),
+    ] {
+        runtime().block_on(store.save(&state("terminal"))).unwrap();
+        edit(&path, |v| v[field] = value);
+        let err = runtime().block_on(store.load("terminal")).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{field}: {err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "checkpoint {} is unreadable (it was edited or damaged: its check value does not \
+                 match its contents)",
+                path.display()
+            ),
+            "{field}"
+        );
+    }
+    runtime().block_on(store.save(&state("terminal"))).unwrap();
+    edit(&path, |v| {
+        v.as_object_mut().unwrap().remove("check");
+    });
+    let err = runtime().block_on(store.load("terminal")).unwrap_err();
+    assert!(err.to_string().contains("(it has no check value)"), "{err}");
+}
+
+#[test]
+fn an_inconsistent_state_is_refused_even_when_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let path = store.path("terminal");
+    let cases: [(&str, fn(&mut DumpState)); 5] = [
+        ("it counts 9000 rows dumped but its output position holds 10000", |s| {
+            s.dumped_rows = 9_000
+        }),
+        ("its last id and its cursor differ", |s| s.current_id = Some(5)),
+        (
+            "its manifest lists 10000 rows in 1234567 bytes but its position says 10000 rows in \
+             1234000 bytes",
+            |s| s.sink.bytes = 1_234_000,
+        ),
+        ("its last chunk starts past its end, at byte 2000000", |s| {
+            s.sink.last_chunk = Some(ChunkRecord { offset: 2_000_000, crc32: Crc32(1) })
+        }),
+        ("it is complete without a completion time, or the reverse", |s| s.is_complete = true),
+    ];
+    for (why, change) in cases {
+        let mut bad = state("terminal");
+        change(&mut bad);
+        assert_eq!(bad.inconsistency().as_deref(), Some(why));
+        // Sealed as this tool would seal it: the seal holds, the contents do not.
+        std::fs::write(&path, serde_json::to_vec(&iptvportal_checkpoint::seal(&bad)).unwrap())
+            .unwrap();
+        let err = runtime().block_on(store.load("terminal")).unwrap_err();
+        assert!(err.to_string().contains(&format!("(it is inconsistent: {why})")), "{err}");
+    }
+    assert_eq!(state("terminal").inconsistency(), None);
+}
+
+#[test]
+fn a_version_1_state_without_manifest_or_seal_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let mut old = state("terminal");
+    old.version = 1;
+    old.sink = SinkPosition::bare(0, 1_234_567, 10_000);
+    let value = serde_json::to_value(&old).unwrap();
+    assert!(value.get("check").is_none() && value["sink"].get("files").is_none());
+    std::fs::write(store.path("terminal"), serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    assert_eq!(runtime().block_on(store.load("terminal")).unwrap(), Some(old.clone()));
+    // Saved again, it is written as the current version, sealed.
+    runtime().block_on(store.save(&old)).unwrap();
+    let text = std::fs::read_to_string(store.path("terminal")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["version"], STATE_VERSION);
+    assert!(value["check"].is_string());
 }

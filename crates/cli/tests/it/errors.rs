@@ -205,6 +205,42 @@ fn every_documented_error() {
     let mut c = portal.dump(&out);
     c.args(["terminal", "--chunk-size", "100"]);
     add("changed-output", c, Some(out));
+    // One byte changed in the middle of a finished output: the size holds, the CRC-32 does not.
+    let out = done("changed-bytes");
+    let path = out.join("terminal.jsonl");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut c = portal.dump(&out);
+    c.args(["terminal", "--chunk-size", "100"]);
+    add("changed-bytes", c, Some(out));
+    // A checkpoint edited by hand (rows lowered) is refused, not followed.
+    let out = done("edited-state");
+    let state = out.join(".terminal.state.json");
+    let text = std::fs::read_to_string(&state).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["dumped_rows"] = serde_json::json!(100);
+    std::fs::write(&state, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    let mut c = portal.dump(&out);
+    c.args(["terminal", "--chunk-size", "100"]);
+    add("edited-state", c, Some(out));
+    // A resumable dump whose last committed chunk changed on disk: the resume does not continue.
+    let out = done("resume-changed");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = FileStore::new(&out);
+    let mut unfinished = rt.block_on(store.load("terminal")).unwrap().unwrap();
+    unfinished.is_complete = false;
+    unfinished.completed_at = None;
+    rt.block_on(store.save(&unfinished)).unwrap();
+    let path = out.join("terminal.jsonl");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut c = portal.dump(&out);
+    c.args(["terminal", "--chunk-size", "100"]);
+    add("resume-changed", c, Some(out));
     // A checkpoint of one portal, and a dump against another (the slow simulator, same data).
     let out = done("other-portal");
     let mut c = slow.dump(&out);

@@ -75,7 +75,7 @@ fn status_lists_complete_partial_and_corrupt_checkpoints() {
     expect_test::expect![[r"
         table       state       rows  total      %  format  strategy  updated               error
         media       failed       500   2000   25.0  jsonl   id-range  <time>                the portal did not answer
-        package     corrupt        -      -      -  -       -         -                     checkpoint <dir>/.package.state.json is unreadable (key must be a string at line 1 column 3); start the table over with --reset (this also deletes its partial output)
+        package     corrupt        -      -      -  -       -         -                     checkpoint <dir>/.package.state.json is unreadable (key must be a string at line 1 column 3); a checkpoint is only followed as this tool wrote it; start the table over with --reset (this also deletes its output)
         subscriber  incomplete   500   2000   25.0  jsonl   id-range  <time>              
         terminal    complete    1000   1000  100.0  csv.gz  offset    <time>              
     "]]

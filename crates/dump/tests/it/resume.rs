@@ -275,13 +275,28 @@ fn a_checkpoint_resumes_only_against_the_portal_it_came_from() {
 /// Something done to a finished output in its directory.
 type Tamper = fn(&std::path::Path);
 
+/// Changes one bit in the middle of a file, keeping its size.
+fn flip_middle(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(path, bytes).unwrap();
+}
+
 #[test]
 fn a_complete_output_changed_afterwards_is_not_called_complete() {
     runtime().block_on(async {
         let sim = sim(sim_config()).await;
         let service = DumpService::new(client(&sim));
         // (format, what is done to the finished output)
-        let cases: [(Format, &str, Tamper); 5] = [
+        let cases: [(Format, &str, Tamper); 8] = [
+            (Format::Jsonl, "one byte flipped", |d| flip_middle(&d.join("terminal.jsonl"))),
+            (Format::Csv, "one byte flipped in the middle", |d| {
+                flip_middle(&d.join("terminal.csv"));
+            }),
+            (Format::Parquet, "one byte flipped in a part", |d| {
+                flip_middle(&d.join("terminal-00000.parquet"));
+            }),
             (Format::Jsonl, "truncated", |d| {
                 let f = std::fs::OpenOptions::new().write(true).open(d.join("terminal.jsonl"));
                 f.unwrap().set_len(100).unwrap();

@@ -86,7 +86,7 @@ fn resuming_a_missing_or_short_file_is_refused() {
 
     // A Parquet checkpoint whose closed part is gone.
     let p = spec(dir.path(), Format::Parquet, Compression::None);
-    let err = open(&p, Some(&SinkPosition { file_index: 1, bytes: 10, rows: 5 })).err().unwrap();
+    let err = open(&p, Some(&SinkPosition::bare(1, 10, 5))).err().unwrap();
     assert!(
         matches!(err, Error::ResumeMismatch { ref path, .. } if path.ends_with("channel-00000.parquet")),
         "{err}"
@@ -108,6 +108,7 @@ fn remove_outputs_removes_parts_and_temps_and_nothing_else() {
     let keep = [
         "channel.jsonl",
         "channel-00000-00000.parquet",
+        ".channel-00000-00000.parquet.00000.piece",
         "other-00000.parquet",
         ".channel.state.json",
     ];
@@ -122,7 +123,11 @@ fn remove_outputs_removes_parts_and_temps_and_nothing_else() {
         v.sort();
         v
     };
-    assert!(names().contains(&".channel-00002.parquet.tmp".to_owned()), "{:?}", names());
+    // The committed piece of the open part and the uncommitted one after it.
+    for piece in [".channel-00002.parquet.00000.piece", ".channel-00002.parquet.00001.piece"] {
+        assert!(names().contains(&piece.to_owned()), "{:?}", names());
+    }
+    std::fs::write(dir.path().join(".channel-00003.parquet.tmp"), b"x").unwrap();
     remove_outputs(&s).unwrap();
     let mut expected: Vec<String> = keep.iter().map(|s| (*s).to_owned()).collect();
     expected.sort();

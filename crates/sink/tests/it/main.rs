@@ -4,6 +4,7 @@
 mod crash_resume;
 mod errors;
 mod formats;
+mod manifest;
 mod parquet_read;
 
 use std::path::Path;

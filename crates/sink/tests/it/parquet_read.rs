@@ -12,9 +12,10 @@ fn schema_and_values_read_back() {
     let s = spec(dir.path(), Format::Parquet, Compression::None);
     let mut sink = open(&s, None).unwrap();
     sink.write_chunk(&sample_rows()).unwrap();
-    assert_eq!(sink.commit().unwrap(), None, "a part under its budget stays open");
+    let pos = sink.commit().unwrap().expect("a commit is durable even in a part under its budget");
+    assert_eq!((pos.file_index, pos.rows, pos.open_part.map(|p| p.pieces)), (0, 5, Some(1)));
     let pos = sink.finish().unwrap();
-    assert_eq!((pos.file_index, pos.rows), (1, 5));
+    assert_eq!((pos.file_index, pos.rows, pos.open_part), (1, 5, None));
 
     let (schemas, rows) = parquet_output(&s);
     assert_eq!(schemas.len(), 1);
@@ -74,10 +75,12 @@ fn parts_rotate_on_commit_and_row_groups_stay_small() {
     let mut closed = Vec::new();
     for chunk in rows.chunks(3) {
         sink.write_chunk(chunk).unwrap();
-        closed.push(sink.commit().unwrap().map(|p| (p.file_index, p.rows)));
+        let pos = sink.commit().unwrap().unwrap();
+        closed.push((pos.file_index, pos.rows, pos.open_part.map(|p| p.rows)));
     }
-    // Parts close at the first commit with at least 4 rows: after 6 rows, then after 6 more (5).
-    assert_eq!(closed, [None, Some((1, 6)), None, Some((2, 11))]);
+    // Every commit moves the position; parts close at the first commit with at least 4 rows:
+    // after 6 rows, then after 6 more (5).
+    assert_eq!(closed, [(0, 3, Some(3)), (1, 6, None), (1, 9, Some(3)), (2, 11, None)]);
     let end = sink.finish().unwrap();
     assert_eq!((end.file_index, end.rows), (2, 11));
     let parts = parquet_parts(&s);
@@ -137,11 +140,12 @@ fn list_outputs_reports_the_closed_parts_with_their_sizes() {
     let mut last = None;
     for chunk in sample_rows().chunks(2) {
         sink.write_chunk(chunk).unwrap();
-        last = sink.commit().unwrap().or(last);
+        last = sink.commit().unwrap();
     }
-    // The fifth row sits in an open part, under its temp name: not an output yet.
+    // The fifth row is durable in a piece of the open part, a hidden file: not an output yet.
     let pos = last.unwrap();
-    assert_eq!((pos.file_index, pos.rows), (2, 4));
+    assert_eq!((pos.file_index, pos.rows, pos.open_rows()), (2, 5, 1));
+    assert!(dir.path().join(".channel-00002.parquet.00000.piece").exists());
     let listed = list_outputs(&s).unwrap();
     let paths: Vec<_> = listed.iter().map(|f| f.path.clone()).collect();
     assert_eq!(paths, [s.part_path(0), s.part_path(1)]);
