@@ -16,7 +16,8 @@
 //! 2. pipeline: a JSONL dump vs a fetch-and-discard loop sending the same requests;
 //! 3. formats: jsonl, csv, json (plain and gzip) and parquet;
 //! 4. memory: peak RSS of 100,000 vs 1,000,000 rows (jsonl and parquet, parallel 3);
-//! 5. many tables: four tables with `--jobs 2` vs `--jobs 1` (latency 20 ms).
+//! 5. many tables: four tables with `--jobs 2` vs `--jobs 1` (latency 20 ms);
+//! 6. verify: `iptvportal verify` of a 1,000,000-row dump (jsonl gzip and parquet) vs the dump.
 //!
 //! `--quick` runs the same scenarios on a few thousand rows: it proves the harness works end to end
 //! and enforces no target. A unit test runs it against debug binaries, so the harness cannot rot.
@@ -260,6 +261,7 @@ fn run_plan(tools: &Tools, plan: &Plan, work: &Path) -> Result<Report> {
     }
     rows.extend(bench.memory()?);
     rows.extend(bench.many_tables()?);
+    rows.extend(bench.verify()?);
     machine.load_after = report::load_average();
     Ok(Report {
         mode: if plan.quick { "quick" } else { "full" },
@@ -464,6 +466,86 @@ impl Bench<'_> {
         Ok(rows)
     }
 
+    /// Scenario 6: `iptvportal verify` of a large dump (every file read, every CRC-32 and Parquet
+    /// footer checked) against the dump itself, each pair measured back to back.
+    fn verify(&self) -> Result<Vec<Row>> {
+        let large = self.plan.memory_large;
+        let db = self.db("terminal", large);
+        let sim = self.sim(&db, &[("terminal", large)], 0)?;
+        let specs = [
+            DumpSpec { compress: true, parallel: 3, ..DumpSpec::terminal(large) },
+            DumpSpec { format: "parquet", parallel: 3, ..DumpSpec::terminal(large) },
+        ];
+        let mut samples: Vec<(Vec<Sample>, Vec<Sample>, Vec<Sample>)> =
+            vec![Default::default(); specs.len()];
+        for rep in 1..=self.plan.repetitions {
+            for (i, spec) in specs.iter().enumerate() {
+                let label = format!("s6-v{i}-r{rep}");
+                let (dumped, out) = self.dump_kept(sim.url(), spec, &label)?;
+                let mut command = Command::new(&self.tools.cli);
+                command.arg("verify").arg(&out);
+                let measured = run_measured(&mut command, &self.logs, &format!("{label}-verify"))?;
+                // A verify that finds a problem exits 1, which fails the run above.
+                // The same dump again: "already complete" after checking every file's CRC-32.
+                let state = out.join(".terminal.state.json");
+                let before = std::fs::read(&state).context("reading the state")?;
+                let mut again = self.dump_command(sim.url(), spec, &out);
+                let rerun = run_measured(&mut again, &self.logs, &format!("{label}-rerun"))?;
+                ensure!(
+                    std::fs::read(&state).context("reading the state")? == before,
+                    "the rerun of {} did not find the dump complete",
+                    out.display()
+                );
+                eprintln!(
+                    "  6 verify / {} (run {rep}): dump {:.2} s, verify {:.2} s, rerun {:.2} s",
+                    spec.format, dumped.seconds, measured.seconds, rerun.seconds
+                );
+                let reran = Sample {
+                    seconds: rerun.seconds,
+                    peak_rss_kib: rerun.peak_rss_kib,
+                    rows: dumped.rows,
+                    bytes: None,
+                };
+                let verified = Sample {
+                    seconds: measured.seconds,
+                    peak_rss_kib: measured.peak_rss_kib,
+                    rows: dumped.rows,
+                    bytes: None,
+                };
+                samples[i].0.push(dumped);
+                samples[i].1.push(verified);
+                samples[i].2.push(reran);
+                remove_dir(&out)?;
+            }
+        }
+        let mut rows = Vec::new();
+        for (spec, (dumps, verifies, reruns)) in specs.iter().zip(samples) {
+            let name = format!("{}{}", spec.format, if spec.compress { " gzip" } else { "" });
+            let dump = summarize("6 verify", &format!("dump {name} {large} rows"), &dumps);
+            let mut verify =
+                summarize("6 verify", &format!("verify {name} {large} rows"), &verifies);
+            verify.compare(
+                verify.median_seconds / dump.median_seconds,
+                "verify seconds / dump seconds",
+                Some(Target::AtMost(0.2)),
+                !self.plan.quick,
+            );
+            let mut rerun = summarize(
+                "6 verify",
+                &format!("rerun of the complete dump {name} {large} rows"),
+                &reruns,
+            );
+            rerun.compare(
+                rerun.median_seconds / dump.median_seconds,
+                "rerun seconds / dump seconds (information, no target)",
+                None,
+                !self.plan.quick,
+            );
+            rows.extend([dump, verify, rerun]);
+        }
+        Ok(rows)
+    }
+
     /// Runs every variant `repetitions` times, interleaved, and summarizes each.
     fn measure(&self, scenario: &str, variants: &[Variant<'_>]) -> Result<Vec<Row>> {
         let reps = self.plan.repetitions;
@@ -488,14 +570,20 @@ impl Bench<'_> {
 
     /// Runs `iptvportal dump` once and checks, from its checkpoints, that it exported every row.
     fn dump(&self, url: &str, spec: &DumpSpec, label: &str) -> Result<Sample> {
-        let out = self.work.join("out").join(label);
+        let (sample, out) = self.dump_kept(url, spec, label)?;
+        // The outputs of a large run are hundreds of MiB; only the numbers are kept.
         remove_dir(&out)?;
+        Ok(sample)
+    }
+
+    /// The `iptvportal dump` command of `spec` into `out`.
+    fn dump_command(&self, url: &str, spec: &DumpSpec, out: &Path) -> Command {
         let mut command = Command::new(&self.tools.cli);
         command
             .args(["--portal", url, "dump"])
             .args(spec.tables.iter().map(|(t, _)| t))
             .arg("--out")
-            .arg(&out)
+            .arg(out)
             .args(["--format", spec.format, "--strategy", spec.strategy])
             .args(["--chunk-size", &self.plan.chunk.to_string()])
             .args(["--parallel", &spec.parallel.to_string(), "--jobs", &spec.jobs.to_string()])
@@ -504,6 +592,14 @@ impl Bench<'_> {
             command.arg("--compress");
         }
         credentials(&mut command);
+        command
+    }
+
+    /// [`Bench::dump`], keeping the output in the directory it returns.
+    fn dump_kept(&self, url: &str, spec: &DumpSpec, label: &str) -> Result<(Sample, PathBuf)> {
+        let out = self.work.join("out").join(label);
+        remove_dir(&out)?;
+        let mut command = self.dump_command(url, spec, &out);
         let measured = run_measured(&mut command, &self.logs, label)?;
         let mut rows = 0;
         for (table, expected) in &spec.tables {
@@ -512,14 +608,13 @@ impl Bench<'_> {
             rows += dumped;
         }
         let bytes = data_bytes(&out)?;
-        // The outputs of a large run are hundreds of MiB; only the numbers are kept.
-        remove_dir(&out)?;
-        Ok(Sample {
+        let sample = Sample {
             seconds: measured.seconds,
             peak_rss_kib: measured.peak_rss_kib,
             rows,
             bytes: Some(bytes),
-        })
+        };
+        Ok((sample, out))
     }
 
     /// Runs the fetch-and-discard baseline once over `terminal`.

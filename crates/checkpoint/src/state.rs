@@ -288,6 +288,10 @@ const SEAL: &str = "check";
 /// `state` as the JSON a store saves: its fields plus `check`, the CRC-32 of the compact JSON of
 /// the others (keys sorted, so the same state always gives the same text). The seal catches a
 /// state changed by anything but this tool, a hand edit above all, before it is followed.
+///
+/// # Panics
+///
+/// Never: a state always serializes to JSON (its maps have string keys).
 pub fn seal(state: &DumpState) -> serde_json::Value {
     let mut value = serde_json::to_value(state).expect("a state always serializes");
     let crc = seal_of(&value);

@@ -65,6 +65,9 @@ pub(crate) enum Command {
     /// Show the checkpoint of every table in a dump directory.
     #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
+    /// Check a dump directory's files against their checkpoints, and optionally the portal.
+    #[command(after_help = VERIFY_EXAMPLES.as_str())]
+    Verify(VerifyArgs),
     /// Print the command-line reference (docs/cli.md) as Markdown.
     #[command(name = "__reference", hide = true)]
     Reference,
@@ -85,6 +88,32 @@ Examples:
   iptvportal status
   iptvportal status --out /data/portal
   iptvportal status --format json | jq '.[] | select(.state != \"complete\") | .table'";
+
+/// `verify --help`'s text after the options, with the narrowing's bounds from the library.
+static VERIFY_EXAMPLES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "\
+Each table's checkpoint (.{{table}}.state.json) holds the manifest of its files: rows, bytes, CRC-32
+and id range of each. verify reads every file back and reports the ones that are missing, extra,
+truncated, extended or changed, and Parquet parts that do not open or hold other rows. An
+incomplete dump is checked as far as it is committed. A checkpoint of an older version has no
+checksums: only the sizes of its files are checked.
+--source also counts the rows on the portal (the connection options of `dump`, --demo included)
+under the dump's filter, for each file's id range, and narrows any difference down to the id
+ranges that hold it (at most {narrow} ids wide, or after {depth} cuts into {split}).
+Exit codes: 0 every table holds (incomplete ones included), 1 a problem was found, or DIR does not
+exist or holds no dump, 2 usage.
+
+Examples:
+  iptvportal verify ./dumps
+  iptvportal verify ./dumps terminal subscriber
+  iptvportal verify ./dumps --source
+  iptvportal verify ./dumps --format json | jq '.tables[] | select(.status != \"ok\") | .table'",
+        narrow = iptvportal_dump::NARROW_ENOUGH,
+        depth = iptvportal_dump::MAX_DEPTH,
+        split = iptvportal_dump::SPLIT,
+    )
+});
 
 const SELECT_EXAMPLES: &str = "\
 Filters (--where, repeatable, AND-ed): FIELD__LOOKUP=VALUE with the lookups
@@ -422,6 +451,35 @@ pub(crate) enum StatusFormat {
     /// An aligned text table.
     Table,
     /// One JSON array of objects.
+    Json,
+}
+
+/// `iptvportal verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The dump directory (the --out the dump wrote to).
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+
+    /// Tables to check (default: every table with a checkpoint in DIR).
+    #[arg(value_name = "TABLE")]
+    pub(crate) tables: Vec<String>,
+
+    /// Also count the rows on the portal, by id range, and compare them with the files.
+    #[arg(long)]
+    pub(crate) source: bool,
+
+    /// How to print the report.
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
+    pub(crate) format: VerifyFormat,
+}
+
+/// Output formats of `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum VerifyFormat {
+    /// One line per problem and per sound table, then a summary.
+    Text,
+    /// One JSON document.
     Json,
 }
 

@@ -34,6 +34,14 @@ impl Demo {
 
 /// Generates the demo data and starts serving it. `overrides` (the hidden `--demo-rows`) replaces
 /// the sizes of the tables it names.
+/// The name a `--demo` dump records as its portal: `demo`, with the row counts when they are not
+/// the default (`demo terminal=100`). A demo portal listens on a new port every run, over the same
+/// generated data, so it is known by its name rather than its URL.
+pub(crate) fn identity(overrides: &[(String, u64)]) -> String {
+    let rows: Vec<String> = overrides.iter().map(|(t, n)| format!("{t}={n}")).collect();
+    if rows.is_empty() { "demo".to_owned() } else { format!("demo {}", rows.join(",")) }
+}
+
 pub(crate) async fn start(overrides: &[(String, u64)]) -> anyhow::Result<Demo> {
     let mut config = SimConfig::default().credentials(USERNAME, PASSWORD);
     let mut sizes = iptvportal_sim::default_rows();

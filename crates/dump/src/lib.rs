@@ -42,6 +42,7 @@ mod progress;
 mod service;
 mod source;
 mod stats;
+mod verify;
 mod writer;
 
 pub use config::{DumpConfig, DumpFormat, DumpStrategy};
@@ -51,8 +52,15 @@ pub use progress::{DumpProgress, RunState};
 pub use service::DumpService;
 pub use source::{NamedPortal, Portal, RetryHook};
 pub use stats::{CountMismatch, DumpStats, Outcome};
+pub use verify::{
+    MAX_DEPTH, Mismatch, NARROW_ENOUGH, SPLIT, SourceCount, SourceReport, TableReport, TableStatus,
+    Uncounted, Unverified, recount, verify_dir,
+};
 
 pub use iptvportal_sink::{
     Compression, Error as SinkError, Format, OutputFileInfo, ParquetCodec, ParquetOptions,
 };
+// What a verification report holds, and the seam a recount reads through.
+pub use iptvportal_sink::{Crc32, FileRecord, IdRange, Problem, ProblemKind};
 pub use iptvportal_traverse::Invalid as TraversalInvalid;
+pub use iptvportal_traverse::RowSource;

@@ -325,14 +325,17 @@ fn a_hand_edited_state_is_refused_and_its_seal_survives_reformatting() {
     assert!(err.to_string().contains("(it has no check value)"), "{err}");
 }
 
+/// A change made to a state.
+type Change = fn(&mut DumpState);
+
 #[test]
 fn an_inconsistent_state_is_refused_even_when_sealed() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path());
     let path = store.path("terminal");
-    let cases: [(&str, fn(&mut DumpState)); 5] = [
+    let cases: [(&str, Change); 5] = [
         ("it counts 9000 rows dumped but its output position holds 10000", |s| {
-            s.dumped_rows = 9_000
+            s.dumped_rows = 9_000;
         }),
         ("its last id and its cursor differ", |s| s.current_id = Some(5)),
         (
@@ -341,7 +344,7 @@ fn an_inconsistent_state_is_refused_even_when_sealed() {
             |s| s.sink.bytes = 1_234_000,
         ),
         ("its last chunk starts past its end, at byte 2000000", |s| {
-            s.sink.last_chunk = Some(ChunkRecord { offset: 2_000_000, crc32: Crc32(1) })
+            s.sink.last_chunk = Some(ChunkRecord { offset: 2_000_000, crc32: Crc32(1) });
         }),
         ("it is complete without a completion time, or the reverse", |s| s.is_complete = true),
     ];

@@ -47,10 +47,7 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
     // A demo portal listens on a new port every run, over the same generated data: it is known
     // by its name (and its row counts), so that an interrupted demo dump resumes.
     let service = if connection.demo {
-        let rows: Vec<String> =
-            connection.demo_rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
-        let name =
-            if rows.is_empty() { "demo".to_owned() } else { format!("demo {}", rows.join(",")) };
+        let name = crate::demo::identity(&connection.demo_rows);
         DumpService::new(NamedPortal::new(client.clone(), name))
     } else {
         DumpService::new(client.clone())

@@ -4,6 +4,7 @@ mod auth;
 mod dump;
 mod select;
 mod status;
+mod verify;
 
 use std::io::Write;
 use std::path::Path;
@@ -18,7 +19,7 @@ use crate::demo::Demo;
 const DEFAULT_OUT: &str = "./dumps";
 
 /// Runs the command `cli` names, writing its output to `out`. Returns the exit code of a command
-/// that reported its own failures (`dump`); any other failure is the error.
+/// that reported its own failures (`dump`, `verify`); any other failure is the error.
 pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Dump(args) => dump::run(&cli.connection, args).await,
@@ -40,6 +41,7 @@ pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitC
             status::run(dir, args.format, out).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Verify(args) => verify::run(&cli.connection, args, out).await,
         Command::Reference => {
             out.write_all(crate::reference::markdown().as_bytes())?;
             Ok(ExitCode::SUCCESS)

@@ -18,6 +18,7 @@ fn help_of_every_command() {
     check(&["select"], &expect_file!["snapshots/help_select.txt"]);
     check(&["auth"], &expect_file!["snapshots/help_auth.txt"]);
     check(&["status"], &expect_file!["snapshots/help_status.txt"]);
+    check(&["verify"], &expect_file!["snapshots/help_verify.txt"]);
 }
 
 #[test]

@@ -284,6 +284,14 @@ fn every_documented_error() {
     let mut c = bare();
     c.args(["status", "--out"]).arg(dir("never-written"));
     add("status-missing-dir", c, None);
+    let mut c = bare();
+    c.arg("verify").arg(dir("never-dumped"));
+    add("verify-missing-dir", c, None);
+    let empty = dir("no-dumps");
+    std::fs::create_dir(&empty).unwrap();
+    let mut c = bare();
+    c.arg("verify").arg(&empty);
+    add("verify-no-dumps", c, Some(empty));
 
     let docs = documented();
     let mut tested: Vec<&str> = cases.iter().map(|c| c.name).collect();

@@ -11,6 +11,7 @@ mod dumping;
 mod errors;
 mod progress_live;
 mod status;
+mod verify;
 
 use std::collections::BTreeSet;
 

@@ -1,0 +1,319 @@
+//! `iptvportal verify`: a dump directory's files checked against the manifests in their
+//! checkpoints and, with `--source`, their rows recounted on the portal.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use iptvportal_dump::{
+    Compression, DumpConfig, Format, IdRange, Portal, TableReport, TableStatus, Unverified,
+};
+use serde::Serialize;
+
+use crate::args::{ConnectionArgs, VerifyArgs, VerifyFormat};
+use crate::failure::Hinted;
+
+/// What to do about a directory that holds no dump.
+const DIR_HINT: &str = "pass the directory the dump wrote to (its --out)";
+
+/// Runs `iptvportal verify`: exit 0 when every table holds, 1 when any has a problem.
+pub(super) async fn run(
+    connection: &ConnectionArgs,
+    args: &VerifyArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let dir = args.dir.as_path();
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(
+                Hinted::new(format!("{} is not a directory", dir.display()), DIR_HINT).into()
+            );
+        }
+        Err(e) => {
+            return Err(
+                Hinted::new(format!("no dump directory {}: {e}", dir.display()), DIR_HINT).into()
+            );
+        }
+    }
+    let mut reports = iptvportal_dump::verify_dir(dir, &args.tables).await.map_err(|e| {
+        Hinted::new(
+            format!("cannot list {}: {e}", dir.display()),
+            "check the directory's permissions",
+        )
+    })?;
+    if reports.is_empty() {
+        return Err(Hinted::new(
+            format!("no dumps in {}: it holds no .TABLE.state.json checkpoint", dir.display()),
+            DIR_HINT,
+        )
+        .into());
+    }
+    if args.source {
+        recount(connection, dir, &mut reports).await?;
+    }
+    match args.format {
+        VerifyFormat::Text => text(&reports, out)?,
+        VerifyFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &document(dir, &reports))?;
+            writeln!(out)?;
+        }
+    }
+    let problems = reports.iter().any(|r| r.status() == TableStatus::Problems);
+    Ok(if problems { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Recounts every table whose files hold on the portal of the connection options, with the
+/// request timeout and retries `dump` would use. Connects only when there is such a table.
+async fn recount(
+    connection: &ConnectionArgs,
+    dir: &Path,
+    reports: &mut [TableReport],
+) -> anyhow::Result<()> {
+    if !reports.iter().any(|r| r.unverified.is_none() && r.problems.is_empty()) {
+        return Ok(());
+    }
+    // Kept until the end: with --demo it is the portal.
+    let connected = super::connect(connection).await?;
+    let identity = if connection.demo {
+        Some(crate::demo::identity(&connection.demo_rows))
+    } else {
+        connected.client.identity()
+    };
+    for report in reports {
+        let config = DumpConfig::new(&report.table, dir)
+            .batch_timeout(connection.timeout)
+            .max_retries(connection.max_retries);
+        let source = connected.client.source(&config, Arc::new(|| {}));
+        iptvportal_dump::recount(report, source.as_ref(), identity.as_deref()).await?;
+    }
+    Ok(())
+}
+
+/// One line per problem, one per table that holds, then the summary.
+fn text(reports: &[TableReport], out: &mut impl Write) -> std::io::Result<()> {
+    for report in reports {
+        let table = &report.table;
+        if let Some(why) = &report.unverified {
+            writeln!(out, "{table}: {}", unverified(why))?;
+        }
+        for problem in &report.problems {
+            writeln!(out, "{table}: {problem}")?;
+        }
+        for mismatch in report.source.iter().flat_map(|s| &s.mismatches) {
+            writeln!(out, "{table}: {mismatch}")?;
+        }
+        let rows = plural(report.rows, "row");
+        match report.status() {
+            TableStatus::Ok => {
+                let files = plural(report.file_count() as u64, "file");
+                writeln!(out, "{table}: ok, {rows} in {files}{}", notes(report))?;
+            }
+            TableStatus::Incomplete => writeln!(
+                out,
+                "{table}: incomplete, {rows} committed so far{}; rerun the same dump command to \
+                 resume it",
+                notes(report)
+            )?,
+            _ => {}
+        }
+    }
+    writeln!(out, "{}", summary(reports))
+}
+
+/// What a sound table's line adds: how deep the check went and what the portal said.
+fn notes(report: &TableReport) -> String {
+    let mut notes = String::new();
+    if report.sizes_only {
+        notes.push_str(" (sizes only: its checkpoint predates checksums)");
+    }
+    if let Some(source) = &report.source {
+        match source.uncounted {
+            Some(why) => {
+                // Writing to a String cannot fail.
+                let _ = write!(notes, " ({why})");
+            }
+            None if !source.counts.is_empty() => notes.push_str(", the portal agrees"),
+            None => {}
+        }
+    }
+    notes
+}
+
+/// A table that could not be checked, with what to do where there is something.
+fn unverified(why: &Unverified) -> String {
+    match why {
+        Unverified::Checkpoint(e) => format!("{e}; {}", crate::failure::checkpoint_hint(e)),
+        other => other.to_string(),
+    }
+}
+
+/// `verified 3 tables: 2 ok, 1 with problems`.
+fn summary(reports: &[TableReport]) -> String {
+    let count = |status| reports.iter().filter(|r| r.status() == status).count() as u64;
+    let mut line = format!(
+        "verified {}: {} ok",
+        plural(reports.len() as u64, "table"),
+        count(TableStatus::Ok)
+    );
+    for (status, words) in
+        [(TableStatus::Incomplete, "incomplete"), (TableStatus::Problems, "with problems")]
+    {
+        if count(status) > 0 {
+            let _ = write!(line, ", {} {words}", count(status));
+        }
+    }
+    line
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+/// `verify --format json`: one document, its keys in the documented order.
+#[derive(Serialize)]
+struct Document<'a> {
+    dir: String,
+    tables: Vec<TableJson<'a>>,
+    summary: SummaryJson,
+}
+
+#[derive(Serialize)]
+struct TableJson<'a> {
+    table: &'a str,
+    status: &'static str,
+    complete: bool,
+    rows: u64,
+    format: Option<String>,
+    /// `checksums`, `sizes` (a checkpoint without checksums), or null when nothing was checked.
+    checked: Option<&'static str>,
+    files: Vec<FileJson<'a>>,
+    problems: Vec<ProblemJson>,
+    source: Option<SourceJson>,
+}
+
+#[derive(Serialize)]
+struct FileJson<'a> {
+    name: &'a str,
+    rows: u64,
+    bytes: u64,
+    crc32: String,
+    ids: Option<IdRange>,
+}
+
+#[derive(Serialize)]
+struct ProblemJson {
+    /// The file, when the problem is about one.
+    file: Option<String>,
+    problem: String,
+}
+
+#[derive(Serialize)]
+struct SourceJson {
+    counts: Vec<CountJson>,
+    uncounted: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CountJson {
+    file: Option<String>,
+    ids: Option<IdRange>,
+    rows: u64,
+    portal: u64,
+}
+
+#[derive(Serialize)]
+struct SummaryJson {
+    tables: usize,
+    ok: usize,
+    incomplete: usize,
+    with_problems: usize,
+}
+
+fn document<'a>(dir: &Path, reports: &'a [TableReport]) -> Document<'a> {
+    let count = |status| reports.iter().filter(|r| r.status() == status).count();
+    Document {
+        dir: dir.display().to_string(),
+        tables: reports.iter().map(table_json).collect(),
+        summary: SummaryJson {
+            tables: reports.len(),
+            ok: count(TableStatus::Ok),
+            incomplete: count(TableStatus::Incomplete),
+            with_problems: count(TableStatus::Problems),
+        },
+    }
+}
+
+fn table_json(report: &TableReport) -> TableJson<'_> {
+    let path = |name: &str| Some(report.dir.join(name).display().to_string());
+    let mut problems = Vec::new();
+    match &report.unverified {
+        Some(Unverified::Checkpoint(e)) => problems.push(ProblemJson {
+            file: path(&iptvportal_checkpoint::state_file_name(&report.table)),
+            problem: e.to_string(),
+        }),
+        Some(other) => problems.push(ProblemJson { file: None, problem: other.to_string() }),
+        None => {}
+    }
+    for p in &report.problems {
+        problems.push(ProblemJson {
+            file: Some(p.path.display().to_string()),
+            problem: p.kind.to_string(),
+        });
+    }
+    for m in report.source.iter().flat_map(|s| &s.mismatches) {
+        let file = match m {
+            iptvportal_dump::Mismatch::Range { file, .. } => path(file),
+            _ => None,
+        };
+        problems.push(ProblemJson { file, problem: m.to_string() });
+    }
+    let checked = match (&report.unverified, report.sizes_only) {
+        (Some(_), _) => None,
+        (None, true) => Some("sizes"),
+        (None, false) => Some("checksums"),
+    };
+    TableJson {
+        table: &report.table,
+        status: report.status().as_str(),
+        complete: report.complete,
+        rows: report.rows,
+        format: report.format.map(|f| format_name(f, report.compression)),
+        checked,
+        files: report
+            .files
+            .iter()
+            .map(|f| FileJson {
+                name: &f.name,
+                rows: f.rows,
+                bytes: f.bytes,
+                crc32: f.crc32.to_string(),
+                ids: f.ids,
+            })
+            .collect(),
+        problems,
+        source: report.source.as_ref().map(|s| SourceJson {
+            counts: s
+                .counts
+                .iter()
+                .map(|c| CountJson {
+                    file: c.file.clone(),
+                    ids: c.ids,
+                    rows: c.dumped,
+                    portal: c.portal,
+                })
+                .collect(),
+            uncounted: s.uncounted.map(|u| u.to_string()),
+        }),
+    }
+}
+
+/// `jsonl`, `csv.gz`, …, as `status` shows it.
+fn format_name(format: Format, compression: Option<Compression>) -> String {
+    match compression {
+        Some(Compression::Gzip { .. }) => format!("{format}.gz"),
+        _ => format.to_string(),
+    }
+}
