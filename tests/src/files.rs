@@ -196,6 +196,41 @@ pub(crate) fn snapshot_diff(
     }
 }
 
+/// Copies the files of `from` (flat: an output directory has no subdirectories) into `to`,
+/// created if missing.
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    for path in walk(from) {
+        let Some(name) = path.file_name() else { continue };
+        std::fs::copy(&path, to.join(name)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The pid holding an `flock` on `lock` (the one-writer lock of a table), from `/proc/locks`;
+/// `None` when nobody holds it or the file does not exist.
+pub(crate) fn flock_holder(lock: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = std::fs::metadata(lock).ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    lock_holder_in(&locks, inode)
+}
+
+/// The holder of an `flock` on `inode` in the text of `/proc/locks` (waiters, `->` lines, are not
+/// holders).
+fn lock_holder_in(locks: &str, inode: u64) -> Option<u32> {
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // `1: FLOCK  ADVISORY  WRITE 4242 00:2e:1234567 0 EOF`
+        if fields.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let holder = fields.get(4)?.parse().ok()?;
+        let ino: u64 = fields.get(5)?.rsplit(':').next()?.parse().ok()?;
+        (ino == inode).then_some(holder)
+    })
+}
+
 /// Runs of 32 or more hex digits: the shape of a session id.
 pub(crate) fn hex_runs(bytes: &[u8]) -> Vec<String> {
     bytes
@@ -252,6 +287,16 @@ mod tests {
         assert!(hex_runs(b"00-1A-79-3F-22-10 2025-01-01 deadbeef").is_empty());
         assert!(contains(b"a secret here", b"secret"));
         assert!(!contains(b"nothing", b""));
+    }
+
+    #[test]
+    fn lock_holders_come_from_proc_locks() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 4242 00:2e:77 0 EOF\n\
+                     1: -> FLOCK  ADVISORY  WRITE 4343 00:2e:77 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 99 00:2e:78 0 EOF\n";
+        assert_eq!(lock_holder_in(locks, 77), Some(4242), "the holder, not the waiter");
+        assert_eq!(lock_holder_in(locks, 78), None, "only flock locks");
+        assert_eq!(lock_holder_in(locks, 79), None);
     }
 
     #[test]

@@ -72,7 +72,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: iptvportal-e2e --cli PATH --sim PATH --python PATH --work DIR \
-[--seed N] [--kills N] [--trial N] [--only matrix,kill,faults,bad-input,secrets]";
+[--seed N] [--kills N] [--trial N] [--only matrix,kill,faults,integrity,bad-input,secrets]";
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
@@ -160,7 +160,7 @@ fn main() -> ExitCode {
         report.phase("matrix");
         scenarios::matrix::run(&ctx, &mut report);
     }
-    let refs = if wanted("kill") || wanted("faults") {
+    let refs = if wanted("kill") || wanted("faults") || wanted("integrity") {
         report.phase("references");
         scenarios::kill::references(&ctx, &mut report)
     } else {
@@ -173,6 +173,10 @@ fn main() -> ExitCode {
     if wanted("faults") {
         report.phase("faults");
         scenarios::faults::run(&ctx, &mut report, &refs);
+    }
+    if wanted("integrity") {
+        report.phase("integrity");
+        scenarios::integrity::run(&ctx, &mut report, &refs);
     }
     if wanted("bad-input") {
         report.phase("bad-input");

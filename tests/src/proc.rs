@@ -54,6 +54,36 @@ impl Sim {
         Ok(Sim { child, url })
     }
 
+    /// The simulator's request counters (`GET /stats`, beside the API: `select_calls`,
+    /// `authorize_calls`, injected faults), read over a plain HTTP/1.1 request so the harness
+    /// needs no HTTP client. Reading them is not counted.
+    pub(crate) fn stats(&self) -> Result<serde_json::Value, String> {
+        use std::io::{Read as _, Write as _};
+        let host = self
+            .url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split('/').next())
+            .ok_or_else(|| format!("not an http URL: {}", self.url))?;
+        let mut stream =
+            std::net::TcpStream::connect(host).map_err(|e| format!("connecting to {host}: {e}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        write!(stream, "GET /stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+            .map_err(|e| format!("GET /stats: {e}"))?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).map_err(|e| format!("GET /stats: {e}"))?;
+        let (head, body) = answer.split_once("\r\n\r\n").ok_or("GET /stats: no body")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return Err(format!("GET /stats: {}", head.lines().next().unwrap_or_default()));
+        }
+        serde_json::from_str(body).map_err(|e| format!("GET /stats: {e}: {body}"))
+    }
+
+    /// `select_calls` of [`Sim::stats`].
+    pub(crate) fn select_calls(&self) -> Result<u64, String> {
+        let stats = self.stats()?;
+        stats["select_calls"].as_u64().ok_or_else(|| format!("no select_calls in {stats}"))
+    }
+
     /// Stops the simulator with SIGTERM, as an operator would, and checks that it exits cleanly.
     pub(crate) fn stop(mut self) -> Result<(), String> {
         let pid = self.child.id().to_string();

@@ -49,8 +49,9 @@ use tokio::task::JoinHandle;
 pub use config::{Collation, OffsetModel, SimConfig, default_rows};
 pub use error::Error;
 
-/// Counters of what the simulator has seen since it started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counters of what the simulator has seen since it started: [`Sim::stats`] in-process, and
+/// `GET /stats` (this struct as a JSON object, beside `/api/`) for a simulator run as a process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct SimStats {
     /// `authorize_user` calls, successful or not.

@@ -1,4 +1,5 @@
-//! The HTTP side: JSON-RPC envelopes, sessions, fault injection, and the two endpoints.
+//! The HTTP side: JSON-RPC envelopes, sessions, fault injection, the two endpoints of the portal's
+//! API, and the simulator's own read-only `GET /stats`.
 //!
 //! Error codes and statuses are the contract in `docs/jsonsql-dialect.md`; the client is written
 //! against it, so a change here is a change there.
@@ -14,7 +15,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use iptvportal_query::Select;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -154,6 +155,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/jsonrpc", post(jsonrpc))
         .route("/api/jsonsql/", post(jsonsql))
         .route("/api/jsonsql", post(jsonsql))
+        .route("/stats", get(stats))
         .fallback(|| async {
             rpc_error(
                 StatusCode::NOT_FOUND,
@@ -164,6 +166,15 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// `GET /stats`: the counters ([`SimStats`]) as a JSON object, for a harness that runs the
+/// simulator as a process and cannot call [`crate::Sim::stats`]. Outside `/api/` (a real portal
+/// has no such endpoint), without a session, latency, faults or rate limit, and counted nowhere,
+/// so reading it changes none of the numbers it reports.
+async fn stats(State(state): State<Arc<AppState>>) -> Response {
+    let body = serde_json::to_vec(&state.counters.snapshot()).expect("counters always serialize");
+    json_response(StatusCode::OK, body)
 }
 
 #[expect(

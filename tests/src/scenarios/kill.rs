@@ -1,6 +1,7 @@
 //! Kill trials: SIGKILL real dump processes at seeded random moments, rerun the same command until
 //! it exits 0, and require the output to equal an uninterrupted dump's (design §5): the same bytes
-//! (decoded, for gzip), and for Parquet the same schema and rows; no row lost, none duplicated.
+//! (decoded, for gzip), and for Parquet the same schema and rows; no row lost, none duplicated;
+//! and `iptvportal verify` passes the finished output.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -135,14 +136,11 @@ pub(crate) fn run(
             );
             continue;
         }
-        // No temp file or unclosed part survives a completed dump.
-        let leftovers: Vec<String> = files::walk(&dir)
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
-            .map(|p| p.display().to_string())
-            .collect();
-        if !leftovers.is_empty() {
-            report.check(&name, Err(format!("temp files left: {leftovers:?}")));
+        if let Err(e) = finished_cleanly(ctx, &dir) {
+            report.check(
+                &name,
+                Err(format!("{e} (replay: cargo xtask e2e --seed {} --trial {trial})", ctx.seed)),
+            );
             continue;
         }
         if output.format == Format::Parquet {
@@ -201,6 +199,20 @@ pub(crate) fn run(
             Err(format!("{} lost, {} duplicated", tally.lost, tally.duplicated))
         },
     );
+}
+
+/// No temp file, unclosed part or Parquet piece survives a completed dump, and every file it
+/// holds is as its manifest says (`iptvportal verify`).
+fn finished_cleanly(ctx: &Ctx, dir: &Path) -> Result<(), String> {
+    let leftovers: Vec<String> = files::walk(dir)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tmp" || e == "piece"))
+        .map(|p| p.display().to_string())
+        .collect();
+    if !leftovers.is_empty() {
+        return Err(format!("temp files left: {leftovers:?}"));
+    }
+    super::integrity::verify_ok(&ctx.cli, dir)
 }
 
 /// One trial: one to three kills at random moments, then reruns until the dump exits 0.

@@ -2,6 +2,7 @@
 
 pub(crate) mod bad_input;
 pub(crate) mod faults;
+pub(crate) mod integrity;
 pub(crate) mod kill;
 pub(crate) mod matrix;
 pub(crate) mod secrets;

@@ -8,4 +8,5 @@ mod generation;
 mod injection;
 mod offset;
 mod select;
+mod stats;
 mod support;
