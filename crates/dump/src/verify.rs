@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 
 use iptvportal_checkpoint::{CheckpointStore, DumpState, FileStore, LockMode};
 use iptvportal_query::{Expr, Function, Operand, OrderBy, Q, Select};
-use iptvportal_sink::{Compression, Depth, FileRecord, Format, IdRange, Problem, SinkSpec};
+use iptvportal_sink::{
+    Compression, Depth, FileRecord, Format, IdRange, Problem, ProblemKind, SinkSpec,
+};
 use iptvportal_traverse::{RowSource, Strategy};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
@@ -357,7 +359,14 @@ fn check(
     report.portal.clone_from(&state.shape.portal);
     report.files.clone_from(&state.sink.files);
     report.sizes_only = state.version < 2;
-    match iptvportal_sink::verify(&spec, &state.sink, state.is_complete, Depth::Full) {
+    let checked = iptvportal_sink::verify(&spec, &state.sink, state.is_complete, Depth::Full)
+        .and_then(|mut problems| {
+            // The table's files of another format: stale, whatever this output's state.
+            let stale = iptvportal_sink::stale_outputs(&spec)?;
+            problems.extend(stale.into_iter().map(|p| Problem::new(p, ProblemKind::Unlisted)));
+            Ok(problems)
+        });
+    match checked {
         Ok(problems) => report.problems = problems,
         Err(e) => report.unverified = Some(Unverified::Output(e)),
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::manifest::{Crc32, FileRecord, crc_of_file};
-use crate::spec::{Format, OutputFile, SinkPosition, SinkSpec};
+use crate::spec::{Compression, Format, OutputFile, SinkPosition, SinkSpec};
 
 /// How much [`verify`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,11 @@ impl fmt::Display for Problem {
 }
 
 impl Problem {
+    /// A problem with `path`.
+    pub fn new(path: impl Into<PathBuf>, kind: ProblemKind) -> Problem {
+        Problem { path: path.into(), kind }
+    }
+
     /// The problem as the error a run stops with.
     pub fn into_error(self) -> Error {
         Error::Changed { path: self.path, reason: self.kind.to_string() }
@@ -181,6 +186,30 @@ pub fn check_outputs(
         Some(first) => Err(first.into_error()),
         None => Ok(()),
     }
+}
+
+/// Files of `spec`'s table in its directory that another format or compression would have
+/// written (`terminal.csv` beside a JSONL dump of `terminal`, Parquet parts beside a text one):
+/// left by an earlier dump, they are no part of this output, and a reader globbing the directory
+/// would mix them in.
+pub fn stale_outputs(spec: &SinkSpec) -> Result<Vec<PathBuf>, Error> {
+    let mut stale = Vec::new();
+    for format in Format::ALL {
+        let compressions: &[Compression] = if format == Format::Parquet {
+            &[Compression::None]
+        } else {
+            &[Compression::None, Compression::gzip()]
+        };
+        for &compression in compressions {
+            let other =
+                SinkSpec::new(&spec.dir, &spec.table, format, compression, spec.schema.clone());
+            if other.files() == spec.files() {
+                continue;
+            }
+            stale.extend(crate::list_outputs(&other)?.into_iter().map(|f| f.path));
+        }
+    }
+    Ok(stale)
 }
 
 fn text_path(spec: &SinkSpec) -> PathBuf {
