@@ -88,6 +88,9 @@ struct SessionState {
     /// Bumped at every login, so that a task holding a stale session cannot discard a newer one.
     generation: u64,
     info: Option<SessionInfo>,
+    /// The portal's message when it refused these credentials: every later call fails with it at
+    /// once, so requests sent together (a count beside an id scan) log in once, not once each.
+    refused: Option<String>,
 }
 
 #[derive(Clone)]
@@ -468,10 +471,20 @@ impl Client {
 
     async fn login(&self, state: &mut SessionState, attempt: u32) -> Result<Session, Error> {
         state.current = None;
+        if let Some(message) = &state.refused {
+            return Err(Error::Auth { message: message.clone() });
+        }
         let config = &self.inner.config;
         let params = json!({ "username": config.username, "password": config.password.expose() });
         let call = Call { method: "authorize_user", table: None, attempt };
-        let result = self.post(&self.inner.rpc_url, call, &params, None, &AnyResult).await?;
+        let result = match self.post(&self.inner.rpc_url, call, &params, None, &AnyResult).await {
+            Ok(result) => result,
+            Err(Error::Auth { message }) => {
+                state.refused = Some(message.clone());
+                return Err(Error::Auth { message });
+            }
+            Err(e) => return Err(e),
+        };
         let Some(id) = result.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty())
         else {
             // The result may hold a session id of another type; it is not quoted.

@@ -242,6 +242,13 @@ async fn wrong_credentials_fail_fast_with_a_typed_error() {
     assert_eq!(sim.stats().select_calls, 0);
     let err = client.authorize().await.unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
+    // Requests sent together (a count beside an id scan) share the refusal: one login in all.
+    let (a, b) = tokio::join!(client.count("package", None), client.count("package", None));
+    assert!(matches!(a, Err(Error::Auth { .. })) && matches!(b, Err(Error::Auth { .. })));
+    let fresh = Client::new(config(&sim).credentials("admin", "wrong-password")).unwrap();
+    let (a, b) = tokio::join!(fresh.count("package", None), fresh.count("package", None));
+    assert!(matches!(a, Err(Error::Auth { .. })) && matches!(b, Err(Error::Auth { .. })));
+    assert_eq!(sim.stats().authorize_calls, 2, "one refused login per client");
     sim.shutdown().await;
 }
 
