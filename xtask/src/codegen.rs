@@ -105,6 +105,8 @@ struct ColumnDef {
     ty: String,
     #[serde(default)]
     nullable: bool,
+    #[serde(default)]
+    sensitive: bool,
 }
 
 impl Catalog {
@@ -182,10 +184,11 @@ fn catalog_rust(catalog: &Catalog) -> String {
         for c in &t.columns {
             writeln!(
                 out,
-                "Column {{ name: {:?}, ty: ColumnType::{}, nullable: {} }},",
+                "Column {{ name: {:?}, ty: ColumnType::{}, nullable: {}, sensitive: {} }},",
                 c.name,
                 type_variant(&c.ty),
-                c.nullable
+                c.nullable,
+                c.sensitive
             )
             .unwrap();
         }
@@ -212,6 +215,18 @@ fn catalog_markdown(catalog: &Catalog) -> String {
     )
     .unwrap();
     writeln!(out, "inferred from the data.").unwrap();
+    writeln!(out).unwrap();
+    writeln!(
+        out,
+        "Columns marked **sensitive** hold secrets (a password, a token). They are exported like"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "any other unless left out: `--exclude-columns TABLE.COLUMN` (docs/dump.md, \"Leaving columns"
+    )
+    .unwrap();
+    writeln!(out, "and tables out\").").unwrap();
     for t in &catalog.table {
         writeln!(out).unwrap();
         writeln!(out, "## `{}`", t.name).unwrap();
@@ -222,12 +237,17 @@ fn catalog_markdown(catalog: &Catalog) -> String {
         );
         writeln!(out, "{}; {id}.", t.description).unwrap();
         writeln!(out).unwrap();
-        writeln!(out, "| column | type | nullable |").unwrap();
-        writeln!(out, "|---|---|---|").unwrap();
+        writeln!(out, "| column | type | nullable | note |").unwrap();
+        writeln!(out, "|---|---|---|---|").unwrap();
         for c in &t.columns {
+            let note = if c.sensitive {
+                format!("**sensitive**: `--exclude-columns {}.{}` leaves it out", t.name, c.name)
+            } else {
+                String::new()
+            };
             writeln!(
                 out,
-                "| `{}` | {} | {} |",
+                "| `{}` | {} | {} | {note} |",
                 c.name,
                 c.ty,
                 if c.nullable { "yes" } else { "no" }

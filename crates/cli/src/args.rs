@@ -43,6 +43,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) debug: bool,
 
+    /// Print only errors and, for `dump`, the summary on stderr: no progress (whatever --progress
+    /// says), no warnings, hints or notes.
+    #[arg(long, short = 'q', global = true)]
+    pub(crate) quiet: bool,
+
     #[arg(long, global = true, value_name = "FILE", help = CONFIG_HELP)]
     pub(crate) config: Option<PathBuf>,
 
@@ -118,7 +123,10 @@ Examples:
 const SELECT_EXAMPLES: &str = "\
 Filters (--where, repeatable, AND-ed): FIELD__LOOKUP=VALUE with the lookups
   eq (default) ne gt gte lt lte in like ilike contains icontains startswith endswith isnull.
-  Values read as JSON where they parse (10, false, null, \"x\"), as text otherwise.
+  On a table of the catalog a value is read as its column's type (docs/tables.md): text stays
+  text (phone=79123456789), a timestamp is 2025-12-15 or 2025-12-15 10:00:00, and a value of
+  another type is refused. Otherwise values read as JSON where they parse (10, false, null,
+  \"x\"), as text otherwise.
 
 Examples:
   iptvportal select --from package --data id,name --order-by id --limit 3
@@ -137,9 +145,11 @@ last committed chunk ended; the finished output is the same as an uninterrupted 
 Progress: on a terminal, a live bar per table and an overall line (--progress bar forces them);
 otherwise plain lines on stderr (at most one a second per table, plus changes of state);
 --progress json prints one JSON object per line on stdout; a summary follows on stderr.
+--quiet prints the summary and errors only.
 Defaults for --out, --format, --chunk-size, --strategy, --parallel, --jobs and --compress can be set
 in the [dump] table of the config file (docs/configuration.md).
-Exit codes: 0 done, 1 a table failed (the others still complete), 2 usage, 130 interrupted.
+Exit codes: 0 done, 1 a table failed (the others still complete), 2 usage, 130 interrupted
+(SIGINT, SIGTERM or SIGHUP; a rerun resumes).
 
 Examples:
   iptvportal dump --demo --all
@@ -191,12 +201,12 @@ pub(crate) struct ConnectionArgs {
     )]
     pub(crate) password_stdin: bool,
 
-    /// Seconds to wait for each response.
+    /// Seconds to wait for each response, more than 0 and at most 3600.
     #[arg(long, global = true, value_name = "SECS", default_value = DEFAULT_TIMEOUT.as_str(), value_parser = parse_seconds)]
     pub(crate) timeout: Duration,
 
-    /// Retries of a request after a transient failure (timeout, reset, 5xx, 429).
-    #[arg(long, global = true, value_name = "N", default_value_t = DumpConfig::DEFAULT_MAX_RETRIES)]
+    /// Retries of a request after a transient failure (timeout, reset, 5xx, 429), 0 to 100.
+    #[arg(long, global = true, value_name = "N", default_value_t = DumpConfig::DEFAULT_MAX_RETRIES, value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_RETRIES)))]
     pub(crate) max_retries: u32,
 
     /// Accept self-signed or otherwise invalid TLS certificates (on-premise portals only).
@@ -230,15 +240,49 @@ static DEFAULT_TIMEOUT: LazyLock<String> =
 /// One `table=N` of `--demo-rows`.
 fn parse_demo_rows(s: &str) -> Result<(String, u64), String> {
     let (table, n) = s.split_once('=').ok_or_else(|| format!("{s:?} is not table=N"))?;
-    let n = n.trim().parse().map_err(|_| format!("{n:?} is not a whole number"))?;
+    let n: u64 = n.trim().parse().map_err(|_| format!("{n:?} is not a whole number"))?;
+    if n > MAX_DEMO_ROWS {
+        return Err(format!("{table}={n}: at most {MAX_DEMO_ROWS} rows per table"));
+    }
     Ok((table.trim().to_owned(), n))
 }
 
-/// A positive number of seconds, fractions allowed (`30`, `0.5`).
+// The bounds of the numeric options, checked (with the same numbers for the config file's keys)
+// before anything is sent or written: a value past them is a typo or a misunderstanding, and some
+// would overflow a computation on the way (a wait, a window of chunks, a semaphore).
+
+/// The largest `--chunk-size`. A chunk is one request: the portal builds its whole answer, and
+/// the client holds and decodes it at once, up to `--parallel` + 2 chunks at a time. A million
+/// rows of the widest table is a response of hundreds of megabytes, more than a portal answers
+/// within any sensible `--timeout`; larger chunks only move the failure to the first request.
+pub(crate) const MAX_CHUNK_SIZE: u64 = 1_000_000;
+/// The most row requests in flight for one table (`--parallel`): past a handful they only queue
+/// on the portal, and each holds a chunk in memory.
+pub(crate) const MAX_PARALLEL: u64 = 64;
+/// The most tables dumped at once (`--jobs`): each has a thread writing its files.
+pub(crate) const MAX_JOBS: u64 = 64;
+/// The longest wait for one response (`--timeout`, `timeout`), in seconds: an hour.
+pub(crate) const MAX_TIMEOUT_SECS: u32 = 3600;
+/// The most retries of one request (`--max-retries`, `max_retries`); each waits at most 30 s.
+pub(crate) const MAX_RETRIES: u32 = 100;
+/// The largest backoff factor (`--retry-backoff`): the first retry waits about that many seconds.
+const MAX_RETRY_BACKOFF: f64 = 10.0;
+/// The most rows per Parquet part (`--parquet-part-rows`): a hundred times the default.
+const MAX_PART_ROWS: u64 = 100_000_000;
+/// The largest row count or position (`--limit`, `--offset`, `--resume-offset`): PostgreSQL's
+/// `bigint`, what LIMIT and OFFSET take.
+const MAX_ROWS: u64 = i64::MAX.unsigned_abs();
+/// The most rows of a demo table (`--demo-rows`), which are generated at start.
+const MAX_DEMO_ROWS: u64 = 10_000_000;
+
+/// A positive number of seconds up to [`MAX_TIMEOUT_SECS`], fractions allowed (`30`, `0.5`).
 pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("{s:?} must be more than 0 seconds"));
+    }
+    if secs > f64::from(MAX_TIMEOUT_SECS) {
+        return Err(format!("{s:?} must be more than 0 and at most {MAX_TIMEOUT_SECS} seconds"));
     }
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
@@ -271,11 +315,11 @@ pub(crate) struct SelectArgs {
     pub(crate) order_by: Vec<String>,
 
     /// At most this many rows.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = rows())]
     pub(crate) limit: Option<u64>,
 
     /// Skip this many rows first.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = rows())]
     pub(crate) offset: Option<u64>,
 
     /// How to print the rows.
@@ -315,25 +359,26 @@ pub(crate) struct DumpArgs {
     #[arg(long, value_name = "N", value_parser = gzip_level())]
     pub(crate) compress_level: Option<u32>,
 
-    /// Rows per request.
-    #[arg(long, value_name = "N", default_value_t = DumpConfig::DEFAULT_CHUNK_SIZE, value_parser = at_least_one::<u64>)]
+    /// Rows per request, 1 to 1000000.
+    #[arg(long, value_name = "N", default_value_t = DumpConfig::DEFAULT_CHUNK_SIZE, value_parser = count::<u64, MAX_CHUNK_SIZE>)]
     pub(crate) chunk_size: u64,
 
-    /// offset (limit/offset paging, any table) or id-range (keyset on id: constant cost per chunk).
+    /// auto (id-range where the catalog knows an id column, else offset), offset (limit/offset
+    /// paging, any table) or id-range (keyset on id: constant cost per chunk).
     #[arg(long, default_value_t = DumpConfig::DEFAULT_STRATEGY, value_parser = dump_strategy())]
     pub(crate) strategy: DumpStrategy,
 
     /// Row requests in flight at once for one table (id-range only; 1 is sequential). Above 1, one
-    /// more request at a time reads the ids ahead to cut the table into ranges of one chunk.
-    #[arg(long, value_name = "N", default_value_t = DumpConfig::DEFAULT_MAX_PARALLEL, value_parser = at_least_one::<usize>)]
+    /// more request at a time reads the ids ahead to cut the table into ranges of one chunk. 1 to 64.
+    #[arg(long, value_name = "N", default_value_t = DumpConfig::DEFAULT_MAX_PARALLEL, value_parser = count::<usize, MAX_PARALLEL>)]
     pub(crate) parallel: usize,
 
-    /// Tables dumped at once.
+    /// Tables dumped at once, 1 to 64.
     #[arg(
         long,
         value_name = "N",
         default_value_t = DumpService::DEFAULT_MAX_CONCURRENT,
-        value_parser = at_least_one::<usize>
+        value_parser = count::<usize, MAX_JOBS>
     )]
     pub(crate) jobs: usize,
 
@@ -357,6 +402,17 @@ pub(crate) struct DumpArgs {
     #[arg(long, value_name = "a,b,...", value_delimiter = ',')]
     pub(crate) columns: Vec<String>,
 
+    /// Leave this table out of --all; repeat for several.
+    // Tables given by name are the list: `--exclude` is for `--all` only. (`requires = "all"`
+    // would be met by the switch's default, so it is said as a conflict instead.)
+    #[arg(long, value_name = "TABLE", conflicts_with = "tables")]
+    pub(crate) exclude: Vec<String>,
+
+    /// Leave these columns out of their tables' output (every other catalog column is exported),
+    /// e.g. subscriber.password; not with --columns for the same table.
+    #[arg(long, value_name = "TABLE.COLUMN,...", value_delimiter = ',')]
+    pub(crate) exclude_columns: Vec<String>,
+
     /// Start over without reading the checkpoint (the output is rewritten).
     #[arg(long)]
     pub(crate) no_resume: bool,
@@ -366,10 +422,10 @@ pub(crate) struct DumpArgs {
     pub(crate) reset: bool,
 
     /// Start over from this row (offset strategy only), ignoring any checkpoint.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = rows())]
     pub(crate) resume_offset: Option<u64>,
 
-    /// Backoff factor: the n-th retry of a chunk waits about F^n seconds.
+    /// Backoff factor, 1 to 10: the n-th retry of a chunk waits about F^n seconds (at most 30).
     #[arg(long, value_name = "F", default_value_t = DumpConfig::DEFAULT_RETRY_BACKOFF, value_parser = parse_backoff)]
     pub(crate) retry_backoff: f64,
 
@@ -379,7 +435,7 @@ pub(crate) struct DumpArgs {
     pub(crate) progress: ProgressMode,
 
     /// Rows per Parquet part file (tests use small parts to make them rotate).
-    #[arg(long, value_name = "N", hide = true, value_parser = at_least_one::<u64>)]
+    #[arg(long, value_name = "N", hide = true, value_parser = count::<u64, MAX_PART_ROWS>)]
     pub(crate) parquet_part_rows: Option<u64>,
 }
 
@@ -409,6 +465,9 @@ fn dump_strategy() -> impl TypedValueParser<Value = DumpStrategy> {
 
 fn strategy_help(strategy: DumpStrategy) -> &'static str {
     match strategy {
+        DumpStrategy::Auto => {
+            "id-range where it can walk the table (a catalog id column, no other --order-by), else offset; a resume keeps its checkpoint's"
+        }
         DumpStrategy::Offset => "limit/offset paging in --order-by order",
         DumpStrategy::IdRange => {
             "Keyset paging on the id column, in parallel with --parallel above 1"
@@ -489,20 +548,35 @@ fn gzip_level() -> impl TypedValueParser<Value = u32> {
     clap::value_parser!(u32).range(i64::from(*levels.start())..=i64::from(*levels.end()))
 }
 
-/// A count of at least 1, as any integer type a count fits in (`u64`, `usize`).
-fn at_least_one<T: TryFrom<u64>>(s: &str) -> Result<T, String> {
-    match s.trim().parse::<u64>() {
-        Ok(0) => Err("must be at least 1".to_owned()),
-        Ok(n) => T::try_from(n).map_err(|_| format!("{s:?} is too large")),
-        Err(_) => Err(format!("{s:?} is not a whole number")),
+/// `--limit`, `--offset`, `--resume-offset`: a row count PostgreSQL's `bigint` holds.
+fn rows() -> impl TypedValueParser<Value = u64> {
+    clap::value_parser!(u64).range(..=MAX_ROWS)
+}
+
+/// A count from 1 to `MAX`, as any integer type a count fits in (`u64`, `usize`).
+fn count<T: TryFrom<u64>, const MAX: u64>(s: &str) -> Result<T, String> {
+    let t = s.trim();
+    let n = match t.parse::<u64>() {
+        Ok(n) => n,
+        // Digits beyond `u64` are a count too large, not a typo.
+        Err(_) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => u64::MAX,
+        Err(_) => return Err(format!("{s:?} is not a whole number")),
+    };
+    match n {
+        0 => Err("must be at least 1".to_owned()),
+        n if n > MAX => Err(format!("must be 1 to {MAX}")),
+        n => T::try_from(n).map_err(|_| format!("{s:?} is too large")),
     }
 }
 
-/// A backoff factor: a finite number of at least 1 (1 retries at a steady pace).
+/// A backoff factor: a number from 1 (retries at a steady pace) to [`MAX_RETRY_BACKOFF`].
 fn parse_backoff(s: &str) -> Result<f64, String> {
     let f: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
     if !(f.is_finite() && f >= 1.0) {
         return Err("must be a number of at least 1".to_owned());
+    }
+    if f > MAX_RETRY_BACKOFF {
+        return Err(format!("must be a number from 1 to {MAX_RETRY_BACKOFF}"));
     }
     Ok(f)
 }
@@ -532,21 +606,30 @@ mod tests {
     fn seconds_parse() {
         assert_eq!(parse_seconds("30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
-        for bad in ["0", "-1", "x", "inf", "NaN"] {
+        assert_eq!(parse_seconds("3600"), Ok(Duration::from_secs(3600)));
+        for bad in ["0", "-1", "x", "inf", "NaN", "3600.5", "1e20"] {
             assert!(parse_seconds(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            parse_seconds("1e20"),
+            Err("\"1e20\" must be more than 0 and at most 3600 seconds".to_owned())
+        );
     }
 
     #[test]
     fn counts_and_factors_parse() {
-        assert_eq!(at_least_one::<u64>("5000"), Ok(5000));
-        assert_eq!(at_least_one::<usize>("5000"), Ok(5000));
-        assert_eq!(at_least_one::<u64>("0"), Err("must be at least 1".to_owned()));
-        assert_eq!(at_least_one::<usize>("0"), Err("must be at least 1".to_owned()));
-        assert!(at_least_one::<u64>("-1").is_err());
-        assert_eq!(at_least_one::<u8>("300"), Err("\"300\" is too large".to_owned()));
+        assert_eq!(count::<u64, 5000>("5000"), Ok(5000));
+        assert_eq!(count::<usize, 5000>("5000"), Ok(5000));
+        assert_eq!(count::<u64, 5000>("0"), Err("must be at least 1".to_owned()));
+        assert_eq!(count::<usize, 5000>("0"), Err("must be at least 1".to_owned()));
+        assert_eq!(count::<u64, 5000>("5001"), Err("must be 1 to 5000".to_owned()));
+        let huge = "18446744073709551616000";
+        assert_eq!(count::<u64, 5000>(huge), Err("must be 1 to 5000".to_owned()));
+        assert!(count::<u64, 5000>("-1").is_err());
+        assert_eq!(count::<u8, 5000>("300"), Err("\"300\" is too large".to_owned()));
         assert_eq!(parse_backoff("1.5"), Ok(1.5));
-        for bad in ["0.5", "x", "inf", "NaN"] {
+        assert_eq!(parse_backoff("10"), Ok(10.0));
+        for bad in ["0.5", "x", "inf", "NaN", "10.5", "1e20"] {
             assert!(parse_backoff(bad).is_err(), "{bad}");
         }
     }

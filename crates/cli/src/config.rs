@@ -9,6 +9,7 @@ use std::time::Duration;
 use iptvportal_dump::{DumpFormat, DumpStrategy};
 use serde::Deserialize;
 
+use crate::args::{MAX_CHUNK_SIZE, MAX_JOBS, MAX_PARALLEL, MAX_RETRIES, MAX_TIMEOUT_SECS};
 use crate::failure::Hinted;
 
 /// The variable naming the config file.
@@ -95,8 +96,9 @@ struct DumpSection {
     compress: Option<bool>,
 }
 
-/// Where the config file is: `--config`, else `$IPTVPORTAL_CONFIG` (both must exist), else the
-/// default location (used only when it exists).
+/// Where the config file is: `--config`, else `$IPTVPORTAL_CONFIG` (both must be readable), else
+/// the default location (used only when it exists, and skipped with a warning when it cannot be
+/// read). The flag says whether the file was asked for.
 fn locate(flag: Option<&Path>) -> Option<(PathBuf, bool)> {
     if let Some(path) = flag {
         return Some((path.to_owned(), true));
@@ -123,11 +125,22 @@ fn default_path() -> Option<PathBuf> {
 /// Reads the config file `--config` names (`flag`), else the one the environment or the default
 /// location gives; `None` when there is none. Every value is checked, whatever the command, so
 /// that a mistake in the file shows at once.
+///
+/// A file asked for that cannot be read is an error. The default location is only a place to
+/// look: when something there cannot be read (a directory, a file without read permission), the
+/// run goes on without it after a warning, since no config was asked for.
 pub(crate) fn load(flag: Option<&Path>) -> anyhow::Result<Option<Config>> {
     let Some((path, explicit)) = locate(flag) else { return Ok(None) };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if !explicit => {
+            crate::output::note(&format!(
+                "warning: cannot read the config file {}: {e}; going on without it; make it a readable file, or pass --config FILE",
+                path.display()
+            ));
+            return Ok(None);
+        }
         Err(e) => {
             return Err(Hinted::new(
                 format!("cannot read config file {}: {e}", path.display()),
@@ -147,14 +160,25 @@ pub(crate) fn load(flag: Option<&Path>) -> anyhow::Result<Option<Config>> {
 /// The typed settings of a parsed file, or the first value out of its set.
 fn check(path: &Path, file: File) -> anyhow::Result<Config> {
     let c = file.connection;
-    let timeout =
-        c.timeout
-            .map(|secs| {
-                Duration::try_from_secs_f64(secs).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
-                    invalid(path, "connection.timeout", "must be more than 0 seconds")
-                })
-            })
-            .transpose()?;
+    let timeout = c
+        .timeout
+        .map(|secs| {
+            if secs > f64::from(MAX_TIMEOUT_SECS) {
+                let what = format!("must be more than 0 and at most {MAX_TIMEOUT_SECS} seconds");
+                return Err(invalid(path, "connection.timeout", &what));
+            }
+            Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| invalid(path, "connection.timeout", "must be more than 0 seconds"))
+        })
+        .transpose()?;
+    if let Some(retries) = c.max_retries
+        && retries > MAX_RETRIES
+    {
+        let what = format!("must be 0 to {MAX_RETRIES}");
+        return Err(invalid(path, "connection.max_retries", &what));
+    }
     let connection = Connection {
         portal: c.portal,
         domain: c.domain,
@@ -185,14 +209,19 @@ fn check(path: &Path, file: File) -> anyhow::Result<Config> {
             DumpStrategy::ALL
                 .into_iter()
                 .find(|known| known.as_str().eq_ignore_ascii_case(s))
-                .ok_or_else(|| invalid(path, "dump.strategy", "must be offset or id-range"))
+                .ok_or_else(|| invalid(path, "dump.strategy", "must be auto, offset or id-range"))
         })
         .transpose()?;
-    for (key, value) in
-        [("dump.chunk_size", d.chunk_size), ("dump.parallel", d.parallel), ("dump.jobs", d.jobs)]
-    {
-        if value == Some(0) {
-            return Err(invalid(path, key, "must be at least 1"));
+    // The bounds of the flags of the same names (`args`).
+    for (key, value, max) in [
+        ("dump.chunk_size", d.chunk_size, MAX_CHUNK_SIZE),
+        ("dump.parallel", d.parallel, MAX_PARALLEL),
+        ("dump.jobs", d.jobs, MAX_JOBS),
+    ] {
+        match value {
+            Some(0) => return Err(invalid(path, key, "must be at least 1")),
+            Some(n) if n > max => return Err(invalid(path, key, &format!("must be 1 to {max}"))),
+            _ => {}
         }
     }
     let count = |key: &str, n: Option<u64>| {
@@ -241,11 +270,11 @@ fn warn_if_readable(path: &Path) {
     if let Ok(meta) = std::fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {
-        eprintln!(
+        crate::output::note(&format!(
             "warning: config file {} holds a password and is readable by other users; run chmod 600 {}",
             path.display(),
             path.display()
-        );
+        ));
     }
 }
 
@@ -320,11 +349,24 @@ compress = false
             "{line}"
         );
         let line = refused("[dump]\nstrategy = \"keyset\"\n");
-        assert!(line.contains("dump.strategy must be offset or id-range"), "{line}");
+        assert!(line.contains("dump.strategy must be auto, offset or id-range"), "{line}");
         let line = refused("[dump]\njobs = 0\n");
         assert!(line.contains("dump.jobs must be at least 1"), "{line}");
         let line = refused("[connection]\ntimeout = 0\n");
         assert!(line.contains("connection.timeout must be more than 0 seconds"), "{line}");
+        let line = refused("[connection]\ntimeout = 1e20\n");
+        assert!(
+            line.contains("connection.timeout must be more than 0 and at most 3600 seconds"),
+            "{line}"
+        );
+        let line = refused("[connection]\nmax_retries = 101\n");
+        assert!(line.contains("connection.max_retries must be 0 to 100"), "{line}");
+        let line = refused("[dump]\nchunk_size = 1000001\n");
+        assert!(line.contains("dump.chunk_size must be 1 to 1000000"), "{line}");
+        let line = refused("[dump]\nparallel = 9223372036854775807\n");
+        assert!(line.contains("dump.parallel must be 1 to 64"), "{line}");
+        let line = refused("[dump]\njobs = 65\n");
+        assert!(line.contains("dump.jobs must be 1 to 64"), "{line}");
         // Case is ignored, as it always was in the file.
         let file =
             parse(Path::new("/c.toml"), "[dump]\nformat = \"CSV\"\nstrategy = \"Id-Range\"\n");

@@ -63,10 +63,10 @@ pub(crate) async fn start(overrides: &[(String, u64)]) -> anyhow::Result<Demo> {
     }
     let total: u64 = sizes.values().sum();
     // Generating a few hundred thousand rows takes a moment; say why nothing else happens yet.
-    eprintln!(
+    crate::output::note(&format!(
         "demo: using a local demo portal with generated data ({total} rows over {} tables; user {USERNAME})",
         sizes.len()
-    );
+    ));
     let sim = Sim::start(config).await.map_err(|e| {
         crate::failure::Hinted::new(
             format!("cannot start the demo portal: {e}"),

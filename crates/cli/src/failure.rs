@@ -151,7 +151,28 @@ fn config_advice(invalid: &iptvportal_dump::Invalid) -> (Option<String>, String)
         I::Traversal(T::IdRangeOrder { .. }) => {
             (None, "drop --order-by or use --strategy offset".to_owned())
         }
-        I::NoIdColumn(_) => (None, "use --strategy offset".to_owned()),
+        I::NoIdColumn(_) => (
+            None,
+            "drop --strategy id-range: the default, auto, walks such a table by offset".to_owned(),
+        ),
+        I::ColumnsAndExclude => own(
+            "--columns and --exclude-columns both name its columns",
+            "give one of them for this table",
+        ),
+        I::ExcludeUnknownTable => (
+            None,
+            "--exclude-columns applies to the tables of docs/tables.md; use --columns for others"
+                .to_owned(),
+        ),
+        I::ExcludesEveryColumn => own(
+            "--exclude-columns leaves none of its columns",
+            "leave at least one column in, or --exclude the table from --all",
+        ),
+        // A library caller's filter of the wrong types (the command line's are refused before).
+        I::Filter(_) => (
+            None,
+            "fix --where or --where-json (docs/tables.md lists each column's type)".to_owned(),
+        ),
         _ => (None, "see `iptvportal dump --help`".to_owned()),
     }
 }
@@ -180,7 +201,11 @@ pub(crate) fn render_warning(warning: &iptvportal_dump::Warning) -> String {
         W::ColumnsByPosition { table } => format!(
             "warning: {table} is not in the catalog and no --columns were given: columns are named by position (col1, col2, …)"
         ),
-        W::CountMismatch { strategy: iptvportal_dump::DumpStrategy::Offset, .. } => {
+        // Only where id-range can walk the table: the catalog knows its id column, or does not
+        // know the table.
+        W::CountMismatch { table, strategy: iptvportal_dump::Strategy::Offset, .. }
+            if iptvportal_catalog::table(table).is_none_or(|t| t.id_column.is_some()) =>
+        {
             format!("warning: {warning}: use --strategy id-range for a consistent walk")
         }
         _ => format!("warning: {warning}"),
@@ -209,6 +234,11 @@ fn hint(error: &anyhow::Error) -> Option<String> {
     if let Some(e) = error.downcast_ref::<ClientError>() {
         return Some(client_hint(e));
     }
+    if let Some(e) = error.downcast_ref::<iptvportal_query::Error>()
+        && let Some(hint) = filter_type_hint(e)
+    {
+        return Some(hint.to_owned());
+    }
     if error.downcast_ref::<iptvportal_query::Error>().is_some() {
         return Some(
             "see `iptvportal select --help` for the --where, --where-json and --order-by forms"
@@ -219,6 +249,21 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         return Some(format!("check that the output can be written ({:?})", e.kind()));
     }
     None
+}
+
+/// What to do about a filter value of the wrong type, or a pattern lookup on a column that is not
+/// text; `None` for the other query errors.
+fn filter_type_hint(e: &iptvportal_query::Error) -> Option<&'static str> {
+    use iptvportal_query::Error as Q;
+    match e {
+        Q::FilterType { .. } => {
+            Some("write the value as the column's type (docs/tables.md lists each column's type)")
+        }
+        Q::PatternNeedsText { .. } => Some(
+            "compare it with eq, ne, gt, gte, lt, lte or in instead (docs/tables.md lists each column's type)",
+        ),
+        _ => None,
+    }
 }
 
 fn client_hint(e: &ClientError) -> String {
@@ -408,7 +453,7 @@ mod tests {
         );
         let w = Warning::CountMismatch {
             table: "t".into(),
-            strategy: iptvportal_dump::DumpStrategy::Offset,
+            strategy: iptvportal_dump::Strategy::Offset,
             counted: 3,
             dumped: 2,
         };
@@ -419,13 +464,43 @@ mod tests {
         );
         let w = Warning::CountMismatch {
             table: "t".into(),
-            strategy: iptvportal_dump::DumpStrategy::IdRange,
+            strategy: iptvportal_dump::Strategy::IdRange,
             counted: 3,
             dumped: 2,
         };
         assert_eq!(
             render_warning(&w),
             "warning: t: counted 3 rows up front but dumped 2; the table changed during the dump"
+        );
+    }
+
+    #[test]
+    fn strategy_advice_fits_the_table() {
+        use iptvportal_dump::{Error as E, Invalid, Warning};
+        // Offset on a table without an id column: id-range is no way out, so none is advised.
+        let w = Warning::CountMismatch {
+            table: "subscriber_package".into(),
+            strategy: iptvportal_dump::Strategy::Offset,
+            counted: 3,
+            dumped: 2,
+        };
+        assert_eq!(
+            render_warning(&w),
+            "warning: subscriber_package: counted 3 rows up front but dumped 2; the table changed during the dump, and OFFSET paging can skip or repeat rows when it does"
+        );
+        let e = E::Config {
+            table: "subscriber_package".into(),
+            invalid: Invalid::NoIdColumn("subscriber_package".into()),
+        };
+        assert_eq!(
+            render_dump(&e),
+            "error: subscriber_package: subscriber_package has no id column, so it cannot be walked by id range; drop --strategy id-range: the default, auto, walks such a table by offset"
+        );
+        let e = E::Config { table: "subscriber".into(), invalid: Invalid::ColumnsAndExclude };
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert_eq!(
+            render_dump(&e),
+            "error: subscriber: --columns and --exclude-columns both name its columns; give one of them for this table"
         );
     }
 }

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
     if cli.debug {
         init_debug_logging();
     }
+    output::set_quiet(cli.quiet);
     if let Err(e) = settings::resolve(&mut cli, &matches) {
         eprintln!("{}", failure::render(&e));
         return ExitCode::FAILURE;

@@ -1,10 +1,33 @@
-//! Printing rows: an aligned text table, a JSON array of objects, or JSON lines.
+//! Printing rows: an aligned text table, a JSON array of objects, or JSON lines; and the lines on
+//! stderr that are not errors (warnings, notes), which `--quiet` silences.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
 use crate::args::Format;
+
+/// Whether `--quiet` is on. Process-wide, like stderr itself: the lines it silences are printed
+/// from every layer of the command line, the config file's reading included.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Turns `--quiet` on or off (once, when the command line is parsed).
+pub(crate) fn set_quiet(on: bool) {
+    QUIET.store(on, Ordering::Relaxed);
+}
+
+/// Whether `--quiet` is on: stderr carries errors and `dump`'s summary only.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Prints `line` (a `warning: …`, a note) on stderr, unless `--quiet`.
+pub(crate) fn note(line: &str) {
+    if !quiet() {
+        eprintln!("{line}");
+    }
+}
 
 /// Writes `rows` (arrays in `columns` order) to `out` in `format`.
 pub(crate) fn write_rows(

@@ -170,6 +170,8 @@ pub(crate) struct SummaryRow {
     pub(crate) bytes: u64,
     /// Seconds and rows/s of this run; `None` when it did nothing.
     pub(crate) timing: Option<(f64, f64)>,
+    /// The strategy the output was walked with (`auto` resolved): `offset` or `id-range`.
+    pub(crate) strategy: &'static str,
     /// The output files, by name: `terminal.jsonl`, `terminal-00000..00002.parquet`.
     pub(crate) output: String,
     pub(crate) note: String,
@@ -192,6 +194,8 @@ impl SummaryRow {
         let table = &stats.config.table;
         let rows = stats.progress.dumped_rows;
         // Only where id-range can work: a table the catalog knows without an id column cannot.
+        // Only for an offset asked for by name: `auto` chose offset only where id-range cannot
+        // walk the table (no id, another order, a resume offset) or a checkpoint was offset's.
         let has_id = iptvportal_catalog::table(table).is_none_or(|t| t.id_column.is_some());
         let hint = (stats.config.strategy == iptvportal_dump::DumpStrategy::Offset
             && rows > LARGE_OFFSET_TABLE
@@ -213,6 +217,7 @@ impl SummaryRow {
             bytes: stats.bytes(),
             timing: (!already)
                 .then(|| (stats.progress.elapsed_seconds(), stats.progress.rows_per_second())),
+            strategy: stats.strategy.as_str(),
             output: file_names(&names),
             note: notes.join(", "),
             hint,
@@ -244,8 +249,10 @@ fn file_names(names: &[String]) -> String {
 
 /// The summary as aligned text: a header, then one line per table.
 pub(crate) fn summary(rows: &[SummaryRow]) -> String {
-    let mut cells =
-        vec![["table", "rows", "files", "size", "time", "rows/s", "output", ""].map(String::from)];
+    let mut cells = vec![
+        ["table", "rows", "files", "size", "time", "rows/s", "strategy", "output", ""]
+            .map(String::from),
+    ];
     for r in rows {
         let (time, rate) = r.timing.map_or_else(
             || ("-".to_owned(), "-".to_owned()),
@@ -258,6 +265,7 @@ pub(crate) fn summary(rows: &[SummaryRow]) -> String {
             size(r.bytes),
             time,
             rate,
+            r.strategy.to_owned(),
             r.output.clone(),
             r.note.clone(),
         ]);
@@ -369,6 +377,7 @@ mod tests {
                 files: 1,
                 bytes: 412_345,
                 timing: Some((0.61, 4918.0)),
+                strategy: "id-range",
                 output: "terminal.jsonl".to_owned(),
                 note: String::new(),
                 hint: None,
@@ -379,15 +388,16 @@ mod tests {
                 files: 1,
                 bytes: 5120,
                 timing: None,
+                strategy: "offset",
                 output: "package-00000..00002.parquet".to_owned(),
                 note: "already complete".to_owned(),
                 hint: Some("hint: use id-range".to_owned()),
             },
         ];
         expect_test::expect![[r"
-            table     rows  files       size  time  rows/s  output
-            terminal  3000      1  402.7 KiB  0.6s    4918  terminal.jsonl
-            package     40      1    5.0 KiB     -       -  package-00000..00002.parquet  already complete
+            table     rows  files       size  time  rows/s  strategy  output
+            terminal  3000      1  402.7 KiB  0.6s    4918  id-range  terminal.jsonl
+            package     40      1    5.0 KiB     -       -  offset    package-00000..00002.parquet  already complete
             hint: use id-range
         "]].assert_eq(&summary(&rows));
     }

@@ -208,7 +208,9 @@ impl ConnectionArgs {
             })?
         };
         if self.insecure {
-            eprintln!("warning: --insecure: the portal's TLS certificate is not verified");
+            crate::output::note(
+                "warning: --insecure: the portal's TLS certificate is not verified",
+            );
         }
         Ok(config
             .credentials(username, password)

@@ -5,16 +5,17 @@ use std::time::Duration;
 
 use iptvportal_catalog::Table;
 use iptvportal_client::RetryPolicy;
-use iptvportal_query::{Expr, OrderBy, is_identifier};
+use iptvportal_query::{ColumnRef, Expr, OrderBy, ValueType, check_value_types, is_identifier};
 use iptvportal_sink::{Compression, Format, ParquetOptions, Schema, SinkSpec};
-use iptvportal_traverse::{Strategy, TraversalSpec};
+use iptvportal_traverse::{Strategy, StrategyChoice, TraversalSpec};
 
 use crate::{Error, Invalid};
 
 /// The output format of a dump (the seed's `DumpFormat`).
 pub type DumpFormat = Format;
-/// The traversal strategy of a dump (the seed's `DumpStrategy`).
-pub type DumpStrategy = Strategy;
+/// The traversal strategy a dump asks for (the seed's `DumpStrategy`): `auto`, offset or
+/// id-range. A run resolves it to the [`Strategy`] it uses ([`DumpConfig::strategy_for`]).
+pub type DumpStrategy = StrategyChoice;
 
 /// Everything about one table's dump. Build it with [`DumpConfig::new`] and the builder methods;
 /// the defaults are the seed's.
@@ -27,7 +28,8 @@ pub struct DumpConfig {
     pub output_dir: PathBuf,
     /// Rows per request (default 5000).
     pub chunk_size: u64,
-    /// OFFSET (default) or ID_RANGE.
+    /// Auto (default: ID_RANGE where the catalog knows the table's id column, else OFFSET),
+    /// OFFSET or ID_RANGE.
     pub strategy: DumpStrategy,
     /// JSONL (default), CSV, JSON or Parquet.
     pub format: DumpFormat,
@@ -45,6 +47,9 @@ pub struct DumpConfig {
     pub where_clause: Option<Expr>,
     /// The columns to export, in order (default: every column).
     pub columns: Option<Vec<String>>,
+    /// Columns of a table the catalog knows to leave out (a password): the output holds the
+    /// catalog's other columns, in order. Not with `columns`.
+    pub exclude_columns: Vec<String>,
     /// Timeout of one request (default 30 s).
     pub batch_timeout: Duration,
     /// Retries of one chunk's request for transient failures (default 3; the budget refills for
@@ -63,7 +68,7 @@ impl DumpConfig {
     /// Rows per request unless set: the traversal's (the seed's 5000).
     pub const DEFAULT_CHUNK_SIZE: u64 = TraversalSpec::DEFAULT_CHUNK_SIZE;
     /// The strategy unless set.
-    pub const DEFAULT_STRATEGY: DumpStrategy = Strategy::Offset;
+    pub const DEFAULT_STRATEGY: DumpStrategy = StrategyChoice::Auto;
     /// The format unless set.
     pub const DEFAULT_FORMAT: DumpFormat = Format::Jsonl;
     /// The timeout of one request unless set, in seconds.
@@ -90,6 +95,7 @@ impl DumpConfig {
             order_by: None,
             where_clause: None,
             columns: None,
+            exclude_columns: Vec::new(),
             batch_timeout: Duration::from_secs(DumpConfig::DEFAULT_BATCH_TIMEOUT_SECS),
             max_retries: DumpConfig::DEFAULT_MAX_RETRIES,
             retry_backoff: DumpConfig::DEFAULT_RETRY_BACKOFF,
@@ -165,6 +171,16 @@ impl DumpConfig {
     #[must_use]
     pub fn columns<I: IntoIterator<Item = S>, S: Into<String>>(mut self, columns: I) -> Self {
         self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Leaves these columns out: the output holds the catalog's other columns.
+    #[must_use]
+    pub fn exclude_columns<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        columns: I,
+    ) -> Self {
+        self.exclude_columns = columns.into_iter().map(Into::into).collect();
         self
     }
 
@@ -248,6 +264,51 @@ impl DumpConfig {
         Error::Config { table: self.table.clone(), invalid }
     }
 
+    /// The strategy a run of this configuration uses: the one asked for by name; for `auto`,
+    /// `resumed` (the strategy of the checkpoint the run continues) when there is one, else
+    /// ID_RANGE where the catalog knows the table's id column and nothing asks for another order
+    /// or a start at an offset, else OFFSET. A table the catalog does not know keeps OFFSET
+    /// unless asked: whether its `id` is a unique, ascending integer only the portal knows.
+    pub fn strategy_for(&self, resumed: Option<Strategy>) -> Strategy {
+        match (self.strategy.fixed(), resumed) {
+            (Some(strategy), _) | (None, Some(strategy)) => strategy,
+            (None, None) => {
+                let known = iptvportal_catalog::table(&self.table);
+                self.strategy.resolve(self.walkable_by_id(known))
+            }
+        }
+    }
+
+    /// Whether a fresh run could walk the table by id: the catalog knows its id column, the
+    /// order (if any) is ascending id and no resume offset is given.
+    fn walkable_by_id(&self, known: Option<&Table>) -> bool {
+        let Some(id) = known.and_then(|t| t.id_column) else { return false };
+        let order = self.parsed_order_by().unwrap_or_else(|_| vec![]);
+        let by_id = TraversalSpec::new(self.table.as_str())
+            .order_by(order)
+            .id_column(id)
+            .strategy(Strategy::IdRange)
+            .check()
+            .is_ok();
+        self.resume_offset.is_none() && by_id
+    }
+
+    /// The columns asked for: `columns`, else the catalog's columns but the excluded ones, else
+    /// `None` (every column).
+    pub(crate) fn requested_columns(&self, known: Option<&Table>) -> Option<Vec<String>> {
+        match (&self.columns, known) {
+            (Some(columns), _) => Some(columns.clone()),
+            (None, Some(table)) if !self.exclude_columns.is_empty() => Some(
+                table
+                    .column_names()
+                    .filter(|c| !self.exclude_columns.iter().any(|e| e == c))
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            (None, _) => None,
+        }
+    }
+
     /// Checks everything that can be checked without the portal or the disk (for a table the
     /// catalog knows, its columns too), so that a bad option fails before any request is sent or
     /// any file touched. A dump runs this itself; it is public for callers that act before one.
@@ -276,14 +337,23 @@ impl DumpConfig {
         if self.compression_level.is_some() && !self.compress {
             return Err(self.invalid(Invalid::LevelWithoutCompress));
         }
-        if self.resume_offset.is_some() && self.strategy != Strategy::Offset {
+        if self.resume_offset.is_some() && self.strategy == StrategyChoice::IdRange {
             return Err(self.invalid(Invalid::ResumeOffsetNeedsOffset));
         }
         if let Some(columns) = &self.columns {
             self.validate_columns(columns, known)?;
         }
+        if !self.exclude_columns.is_empty() {
+            self.validate_exclude(known)?;
+        }
+        // The filter's values against the catalog's column types, as PostgreSQL checks them
+        // before running the query: a boolean for a timestamp, a number for a text column.
+        if let (Some(filter), Some(table)) = (&self.where_clause, known) {
+            check_value_types(filter, &|c| filter_column_type(table, c))
+                .map_err(|e| self.invalid(Invalid::Filter(e.to_string())))?;
+        }
         let order_by = self.parsed_order_by()?;
-        if self.strategy == Strategy::IdRange
+        if self.strategy == StrategyChoice::IdRange
             && let Some(table) = known
             && table.id_column.is_none()
         {
@@ -294,7 +364,7 @@ impl DumpConfig {
             .order_by(order_by.clone())
             .id_column(id_column(known))
             .chunk_size(self.chunk_size)
-            .strategy(self.strategy)
+            .strategy(self.strategy_for(None))
             .max_parallel(self.max_parallel)
             .check()
             .map_err(|e| self.invalid(Invalid::Traversal(e)))?;
@@ -332,9 +402,82 @@ impl DumpConfig {
         }
         Ok(())
     }
+
+    /// Excluded columns are the catalog's (a table it does not know has no columns to leave out
+    /// of), each once, not together with an explicit column list, and not every one of them.
+    fn validate_exclude(&self, known: Option<&Table>) -> Result<(), Error> {
+        if self.columns.is_some() {
+            return Err(self.invalid(Invalid::ColumnsAndExclude));
+        }
+        let Some(table) = known else {
+            return Err(self.invalid(Invalid::ExcludeUnknownTable));
+        };
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.exclude_columns {
+            if table.column(c).is_none() {
+                return Err(self.invalid(Invalid::UnknownColumn {
+                    column: c.clone(),
+                    table: table.name.to_owned(),
+                    known: table.column_names().map(str::to_owned).collect(),
+                }));
+            }
+            if !seen.insert(c) {
+                return Err(self.invalid(Invalid::DuplicateColumn(c.clone())));
+            }
+        }
+        if seen.len() == table.columns.len() {
+            return Err(self.invalid(Invalid::ExcludesEveryColumn));
+        }
+        Ok(())
+    }
+}
+
+/// The type of a filter's column in the known `table`: a column named alone or qualified by the
+/// table's own name; `None` (unchecked) for any other.
+fn filter_column_type(table: &Table, column: &ColumnRef) -> Option<ValueType> {
+    if column.table.as_deref().is_some_and(|t| t != table.name) {
+        return None;
+    }
+    ValueType::from_name(table.column(&column.name)?.ty.as_str())
 }
 
 /// The id column: the catalog's, or `id` for tables the catalog does not know.
 pub(crate) fn id_column(known: Option<&Table>) -> String {
     known.and_then(|t| t.id_column).unwrap_or("id").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use iptvportal_query::Q;
+
+    use super::*;
+
+    fn refused(table: &str, filter: Q) -> Option<Invalid> {
+        match DumpConfig::new(table, "out").where_clause(filter).validate() {
+            Ok(()) => None,
+            Err(Error::Config { invalid, .. }) => Some(invalid),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn filter_values_are_checked_against_the_catalogs_types() {
+        let q = |field: &str, value: serde_json::Value| Q::lookup(field, value).unwrap();
+        assert_eq!(refused("terminal", q("registered__gte", "2025-12-15".into())), None);
+        assert_eq!(refused("subscriber", q("phone", "79123456789".into())), None);
+        assert_eq!(
+            refused("terminal", q("registered", true.into())),
+            Some(Invalid::Filter(
+                "filter registered: expected a timestamp (2025-12-15 or 2025-12-15 10:00:00), got true"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            refused("subscriber", q("subscriber.phone", 79_123_456_789_i64.into())),
+            Some(Invalid::Filter("filter subscriber.phone: expected text, got 79123456789".into()))
+        );
+        // Another table's column, and a table the catalog does not know, are the portal's.
+        assert_eq!(refused("subscriber", q("t.phone", 1.into())), None);
+        assert_eq!(refused("no_such_table", q("registered", true.into())), None);
+    }
 }

@@ -160,6 +160,8 @@ pub enum Setting {
     WhereClause,
     /// `columns`.
     Columns,
+    /// `exclude_columns`.
+    ExcludeColumns,
     /// `batch_timeout`.
     BatchTimeout,
     /// `retry_backoff`.
@@ -195,6 +197,13 @@ pub enum Invalid {
     ColumnName(String),
     /// A column is listed twice.
     DuplicateColumn(String),
+    /// Both a column list and columns to exclude are given.
+    ColumnsAndExclude,
+    /// Columns to exclude are given for a table the catalog does not know, whose columns are
+    /// unknown.
+    ExcludeUnknownTable,
+    /// Every column of the table is excluded.
+    ExcludesEveryColumn,
     /// The catalog does not know the column for this table.
     UnknownColumn {
         /// The column asked for.
@@ -236,6 +245,9 @@ impl Invalid {
             | Invalid::ColumnName(_)
             | Invalid::DuplicateColumn(_)
             | Invalid::UnknownColumn { .. } => Setting::Columns,
+            Invalid::ColumnsAndExclude
+            | Invalid::ExcludeUnknownTable
+            | Invalid::ExcludesEveryColumn => Setting::ExcludeColumns,
             Invalid::Traversal(T::IdRangeOrder { .. })
             | Invalid::OrderBy { .. }
             | Invalid::UnknownOrderColumn(_) => Setting::OrderBy,
@@ -268,6 +280,13 @@ impl fmt::Display for Invalid {
             Invalid::NoColumns => f.write_str("the column list is empty"),
             Invalid::ColumnName(column) => write!(f, "invalid column name {column:?}"),
             Invalid::DuplicateColumn(column) => write!(f, "column {column} is listed twice"),
+            Invalid::ColumnsAndExclude => {
+                f.write_str("both a column list and columns to exclude are given")
+            }
+            Invalid::ExcludeUnknownTable => f.write_str(
+                "the catalog does not know the columns of this table, so none can be excluded",
+            ),
+            Invalid::ExcludesEveryColumn => f.write_str("every column is excluded"),
             Invalid::UnknownColumn { column, table, known } => {
                 write!(f, "unknown column {column} (columns of {table}: {})", known.join(", "))
             }
@@ -343,6 +362,8 @@ mod tests {
             (Invalid::CompressParquet, Setting::Compress),
             (Invalid::ResumeOffsetNeedsOffset, Setting::ResumeOffset),
             (Invalid::DuplicateColumn("a".into()), Setting::Columns),
+            (Invalid::ColumnsAndExclude, Setting::ExcludeColumns),
+            (Invalid::ExcludesEveryColumn, Setting::ExcludeColumns),
             (Invalid::Filter("x".into()), Setting::WhereClause),
         ];
         for (invalid, setting) in cases {

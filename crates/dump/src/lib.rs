@@ -64,3 +64,5 @@ pub use iptvportal_sink::{
 pub use iptvportal_sink::{Crc32, FileRecord, IdRange, Problem, ProblemKind};
 pub use iptvportal_traverse::Invalid as TraversalInvalid;
 pub use iptvportal_traverse::RowSource;
+// The strategy a run used (`DumpStats::strategy`), beside the one asked for (`DumpStrategy`).
+pub use iptvportal_traverse::{Strategy, StrategyChoice};

@@ -251,9 +251,15 @@ impl AsyncDumpManager {
             p.dumped_rows = state.dumped_rows;
             p.finish(RunState::Done);
         });
-        let mut stats = DumpStats::new(config, &state.schema, self.progress(), Outcome::Completed);
+        let mut stats = DumpStats::new(
+            config,
+            plan.spec.strategy,
+            &state.schema,
+            self.progress(),
+            Outcome::Completed,
+        );
         stats.warnings = plan.warnings;
-        stats.reconcile(config.strategy, counted);
+        stats.reconcile(counted);
         for w in &stats.warnings {
             tracing::warn!("{w}");
         }
@@ -408,7 +414,13 @@ impl AsyncDumpManager {
         if let Some(cb) = callback {
             cb(&progress);
         }
-        DumpStats::new(&self.config, &state.schema, progress, Outcome::AlreadyComplete)
+        DumpStats::new(
+            &self.config,
+            state.shape.strategy,
+            &state.schema,
+            progress,
+            Outcome::AlreadyComplete,
+        )
     }
 
     /// The portal's source for this dump: its per-chunk retry budget and batch timeout, and a

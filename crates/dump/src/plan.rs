@@ -57,8 +57,6 @@ pub(crate) async fn plan(
 ) -> Result<Start, Error> {
     let table = config.table.as_str();
     let known = iptvportal_catalog::table(table);
-    let mut shape = shape(config)?;
-    shape.portal = portal;
 
     // What the checkpoint says, unless told to start over.
     let starting_over = !config.resume || config.resume_offset.is_some();
@@ -70,6 +68,11 @@ pub(crate) async fn plan(
             .await
             .map_err(|source| Error::Checkpoint { table: table.to_owned(), source })?
     };
+    // `auto` continues a checkpoint with the strategy it was written with, whichever that was;
+    // a strategy asked for by name must be the checkpoint's (the shapes differ otherwise).
+    let strategy = config.strategy_for(saved.as_ref().map(|s| s.shape.strategy));
+    let mut shape = shape(config, known, strategy)?;
+    shape.portal = portal;
     if let Some(state) = &saved {
         let differences = state.shape.differences(&shape);
         if !differences.is_empty() {
@@ -85,8 +88,8 @@ pub(crate) async fn plan(
         other => other,
     };
 
-    let columns = match (&config.columns, known) {
-        (Some(columns), _) => Some(columns.clone()),
+    let columns = match (config.requested_columns(known), known) {
+        (Some(columns), _) => Some(columns),
         (None, Some(t)) => Some(t.column_names().map(str::to_owned).collect()),
         (None, None) => None,
     };
@@ -108,21 +111,27 @@ pub(crate) async fn plan(
     let spec = TraversalSpec::new(table)
         .columns(columns)
         .filter(config.where_clause.clone())
-        .order_by(order_by(config, known)?)
+        .order_by(order_by(config, known, strategy)?)
         .id_column(id_column(known))
         .chunk_size(config.chunk_size)
-        .strategy(config.strategy)
+        .strategy(strategy)
         .max_parallel(config.max_parallel);
     let cursor = match (&resume, config.resume_offset) {
         (Some(state), _) => state.cursor,
         (None, Some(offset)) => Cursor::Offset { offset },
-        (None, None) => Cursor::start(config.strategy),
+        (None, None) => Cursor::start(strategy),
     };
     Ok(Start::Run(Box::new(Plan { resume, shape, spec, cursor, schema, warnings })))
 }
 
-/// Everything in `config` that shapes the output, as the checkpoint records it.
-fn shape(config: &DumpConfig) -> Result<OutputShape, Error> {
+/// Everything in `config` that shapes the output, as the checkpoint records it, for a run with
+/// `strategy`. Excluded columns are recorded as the columns they leave, so that a checkpoint
+/// resumes under either spelling of the same output.
+fn shape(
+    config: &DumpConfig,
+    known: Option<&Table>,
+    strategy: Strategy,
+) -> Result<OutputShape, Error> {
     let filter = match &config.where_clause {
         None => None,
         Some(expr) => Some(
@@ -131,12 +140,12 @@ fn shape(config: &DumpConfig) -> Result<OutputShape, Error> {
     };
     Ok(OutputShape {
         table: config.table.clone(),
-        columns: config.columns.clone(),
+        columns: config.requested_columns(known),
         filter,
         order_by: config.parsed_order_by()?.iter().map(ToString::to_string).collect(),
         format: config.format,
         compression: config.compression(),
-        strategy: config.strategy,
+        strategy,
         portal: None,
     })
 }
@@ -146,9 +155,13 @@ fn shape(config: &DumpConfig) -> Result<OutputShape, Error> {
 /// gets the same tie-breakers appended (the id, or the remaining columns): PostgreSQL keeps no
 /// order among rows that tie, so pages of `last_seen` alone (15% NULLs, all tied) could skip or
 /// repeat rows between requests.
-fn order_by(config: &DumpConfig, known: Option<&Table>) -> Result<Vec<OrderBy>, Error> {
+fn order_by(
+    config: &DumpConfig,
+    known: Option<&Table>,
+    strategy: Strategy,
+) -> Result<Vec<OrderBy>, Error> {
     let mut order = config.parsed_order_by()?;
-    if config.strategy != Strategy::Offset {
+    if strategy != Strategy::Offset {
         return Ok(order);
     }
     let Some(table) = known else { return Ok(order) };
@@ -177,7 +190,7 @@ mod tests {
     fn order(table: &str, order_by: Option<&str>) -> Vec<String> {
         let mut config = DumpConfig::new(table, "out");
         config.order_by = order_by.map(str::to_owned);
-        super::order_by(&config, iptvportal_catalog::table(table))
+        super::order_by(&config, iptvportal_catalog::table(table), Strategy::Offset)
             .unwrap()
             .iter()
             .map(ToString::to_string)

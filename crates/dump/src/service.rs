@@ -191,12 +191,14 @@ impl DumpService {
                         .unwrap_or(0),
                 };
                 // Work grows with cells, not rows: a 16-column table takes longer per row than a
-                // 6-column one. The column count is the requested list's, else the catalog's.
+                // 6-column one. The column count is the requested list's (or what excluding
+                // columns leaves), else the catalog's.
+                let known = iptvportal_catalog::table(&config.table);
                 let columns = config
-                    .columns
+                    .requested_columns(known)
                     .as_ref()
                     .map(Vec::len)
-                    .or_else(|| iptvportal_catalog::table(&config.table).map(|t| t.columns.len()))
+                    .or_else(|| known.map(|t| t.columns.len()))
                     .unwrap_or(1)
                     .max(1);
                 (index, rows.saturating_mul(columns as u64))

@@ -41,7 +41,12 @@ impl Portal for Client {
                     RetryPolicy::default()
                         .max_retries(config.max_retries)
                         .backoff(config.retry_backoff)
-                        .base_delay(std::time::Duration::from_secs_f64(config.retry_backoff)),
+                        // `try_`: a factor too large for a `Duration` (1e20) must not panic;
+                        // the policy caps every wait at its maximum anyway.
+                        .base_delay(
+                            std::time::Duration::try_from_secs_f64(config.retry_backoff)
+                                .unwrap_or(std::time::Duration::MAX),
+                        ),
                 )
                 .with_timeout(config.batch_timeout),
         })

@@ -30,6 +30,9 @@ pub struct CountMismatch {
 pub struct DumpStats {
     /// The configuration that ran.
     pub config: DumpConfig,
+    /// The strategy the traversal used (`config.strategy` resolved, never `auto`); for an
+    /// output that was already complete, the one it was written with.
+    pub strategy: Strategy,
     /// The final progress.
     pub progress: DumpProgress,
     /// Completed now, or already complete.
@@ -43,9 +46,11 @@ pub struct DumpStats {
 }
 
 impl DumpStats {
-    /// The stats of a finished dump, listing its output files as they are on disk.
+    /// The stats of a finished dump that used `strategy`, listing its output files as they are on
+    /// disk.
     pub(crate) fn new(
         config: &DumpConfig,
+        strategy: Strategy,
         schema: &Schema,
         progress: DumpProgress,
         outcome: Outcome,
@@ -53,6 +58,7 @@ impl DumpStats {
         let spec = config.sink_spec(schema.clone());
         DumpStats {
             config: config.clone(),
+            strategy,
             progress,
             outcome,
             files: list_files(&spec),
@@ -67,14 +73,14 @@ impl DumpStats {
     }
 
     /// Compares the up-front count with the rows dumped, and warns when the table changed.
-    pub(crate) fn reconcile(&mut self, strategy: Strategy, counted: u64) {
+    pub(crate) fn reconcile(&mut self, counted: u64) {
         let dumped = self.progress.dumped_rows;
         if counted == dumped {
             return;
         }
         self.warnings.push(Warning::CountMismatch {
             table: self.config.table.clone(),
-            strategy,
+            strategy: self.strategy,
             counted,
             dumped,
         });

@@ -33,6 +33,27 @@ pub enum Error {
         /// What was expected.
         reason: String,
     },
+    /// A filter's value that is not of its column's type (a boolean for a timestamp column, text
+    /// for an integer column, a number for a text column).
+    #[error("{}", crate::typed::type_message(column, *expected, value))]
+    FilterType {
+        /// The column, as the filter names it.
+        column: String,
+        /// The column's type.
+        expected: crate::ValueType,
+        /// The value as given.
+        value: String,
+    },
+    /// A pattern lookup or operator (`__contains`, `like`) on a column that does not hold text.
+    #[error("{}", crate::typed::pattern_message(column, lookup, *ty))]
+    PatternNeedsText {
+        /// The column, as the filter names it.
+        column: String,
+        /// The lookup (`__contains`) or operator (`like`) as written.
+        lookup: String,
+        /// The column's type.
+        ty: crate::ValueType,
+    },
     /// A CLI filter string that does not parse.
     #[error("invalid filter {input:?}: {reason}")]
     InvalidFilter {

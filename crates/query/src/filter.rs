@@ -10,12 +10,19 @@
 //!   phone number or code is matched exactly;
 //! - `__in` splits its value on commas outside double quotes (`id__in=1,2,3`,
 //!   `name__in="a,b",c`), or takes a JSON array (`id__in=[1,2]`).
+//!
+//! Where the caller knows the column's type ([`parse_filter_typed`], the CLI's for tables of the
+//! catalog), the value is read as that type instead: `phone=79123456789` on a text column is the
+//! string `"79123456789"`, `id=abc` on an integer column and `registered=true` on a timestamp
+//! column are refused ([`Error::FilterType`]), and so is a pattern lookup on a column that is not
+//! text ([`Error::PatternNeedsText`]). `null` is `null` for every type (`"null"` is the word).
 
 use serde_json::Value;
 
-use crate::Error;
-use crate::ast::Expr;
+use crate::ast::{ColumnRef, Expr};
 use crate::q::{Lookup, Q, build_lookup, split_field};
+use crate::typed::{check_pattern, typed_value};
+use crate::{Error, ValueType};
 
 /// What an `InvalidFilter` without `=` says, so the user sees the expected shape.
 const FORM: &str = "expected FIELD__LOOKUP=VALUE, e.g. balance__gte=10";
@@ -26,6 +33,27 @@ const FORM: &str = "expected FIELD__LOOKUP=VALUE, e.g. balance__gte=10";
 /// The field is everything before the first `=` (surrounding spaces ignored), the value everything
 /// after it (kept as written). Never panics, whatever the input.
 pub fn parse_filter(s: &str) -> Result<Q, Error> {
+    parse_filter_typed(s, &|_| None)
+}
+
+/// Parses one `--where` filter as [`parse_filter`] does, except that the value is read as the
+/// type `column_type` gives its column (see the module's rules); a column it gives no type keeps
+/// [`parse_filter`]'s reading.
+///
+/// ```
+/// use iptvportal_query::{Error, ValueType, parse_filter_typed};
+///
+/// let text = |_: &iptvportal_query::ColumnRef| Some(ValueType::Text);
+/// let q = parse_filter_typed("phone=79123456789", &text)?;
+/// assert_eq!(serde_json::to_string(&q).unwrap(), r#"{"eq":["phone","79123456789"]}"#);
+/// let integer = |_: &iptvportal_query::ColumnRef| Some(ValueType::Integer);
+/// assert!(matches!(parse_filter_typed("id=abc", &integer), Err(Error::FilterType { .. })));
+/// # Ok::<(), Error>(())
+/// ```
+pub fn parse_filter_typed(
+    s: &str,
+    column_type: &dyn Fn(&ColumnRef) -> Option<ValueType>,
+) -> Result<Q, Error> {
     let invalid =
         |reason: &str| Error::InvalidFilter { input: s.to_owned(), reason: reason.to_owned() };
     let (field, raw) = s.split_once('=').ok_or_else(|| invalid(FORM))?;
@@ -34,13 +62,19 @@ pub fn parse_filter(s: &str) -> Result<Q, Error> {
         return Err(invalid("missing the field before =; expected FIELD__LOOKUP=VALUE"));
     }
     let (column, lookup) = split_field(field)?;
-    let value = match lookup {
-        l if l.takes_text() => match serde_json::from_str::<Value>(raw) {
-            Ok(Value::String(s)) => Value::String(s),
-            _ => Value::String(raw.to_owned()),
-        },
-        Lookup::In => in_values(raw),
-        _ => scalar_value(raw),
+    let ty = column_type(&column);
+    let value = match (lookup, ty) {
+        (l, _) if l.takes_text() => {
+            check_pattern(&column, l, ty)?;
+            match serde_json::from_str::<Value>(raw) {
+                Ok(Value::String(s)) => Value::String(s),
+                _ => Value::String(raw.to_owned()),
+            }
+        }
+        (Lookup::In, Some(ty)) => typed_in_values(&column, ty, raw)?,
+        (Lookup::In, None) => in_values(raw),
+        (Lookup::Isnull, _) | (_, None) => scalar_value(raw),
+        (_, Some(ty)) => typed_scalar(&column, ty, raw)?,
     };
     build_lookup(field, column, lookup, value)
 }
@@ -51,8 +85,23 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let filters =
-        items.into_iter().map(|s| parse_filter(s.as_ref())).collect::<Result<Vec<_>, _>>()?;
+    parse_filters_typed(items, &|_| None)
+}
+
+/// Parses every `--where` filter with [`parse_filter_typed`] and ANDs them (flattened); `None`
+/// when there are none.
+pub fn parse_filters_typed<I, S>(
+    items: I,
+    column_type: &dyn Fn(&ColumnRef) -> Option<ValueType>,
+) -> Result<Option<Q>, Error>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let filters = items
+        .into_iter()
+        .map(|s| parse_filter_typed(s.as_ref(), column_type))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Q::all(filters))
 }
 
@@ -74,6 +123,41 @@ fn scalar_value(raw: &str) -> Value {
         Ok(Value::Number(n)) if n.is_f64() && raw.contains(['.', 'e', 'E']) => Value::Number(n),
         _ => Value::String(raw.to_owned()),
     }
+}
+
+/// One value read as the column's type: a quoted JSON string is unquoted first.
+fn typed_scalar(column: &ColumnRef, ty: ValueType, raw: &str) -> Result<Value, Error> {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(Value::String(s)) => typed_value(column, ty, &s, true),
+        _ => typed_value(column, ty, raw, false),
+    }
+}
+
+/// The list of an `__in` read as the column's type: each item of a JSON array (a string as its
+/// text, anything else as its JSON text), or each comma-separated item as [`typed_scalar`] reads
+/// it. An empty value is an empty list (refused as [`Error::EmptyIn`]).
+fn typed_in_values(column: &ColumnRef, ty: ValueType, raw: &str) -> Result<Value, Error> {
+    if raw.is_empty() {
+        return Ok(Value::Array(Vec::new()));
+    }
+    if raw.trim_start().starts_with('[')
+        && let Ok(Value::Array(items)) = serde_json::from_str::<Value>(raw)
+    {
+        return items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => typed_value(column, ty, &s, true),
+                Value::Null => Ok(Value::Null),
+                other => typed_value(column, ty, &other.to_string(), false),
+            })
+            .collect::<Result<_, _>>()
+            .map(Value::Array);
+    }
+    split_commas(raw)
+        .into_iter()
+        .map(|item| typed_scalar(column, ty, item))
+        .collect::<Result<_, _>>()
+        .map(Value::Array)
 }
 
 /// The list of an `__in`: a JSON array as it is, otherwise comma-separated values each typed by
@@ -144,6 +228,65 @@ mod tests {
         assert_eq!(split_commas(r#""open,end"#), [r#""open,end"#]);
         assert_eq!(split_commas("a,,b,"), ["a", "", "b", ""]);
         assert_eq!(split_commas("é,ü"), ["é", "ü"]);
+    }
+
+    fn types(c: &ColumnRef) -> Option<ValueType> {
+        match c.name.as_str() {
+            "id" => Some(ValueType::Integer),
+            "phone" => Some(ValueType::Text),
+            "registered" => Some(ValueType::Timestamp),
+            "disabled" => Some(ValueType::Boolean),
+            _ => None,
+        }
+    }
+
+    fn typed(s: &str) -> Result<String, String> {
+        parse_filter_typed(s, &types)
+            .map(|q| serde_json::to_string(&q).unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn values_are_sent_as_their_columns_type() {
+        let ok = |s: &str| typed(s).unwrap();
+        assert_eq!(ok("phone=79123456789"), r#"{"eq":["phone","79123456789"]}"#);
+        assert_eq!(ok("phone__in=79123456789,007"), r#"{"in":["phone","79123456789","007"]}"#);
+        assert_eq!(ok(r#"phone__in=[7912,"a,b"]"#), r#"{"in":["phone","7912","a,b"]}"#);
+        assert_eq!(ok("phone__contains=912"), r#"{"like":["phone","%912%"]}"#);
+        assert_eq!(ok("phone=null"), r#"{"is":["phone",null]}"#);
+        assert_eq!(ok(r#"phone="null""#), r#"{"eq":["phone","null"]}"#);
+        assert_eq!(ok(r#"id__in=1,"2",3"#), r#"{"in":["id",1,2,3]}"#);
+        assert_eq!(ok("id__gte=10"), r#"{"gte":["id",10]}"#);
+        assert_eq!(ok("disabled=false"), r#"{"eq":["disabled",false]}"#);
+        assert_eq!(ok("registered__gte=2025-12-15"), r#"{"gte":["registered","2025-12-15"]}"#);
+        assert_eq!(ok("registered__isnull=false"), r#"{"is_not":["registered",null]}"#);
+        // A column of no known type keeps the untyped reading.
+        assert_eq!(ok("other=79123456789"), r#"{"eq":["other",79123456789]}"#);
+    }
+
+    #[test]
+    fn values_of_another_type_are_refused() {
+        let refused = |s: &str| typed(s).unwrap_err();
+        assert_eq!(
+            refused("registered=true"),
+            "filter registered: expected a timestamp (2025-12-15 or 2025-12-15 10:00:00), got true"
+        );
+        assert_eq!(refused("id=abc"), "filter id: expected an integer, got abc");
+        assert_eq!(refused("id__in=1,x,3"), "filter id: expected an integer, got x");
+        assert_eq!(refused("id__in=[1,true]"), "filter id: expected an integer, got true");
+        assert_eq!(
+            refused("disabled=1"),
+            "filter disabled: expected a boolean (true or false), got 1"
+        );
+        assert_eq!(
+            refused("id__contains=5"),
+            "filter id: __contains matches text, and id is an integer column"
+        );
+        assert_eq!(refused("id__in="), r#"empty list for "id__in": __in needs at least one value"#);
+        assert_eq!(
+            refused("id__gt=null"),
+            r#"invalid value for "id__gt": __gt with null never matches; use __isnull"#
+        );
     }
 
     #[test]

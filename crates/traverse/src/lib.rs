@@ -18,6 +18,10 @@
 //!   that grew since the scan continued by keyset, and chunks handed on in id order through a
 //!   bounded reorder window, so the output is identical to a sequential ID_RANGE traversal.
 //!
+//! A caller with no preference asks for [`StrategyChoice::Auto`] and resolves it per table
+//! ([`StrategyChoice::resolve`]): ID_RANGE where the table can be walked by id, OFFSET elsewhere.
+//! A traversal always runs a resolved [`Strategy`].
+//!
 //! Every chunk carries the [`Cursor`] after it: a checkpoint that stores it resumes exactly there.
 //!
 //! The crate consumes rows through the [`RowSource`] seam (one method: run a select), which the
@@ -35,7 +39,7 @@ mod spec;
 
 pub use error::{Error, Invalid};
 pub use source::{BoxError, RowSource};
-pub use spec::{Cursor, Strategy, TraversalSpec, UnknownStrategy};
+pub use spec::{Cursor, Strategy, StrategyChoice, TraversalSpec, UnknownStrategy};
 
 use std::sync::Arc;
 

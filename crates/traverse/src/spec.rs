@@ -41,10 +41,15 @@ impl fmt::Display for Strategy {
     }
 }
 
-/// A name that is not a [`Strategy`]'s.
+/// A name that is not a strategy's: `expected` lists the names that are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown strategy {0:?} (expected offset or id-range)")]
-pub struct UnknownStrategy(pub String);
+#[error("unknown strategy {name:?} (expected {expected})")]
+pub struct UnknownStrategy {
+    /// The name given.
+    pub name: String,
+    /// The names accepted, in words (`offset or id-range`).
+    pub expected: &'static str,
+}
 
 impl std::str::FromStr for Strategy {
     type Err = UnknownStrategy;
@@ -53,7 +58,86 @@ impl std::str::FromStr for Strategy {
         Strategy::ALL
             .into_iter()
             .find(|strategy| strategy.as_str() == s)
-            .ok_or_else(|| UnknownStrategy(s.to_owned()))
+            .ok_or_else(|| UnknownStrategy { name: s.to_owned(), expected: "offset or id-range" })
+    }
+}
+
+/// The strategy a dump asks for: one of the [`Strategy`]s, or `auto`, which picks one per table.
+///
+/// `auto` is what a caller means when it has no reason to prefer one: ID_RANGE wherever the
+/// table can be walked by id (its cost per chunk stays the same however deep the chunk is), and
+/// OFFSET where it cannot (no id column, an order other than ascending id, a start at an
+/// offset). What a traversal runs, and what a checkpoint records, is always the resolved
+/// [`Strategy`], never `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum StrategyChoice {
+    /// ID_RANGE where the table can be walked by id, else OFFSET ([`StrategyChoice::resolve`]).
+    #[default]
+    Auto,
+    /// Always OFFSET.
+    Offset,
+    /// Always ID_RANGE.
+    IdRange,
+}
+
+impl StrategyChoice {
+    /// Every choice, in the order the command line lists them.
+    pub const ALL: [StrategyChoice; 3] =
+        [StrategyChoice::Auto, StrategyChoice::Offset, StrategyChoice::IdRange];
+
+    /// The name used on the command line, in config files and in messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StrategyChoice::Auto => "auto",
+            StrategyChoice::Offset => Strategy::Offset.as_str(),
+            StrategyChoice::IdRange => Strategy::IdRange.as_str(),
+        }
+    }
+
+    /// The strategy asked for by name, or `None` for `auto`.
+    pub const fn fixed(self) -> Option<Strategy> {
+        match self {
+            StrategyChoice::Auto => None,
+            StrategyChoice::Offset => Some(Strategy::Offset),
+            StrategyChoice::IdRange => Some(Strategy::IdRange),
+        }
+    }
+
+    /// The strategy that runs: the one asked for by name, or for `auto` ID_RANGE when
+    /// `walkable_by_id` (the caller knows an id column and the traversal can walk it: no order
+    /// but ascending id, no start at an offset), else OFFSET.
+    pub const fn resolve(self, walkable_by_id: bool) -> Strategy {
+        match self.fixed() {
+            Some(strategy) => strategy,
+            None if walkable_by_id => Strategy::IdRange,
+            None => Strategy::Offset,
+        }
+    }
+}
+
+impl From<Strategy> for StrategyChoice {
+    fn from(strategy: Strategy) -> StrategyChoice {
+        match strategy {
+            Strategy::Offset => StrategyChoice::Offset,
+            Strategy::IdRange => StrategyChoice::IdRange,
+        }
+    }
+}
+
+impl fmt::Display for StrategyChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StrategyChoice {
+    type Err = UnknownStrategy;
+
+    fn from_str(s: &str) -> Result<StrategyChoice, UnknownStrategy> {
+        StrategyChoice::ALL.into_iter().find(|choice| choice.as_str() == s).ok_or_else(|| {
+            UnknownStrategy { name: s.to_owned(), expected: "auto, offset or id-range" }
+        })
     }
 }
 
@@ -351,4 +435,33 @@ pub(crate) async fn count(
         what,
         detail: format!("expected [[<count>]], got {}", Value::from(rows)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_auto_resolves_by_what_the_table_allows() {
+        for choice in StrategyChoice::ALL {
+            assert_eq!(choice.as_str().parse::<StrategyChoice>(), Ok(choice));
+        }
+        for strategy in Strategy::ALL {
+            assert_eq!(strategy.as_str().parse::<Strategy>(), Ok(strategy));
+            assert_eq!(StrategyChoice::from(strategy).fixed(), Some(strategy));
+            assert_eq!(StrategyChoice::from(strategy).resolve(false), strategy);
+            assert_eq!(StrategyChoice::from(strategy).resolve(true), strategy);
+        }
+        assert_eq!(StrategyChoice::Auto.resolve(true), Strategy::IdRange);
+        assert_eq!(StrategyChoice::Auto.resolve(false), Strategy::Offset);
+        assert_eq!(StrategyChoice::default(), StrategyChoice::Auto);
+        assert_eq!(
+            "auto".parse::<Strategy>().unwrap_err().to_string(),
+            "unknown strategy \"auto\" (expected offset or id-range)"
+        );
+        assert_eq!(
+            "keyset".parse::<StrategyChoice>().unwrap_err().to_string(),
+            "unknown strategy \"keyset\" (expected auto, offset or id-range)"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! `iptvportal dump`: tables to files through the dump orchestrator, with progress, a summary,
 //! per-table errors and interruption that keeps every committed chunk.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,14 +10,15 @@ use std::time::Duration;
 
 use iptvportal_client::Client;
 use iptvportal_dump::{AsyncDumpManager, DumpConfig, DumpService, DumpStats, Error, NamedPortal};
-use iptvportal_query::{Q, parse_filters, parse_where_json};
+use iptvportal_query::{Q, check_value_types, parse_filters_typed, parse_where_json};
 
 use crate::args::{ConnectionArgs, DumpArgs, ProgressMode};
 use crate::bars::Bars;
-use crate::failure;
+use crate::failure::{self, Hinted};
 use crate::progress::{self, SummaryRow};
 
-/// The exit code of an interrupted (and resumable) run: 128 + SIGINT, as shells report it.
+/// The exit code of an interrupted (and resumable) run: 128 + SIGINT, as shells report it; the
+/// same for SIGTERM and SIGHUP, so that a script tells "interrupted, rerun to resume" by one code.
 const INTERRUPTED: u8 = 130;
 
 /// What is printed when a run stops on a signal.
@@ -26,22 +28,42 @@ const INTERRUPTED_LINE: &str = "interrupted: run the same command again to resum
 pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow::Result<ExitCode> {
     // Everything that needs neither the portal nor the disk is checked first, so that a typo fails
     // without a login and without touching the output directory.
-    let tables = table_list(args);
-    let filter = filter(args)?;
+    let tables = table_list(args)?;
+    let excluded = excluded_columns(args)?;
+    let columns_given = args.columns.iter().any(|c| !c.trim().is_empty());
+    if let Some(both) = tables.iter().find(|t| columns_given && excluded.contains_key(*t)) {
+        return Err(Hinted::new(
+            format!("--columns and --exclude-columns both name the columns of {both}"),
+            "give one of them (--columns applies to every table of the command)",
+        )
+        .into());
+    }
+    // Per table: a value is read as its column's type, which may differ between tables.
+    let filters =
+        tables.iter().map(|t| filter(args, t)).collect::<anyhow::Result<Vec<Option<Q>>>>()?;
     // Kept until the end: with --demo it is the portal.
     let connected = super::connect(connection).await?;
     let client = connected.client.clone();
-    let configs: Vec<DumpConfig> =
-        tables.iter().map(|t| config(t, args, connection, filter.as_ref())).collect();
+    let configs: Vec<DumpConfig> = tables
+        .iter()
+        .zip(&filters)
+        .map(|(t, filter)| {
+            let excluded = excluded.get(t).map_or(&[][..], Vec::as_slice);
+            config(t, args, connection, filter.as_ref(), excluded)
+        })
+        .collect();
 
-    let bars = match args.progress {
+    // `--quiet` shows no progress, whatever `--progress` says, but still the summary.
+    let quiet = crate::output::quiet();
+    let mode = if quiet { ProgressMode::None } else { args.progress };
+    let bars = match mode {
         ProgressMode::Bar => Some(Bars::new(&tables, true)),
         ProgressMode::Auto if std::io::stderr().is_terminal() => Some(Bars::new(&tables, false)),
         _ => None,
     };
     let callback = match &bars {
         Some(bars) => Some(bars.callback()),
-        None => progress::callback(args.progress),
+        None => progress::callback(mode),
     };
 
     // A demo portal listens on a new port every run, over the same generated data: it is known
@@ -95,11 +117,16 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
             Err(e) => errors.push(failure::render_dump(&e)),
         }
     }
-    if args.progress != ProgressMode::None && !summary.is_empty() {
+    if quiet {
+        for row in &mut summary {
+            row.hint = None;
+        }
+    }
+    if (quiet || mode != ProgressMode::None) && !summary.is_empty() {
         eprint!("{}", progress::summary(&summary));
     }
     for w in &warnings {
-        eprintln!("{}", failure::render_warning(w));
+        crate::output::note(&failure::render_warning(w));
     }
     for e in &errors {
         eprintln!("{e}");
@@ -111,21 +138,81 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
     Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// The tables to dump: the catalog's with `--all`, else the ones given, each once.
-fn table_list(args: &DumpArgs) -> Vec<String> {
+/// The tables to dump: the catalog's with `--all` but the `--exclude`d ones, else the ones
+/// given, each once. An `--exclude` that names no table of the catalog is refused, so that a typo
+/// does not dump the table it meant to leave out.
+fn table_list(args: &DumpArgs) -> anyhow::Result<Vec<String>> {
+    if let Some(unknown) = args.exclude.iter().find(|t| iptvportal_catalog::table(t).is_none()) {
+        return Err(Hinted::new(
+            format!("--exclude names {unknown:?}, which is not a table of the catalog"),
+            format!("the tables of --all are {}", catalog_tables()),
+        )
+        .into());
+    }
     let given: Vec<String> = if args.all {
-        iptvportal_catalog::TABLES.iter().map(|t| t.name.to_owned()).collect()
+        iptvportal_catalog::TABLES
+            .iter()
+            .map(|t| t.name.to_owned())
+            .filter(|t| !args.exclude.contains(t))
+            .collect()
     } else {
         args.tables.clone()
     };
     let mut seen = std::collections::HashSet::new();
-    given.into_iter().filter(|t| seen.insert(t.clone())).collect()
+    Ok(given.into_iter().filter(|t| seen.insert(t.clone())).collect())
 }
 
-/// The filter: the `--where` lookups AND-ed with `--where-json`.
-fn filter(args: &DumpArgs) -> anyhow::Result<Option<Q>> {
-    let lookups = parse_filters(&args.filters)?;
-    let raw = args.where_json.as_deref().map(parse_where_json).transpose()?.map(Q::from);
+/// The catalog's table names, for a message.
+fn catalog_tables() -> String {
+    iptvportal_catalog::TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+}
+
+/// `--exclude-columns`: the columns to leave out, by table. Every `TABLE.COLUMN` is checked
+/// against the catalog before anything is sent, also for a table not dumped this time, so that a
+/// typo never lets the column it meant to leave out through.
+fn excluded_columns(args: &DumpArgs) -> anyhow::Result<HashMap<String, Vec<String>>> {
+    let mut excluded: HashMap<String, Vec<String>> = HashMap::new();
+    for item in args.exclude_columns.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        let Some((table, column)) = item.split_once('.') else {
+            return Err(Hinted::new(
+                format!("--exclude-columns takes TABLE.COLUMN, got {item:?}"),
+                "name the table too, e.g. --exclude-columns subscriber.password",
+            )
+            .into());
+        };
+        let Some(known) = iptvportal_catalog::table(table) else {
+            return Err(Hinted::new(
+                format!("--exclude-columns names {table:?}, which is not a table of the catalog"),
+                format!("the catalog's tables are {}", catalog_tables()),
+            )
+            .into());
+        };
+        if known.column(column).is_none() {
+            let columns: Vec<&str> = known.column_names().collect();
+            return Err(Hinted::new(
+                format!("--exclude-columns names {item:?}, but {table} has no column {column:?}"),
+                format!("the columns of {table} are {}", columns.join(", ")),
+            )
+            .into());
+        }
+        let columns = excluded.entry(table.to_owned()).or_default();
+        if !columns.iter().any(|c| c == column) {
+            columns.push(column.to_owned());
+        }
+    }
+    Ok(excluded)
+}
+
+/// The filter of `table`: the `--where` lookups AND-ed with `--where-json`, every value read as
+/// (and checked against) its column's type where the catalog knows the table.
+fn filter(args: &DumpArgs, table: &str) -> anyhow::Result<Option<Q>> {
+    let types = super::select::column_types(table);
+    let lookups = parse_filters_typed(&args.filters, &types)?;
+    let raw = args.where_json.as_deref().map(parse_where_json).transpose()?;
+    if let Some(expr) = &raw {
+        check_value_types(expr, &types)?;
+    }
+    let raw = raw.map(Q::from);
     Ok(match (lookups, raw) {
         (Some(a), Some(b)) => Some(a & b),
         (a, b) => a.or(b),
@@ -137,6 +224,7 @@ fn config(
     args: &DumpArgs,
     connection: &ConnectionArgs,
     filter: Option<&Q>,
+    excluded: &[String],
 ) -> DumpConfig {
     let mut config = DumpConfig::new(table, &args.out)
         .format(args.format)
@@ -165,6 +253,9 @@ fn config(
     if !columns.is_empty() {
         config = config.columns(columns);
     }
+    if !excluded.is_empty() {
+        config = config.exclude_columns(excluded);
+    }
     if let Some(rows) = args.parquet_part_rows {
         let mut parquet = config.parquet.clone();
         parquet.part_rows = rows;
@@ -179,7 +270,7 @@ async fn reset(client: &Client, config: &DumpConfig) -> Result<(), Error> {
     AsyncDumpManager::new(client.clone(), config.clone()).reset().await
 }
 
-/// Watches for SIGINT and SIGTERM. The first cancels every dump (each commits the chunk it is
+/// Watches for SIGINT, SIGTERM and SIGHUP (a closed terminal or SSH session). The first cancels every dump (each commits the chunk it is
 /// writing, drops its requests, saves its checkpoint) and is remembered in the returned flag; a
 /// second one exits at once, which is safe because a checkpoint never runs ahead of durable
 /// output. `before_exit` runs first (it deletes the `--demo` portal's database, which no
@@ -218,13 +309,16 @@ fn watch_signals(
     Ok(flag)
 }
 
-/// SIGINT and SIGTERM as one stream. Both are registered when this is built (not when first
-/// polled), so a signal arriving right after start is not lost to the default handler.
+/// SIGINT, SIGTERM and SIGHUP as one stream. All are registered when this is built (not when
+/// first polled), so a signal arriving right after start is not lost to the default handler
+/// (which, for SIGHUP, would end the process with 129 and no word).
 struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -234,6 +328,7 @@ impl Signals {
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
@@ -247,6 +342,7 @@ impl Signals {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
         }
     }
 

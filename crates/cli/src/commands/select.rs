@@ -3,7 +3,9 @@
 use std::io::Write;
 
 use iptvportal_client::Client;
-use iptvportal_query::{OrderBy, Select, parse_filters, parse_where_json};
+use iptvportal_query::{
+    ColumnRef, OrderBy, Select, ValueType, check_value_types, parse_filters_typed, parse_where_json,
+};
 
 use crate::args::{Format, SelectArgs};
 use crate::failure::Hinted;
@@ -45,11 +47,14 @@ impl Query {
                 Some(data.iter().map(|c| (*c).to_owned()).collect())
             }
         };
-        if let Some(q) = parse_filters(&args.filters)? {
+        let types = column_types(&args.from);
+        if let Some(q) = parse_filters_typed(&args.filters, &types)? {
             select = select.filter(q.into_expr());
         }
         if let Some(json) = &args.where_json {
-            select = select.filter(parse_where_json(json)?);
+            let expr = parse_where_json(json)?;
+            check_value_types(&expr, &types)?;
+            select = select.filter(expr);
         }
         for order in &args.order_by {
             select = select.order_by(OrderBy::parse(order)?);
@@ -75,13 +80,27 @@ impl Query {
         let rows = client.select(&self.select).await?;
         let columns = self.columns.unwrap_or_else(|| {
             let width = rows.iter().map(Vec::len).max().unwrap_or(0);
-            eprintln!(
+            crate::output::note(&format!(
                 "warning: {} is not a table the catalog knows, so its columns are named col1..col{width} by position; pass --data to name them",
                 self.select.from.table.name
-            );
+            ));
             (1..=width).map(|i| format!("col{i}")).collect()
         });
         write_rows(out, format, &columns, &rows)?;
         Ok(())
+    }
+}
+
+/// The type of each column of `table` as the catalog knows it (named alone or qualified by the
+/// table's name), for reading and checking filter values; no type at all for a table the catalog
+/// does not know, whose filters keep the untyped reading.
+pub(super) fn column_types(table: &str) -> impl Fn(&ColumnRef) -> Option<ValueType> + use<> {
+    let known = iptvportal_catalog::table(table);
+    move |column: &ColumnRef| {
+        let table = known?;
+        if column.table.as_deref().is_some_and(|t| t != table.name) {
+            return None;
+        }
+        ValueType::from_name(table.column(&column.name)?.ty.as_str())
     }
 }

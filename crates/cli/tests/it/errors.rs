@@ -138,6 +138,29 @@ fn every_documented_error() {
     add("dump-unknown-table", c, out);
     let (c, out) = dump("dump-unknown-column", &["terminal", "--columns", "id,no_such_column"]);
     add("dump-unknown-column", c, out);
+    let (c, out) = dump("id-range-without-id", &["subscriber_package", "--strategy", "id-range"]);
+    add("id-range-without-id", c, out);
+    let (c, out) = dump("exclude-unknown-table", &["--all", "--exclude", "no_such_table"]);
+    add("exclude-unknown-table", c, out);
+    let (c, out) = dump("exclude-without-all", &["terminal", "--exclude", "terminal"]);
+    add("exclude-without-all", c, out);
+    let (c, out) = dump(
+        "exclude-columns-unknown-table",
+        &["terminal", "--exclude-columns", "no_such_table.id"],
+    );
+    add("exclude-columns-unknown-table", c, out);
+    let (c, out) = dump(
+        "exclude-columns-unknown-column",
+        &["subscriber", "--exclude-columns", "subscriber.no_such_column"],
+    );
+    add("exclude-columns-unknown-column", c, out);
+    let (c, out) = dump("exclude-columns-form", &["subscriber", "--exclude-columns", "password"]);
+    add("exclude-columns-form", c, out);
+    let (c, out) = dump(
+        "columns-and-exclude-columns",
+        &["subscriber", "--columns", "id", "--exclude-columns", "subscriber.password"],
+    );
+    add("columns-and-exclude-columns", c, out);
     add(
         "bad-where-lookup",
         bare_args(&["select", "--from", "package", "--where", "id__foo=1"]),
@@ -147,6 +170,13 @@ fn every_documented_error() {
     add(
         "bad-where-json",
         bare_args(&["select", "--from", "package", "--where-json", "{not"]),
+        None,
+    );
+    let (c, out) = dump("where-wrong-type", &["terminal", "--where", "registered=true"]);
+    add("where-wrong-type", c, out);
+    add(
+        "where-pattern-not-text",
+        bare_args(&["select", "--from", "terminal", "--where", "id__contains=5"]),
         None,
     );
     add("bad-order-by", bare_args(&["select", "--from", "package", "--order-by", "id up"]), None);
@@ -166,6 +196,20 @@ fn every_documented_error() {
     add("chunk-size-zero", c, out);
     let (c, out) = dump("parallel-zero", &["terminal", "--parallel", "0"]);
     add("parallel-zero", c, out);
+    let (c, out) =
+        dump("chunk-size-too-large", &["terminal", "--chunk-size", "18446744073709551615"]);
+    add("chunk-size-too-large", c, out);
+    let (c, out) = dump("parallel-too-large", &["terminal", "--parallel", "65"]);
+    add("parallel-too-large", c, out);
+    let (c, out) = dump("retry-backoff-too-large", &["terminal", "--retry-backoff", "1e20"]);
+    add("retry-backoff-too-large", c, out);
+    let (c, out) = dump("max-retries-too-large", &["terminal", "--max-retries", "1000"]);
+    add("max-retries-too-large", c, out);
+    let (c, out) = dump("rows-too-large", &["terminal", "--resume-offset", "18446744073709551615"]);
+    add("rows-too-large", c, out);
+    let (c, out) =
+        dump("compress-level-range", &["terminal", "--compress", "--compress-level", "10"]);
+    add("compress-level-range", c, out);
     let (c, out) = dump("table-and-all", &["terminal", "--all"]);
     add("table-and-all", c, out);
     let (c, out) = dump("no-table", &[]);
@@ -176,6 +220,7 @@ fn every_documented_error() {
     let (c, out) = dump("compress-level-alone", &["terminal", "--compress-level", "3"]);
     add("compress-level-alone", c, out);
     add("timeout-zero", bare_args(&["--timeout", "0", "auth"]), None);
+    add("timeout-too-large", bare_args(&["--timeout", "1e20", "auth"]), None);
     add("unknown-command", bare_args(&["frobnicate"]), None);
 
     let blocker = dir("a-file");
@@ -275,12 +320,18 @@ fn every_documented_error() {
     let mut c = with_config(&configs, "zero", "[dump]\nchunk_size = 0\n");
     c.arg("auth");
     add("config-zero", c, None);
+    let mut c = with_config(&configs, "large", "[dump]\nchunk_size = 1000001\n");
+    c.arg("auth");
+    add("config-too-large", c, None);
     let mut c = with_config(&configs, "type", "[connection]\ntimeout = \"soon\"\n");
     c.arg("auth");
     add("config-wrong-type", c, None);
     let mut c = bare();
     c.env("IPTVPORTAL_CONFIG", configs.join("missing.toml")).arg("auth");
     add("config-missing", c, None);
+    let mut c = bare();
+    c.arg("--config").arg(&configs).arg("auth");
+    add("config-unreadable", c, None);
     let mut c = bare();
     c.args(["status", "--out"]).arg(dir("never-written"));
     add("status-missing-dir", c, None);

@@ -1,15 +1,22 @@
 //! The `iptvportal` binary against an in-process simulator: output formats, filters, and the one-line
 //! errors and exit codes of every failure.
 
+mod bounds;
 mod cli_help;
 mod config_file;
+mod config_unreadable;
 mod demo;
 mod dump_crash;
 mod dump_errors;
+mod dump_exclude;
+mod dump_hangup;
 mod dump_output;
+mod dump_strategy;
 mod dumping;
 mod errors;
+mod filter_types;
 mod progress_live;
+mod quiet;
 mod status;
 mod verify;
 

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use iptvportal_checkpoint::CheckpointStore;
 use serde_json::Value;
 
 use crate::dumping::portal;
@@ -58,17 +59,23 @@ fn status_lists_complete_partial_and_corrupt_checkpoints() {
         "500",
     ]));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let state = dir.join(".subscriber.state.json");
-    let mut partial: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    partial["is_complete"] = Value::Bool(false);
-    partial["completed_at"] = Value::Null;
-    partial["dumped_rows"] = 500.into();
-    std::fs::write(&state, serde_json::to_vec(&partial).unwrap()).unwrap();
+    // States are sealed (an edited one is refused): they are changed through the store, which
+    // seals what it saves, and kept consistent (rows in the position and in the manifest).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = iptvportal_checkpoint::FileStore::new(&dir);
+    let mut partial = rt.block_on(store.load("subscriber")).unwrap().unwrap();
+    partial.is_complete = false;
+    partial.completed_at = None;
+    partial.dumped_rows = 500;
+    partial.current_offset = 500;
+    partial.sink.rows = 500;
+    partial.sink.files[0].rows = 500;
+    rt.block_on(store.save(&partial)).unwrap();
     let mut failed = partial.clone();
-    failed["table"] = "media".into();
-    failed["shape"]["table"] = "media".into();
-    failed["last_error"] = "the portal did not answer".into();
-    std::fs::write(dir.join(".media.state.json"), serde_json::to_vec(&failed).unwrap()).unwrap();
+    failed.table = "media".into();
+    failed.shape.table = "media".into();
+    failed.last_error = Some("the portal did not answer".into());
+    rt.block_on(store.save(&failed)).unwrap();
     std::fs::write(dir.join(".package.state.json"), b"{ torn").unwrap();
 
     let table = status(&dir, &[]);
@@ -77,7 +84,7 @@ fn status_lists_complete_partial_and_corrupt_checkpoints() {
         media       failed       500   2000   25.0  jsonl   id-range  <time>                the portal did not answer
         package     corrupt        -      -      -  -       -         -                     checkpoint <dir>/.package.state.json is unreadable (key must be a string at line 1 column 3); a checkpoint is only followed as this tool wrote it; start the table over with --reset (this also deletes its output)
         subscriber  incomplete   500   2000   25.0  jsonl   id-range  <time>              
-        terminal    complete    1000   1000  100.0  csv.gz  offset    <time>              
+        terminal    complete    1000   1000  100.0  csv.gz  id-range  <time>              
     "]]
     .assert_eq(&normalized(&table).replace(&dir.display().to_string(), "<dir>"));
 

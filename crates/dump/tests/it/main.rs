@@ -7,3 +7,4 @@ mod failures;
 mod matrix;
 mod memory;
 mod resume;
+mod strategy;

@@ -1,0 +1,93 @@
+//! `--strategy auto`, the default: `--all` dumps every catalog table, by id range where the table
+//! has an id column and by offset where it has none, and the summary says which.
+
+use iptvportal_sim::SimConfig;
+
+use crate::{Portal, run};
+
+/// A portal where every catalog table is small.
+fn small_portal() -> Portal {
+    let config = iptvportal_catalog::TABLES
+        .iter()
+        .fold(SimConfig::default().seed(3), |config, t| config.rows(t.name, 30));
+    Portal::start(config)
+}
+
+/// The summary table of a run's stderr, with the time and rate cells (which vary) replaced.
+fn summary(stderr: &str) -> String {
+    let lines = stderr.lines().skip_while(|l| !l.starts_with("table "));
+    lines
+        .map(|l| {
+            let mut cells: Vec<&str> = l.split_whitespace().collect();
+            if cells.len() >= 8 && cells[0] != "table" {
+                cells[5] = "<time>";
+                cells[6] = "<rate>";
+            }
+            cells.join(" ") + "\n"
+        })
+        .collect()
+}
+
+#[test]
+fn all_with_the_default_strategy_dumps_every_table() {
+    let portal = small_portal();
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("all");
+    let r = run(portal.dump(&out).args(["--all", "--chunk-size", "10", "--progress", "plain"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let first = summary(&r.stderr);
+    expect_test::expect![[r"
+        table rows files size time rows/s strategy output
+        subscriber 30 1 11.7 KiB <time> <rate> id-range subscriber.jsonl
+        terminal 30 1 4.5 KiB <time> <rate> id-range terminal.jsonl
+        package 30 1 2.3 KiB <time> <rate> id-range package.jsonl
+        subscriber_package 30 1 1.5 KiB <time> <rate> offset subscriber_package.jsonl
+        media 30 1 4.2 KiB <time> <rate> id-range media.jsonl
+        tv_channel 30 1 4.2 KiB <time> <rate> id-range tv_channel.jsonl
+        tv_program 30 1 4.1 KiB <time> <rate> id-range tv_program.jsonl
+        tv_category 30 1 1.5 KiB <time> <rate> id-range tv_category.jsonl
+        tv_program_category 30 1 1.0 KiB <time> <rate> offset tv_program_category.jsonl
+        terminal_playlog 30 1 3.4 KiB <time> <rate> id-range terminal_playlog.jsonl
+    "]]
+    .assert_eq(&first);
+    assert!(!r.stderr.contains("hint:") && !r.stderr.contains("error:"), "{}", r.stderr);
+
+    // Every table is complete: a rerun has nothing to do, and says so, with the same strategies.
+    let r = run(portal.dump(&out).args(["--all", "--chunk-size", "10", "--progress", "plain"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let again = summary(&r.stderr);
+    assert_eq!(again.lines().count(), 1 + iptvportal_catalog::TABLES.len(), "{again}");
+    assert!(again.lines().skip(1).all(|l| l.ends_with("already complete")), "{again}");
+    // Cells: table, rows, files, size and its unit, time, rate, strategy, output, note.
+    let strategies = |text: &str| -> Vec<String> {
+        text.lines().skip(1).map(|l| l.split(' ').nth(7).unwrap().to_owned()).collect()
+    };
+    assert_eq!(strategies(&again), strategies(&first));
+    assert_eq!(strategies(&first).iter().filter(|s| *s == "offset").count(), 2);
+}
+
+#[test]
+fn all_with_id_range_asked_for_by_name_fails_the_tables_without_an_id_only() {
+    let portal = small_portal();
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("keyset");
+    let r = run(portal.dump(&out).args(["--all", "--strategy", "id-range"]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    expect_test::expect![[r"
+        error: subscriber_package: subscriber_package has no id column, so it cannot be walked by id range; drop --strategy id-range: the default, auto, walks such a table by offset
+        error: tv_program_category: tv_program_category has no id column, so it cannot be walked by id range; drop --strategy id-range: the default, auto, walks such a table by offset
+    "]].assert_eq(&r.stderr);
+    for table in iptvportal_catalog::TABLES {
+        let written = out.join(format!("{}.jsonl", table.name)).exists();
+        assert_eq!(written, table.id_column.is_some(), "{}", table.name);
+    }
+    // The same command with the default strategy completes them, and the rest stays complete.
+    let r = run(portal.dump(&out).args(["--all", "--progress", "plain"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for line in summary(&r.stderr).lines().skip(1) {
+        let table = line.split(' ').next().unwrap();
+        let has_id = iptvportal_catalog::table(table).unwrap().id_column.is_some();
+        assert_eq!(line.ends_with("already complete"), has_id, "{line}");
+        assert_eq!(line.contains(" id-range "), has_id, "{line}");
+    }
+}
