@@ -149,7 +149,9 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     else {
         return None;
     };
-    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+    // An HTTP-date's year has four digits: a larger one (from a broken or hostile server) would
+    // overflow the day count or the time arithmetic below.
+    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
     // From 1970 on, the day count is never negative.
@@ -222,6 +224,10 @@ mod tests {
             "soon",
             "Sun, 06 Nov 1994 08:49:37 CET",
             "Sun, 32 Nov 1994 08:49:37 GMT",
+            // Years no HTTP-date has, which would overflow the arithmetic: refused, no panic.
+            "Sun, 06 Nov 99999999999999 08:49:37 GMT",
+            "Sun, 06 Nov 18446744073709551615 08:49:37 GMT",
+            "Sun, 06 Nov 10000 08:49:37 GMT",
         ] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
         }

@@ -136,7 +136,9 @@ impl DumpService {
         callback: Option<ProgressCallback>,
     ) -> Result<Vec<Result<DumpStats, Error>>, Error> {
         check_conflicts(&configs)?;
-        let max_concurrent = max_concurrent.max(1);
+        // More permits than tables changes nothing; the cap keeps any value within what a
+        // semaphore can hold (`usize::MAX` would panic there).
+        let max_concurrent = max_concurrent.clamp(1, configs.len().max(1));
         let permits = Arc::new(Semaphore::new(max_concurrent));
         let mut tasks = JoinSet::new();
         let count = configs.len();
