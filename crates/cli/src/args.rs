@@ -67,6 +67,9 @@ pub(crate) enum Command {
     /// Log in and print who you are.
     #[command(after_help = AUTH_EXAMPLES)]
     Auth,
+    /// List every catalog table with its row count and id range on this portal.
+    #[command(after_help = TABLES_EXAMPLES)]
+    Tables(TablesArgs),
     /// Show the checkpoint of every table in a dump directory.
     #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
@@ -80,6 +83,15 @@ pub(crate) enum Command {
 
 const CONFIG_HELP: &str = "Read settings from this TOML file [env: IPTVPORTAL_CONFIG] \
 (default: $XDG_CONFIG_HOME/iptvportal/config.toml or ~/.config/iptvportal/config.toml)";
+
+const TABLES_EXAMPLES: &str = "\
+Each table costs one count request, and one min/max request for a table with an id column. A table
+the portal refuses (this account may not read it, this portal has no such table) is marked
+`refused` with the portal's message; the other tables are still listed.
+
+Examples:
+  iptvportal tables
+  iptvportal --demo tables --format json";
 
 const STATUS_EXAMPLES: &str = "\
 States: complete (the output is finished), incomplete (a rerun of the same dump command resumes
@@ -504,7 +516,15 @@ pub(crate) struct StatusArgs {
     pub(crate) format: StatusFormat,
 }
 
-/// Output formats of `status`.
+/// `iptvportal tables`.
+#[derive(Debug, Args)]
+pub(crate) struct TablesArgs {
+    /// How to print the tables.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+    pub(crate) format: StatusFormat,
+}
+
+/// Output formats of `status` and `tables`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum StatusFormat {
     /// An aligned text table.

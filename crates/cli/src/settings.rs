@@ -161,7 +161,11 @@ fn apply_file(cli: &mut Cli, file: &Config, given: &dyn Fn(&str) -> bool) {
                 args.out.clone_from(&d.out);
             }
         }
-        Command::Select(_) | Command::Auth | Command::Verify(_) | Command::Reference => {}
+        Command::Select(_)
+        | Command::Auth
+        | Command::Tables(_)
+        | Command::Verify(_)
+        | Command::Reference => {}
     }
 }
 

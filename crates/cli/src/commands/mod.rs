@@ -4,6 +4,7 @@ mod auth;
 mod dump;
 mod select;
 mod status;
+mod tables;
 mod verify;
 
 use std::io::Write;
@@ -34,6 +35,11 @@ pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitC
         Command::Auth => {
             let connection = connect(&cli.connection).await?;
             auth::run(&connection.client, out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tables(args) => {
+            let connection = connect(&cli.connection).await?;
+            tables::run(&connection.client, args.format, out).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status(args) => {

@@ -17,6 +17,7 @@ fn help_of_every_command() {
     check(&["dump"], &expect_file!["snapshots/help_dump.txt"]);
     check(&["select"], &expect_file!["snapshots/help_select.txt"]);
     check(&["auth"], &expect_file!["snapshots/help_auth.txt"]);
+    check(&["tables"], &expect_file!["snapshots/help_tables.txt"]);
     check(&["status"], &expect_file!["snapshots/help_status.txt"]);
     check(&["verify"], &expect_file!["snapshots/help_verify.txt"]);
 }

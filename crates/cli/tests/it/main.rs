@@ -18,6 +18,7 @@ mod filter_types;
 mod progress_live;
 mod quiet;
 mod status;
+mod tables;
 mod verify;
 
 use std::collections::BTreeSet;
