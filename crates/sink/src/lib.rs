@@ -17,10 +17,9 @@
 //!   async twins.
 //! - gzip output is a sequence of members, one per commit; every gzip reader reads it whole.
 //!   The default level is 1.
-//! - Parquet is durable per chunk: each commit writes a small complete Parquet file (a piece), and
-//!   a full part is assembled from its pieces without decoding, under a temp name renamed when
-//!   closed; columns are zstd level 1
-//!   without dictionary encoding.
+//! - Parquet is durable per chunk: each part has one writer (under a temp name renamed when
+//!   closed), and each commit journals its chunks as a durable Arrow IPC piece that a resume
+//!   replays into a fresh writer; columns are zstd level 1 without dictionary encoding.
 //! - Values are checked against the [`Schema`] before anything is written; a value that does not
 //!   fit stops the dump with [`Error::TypeMismatch`] naming table, column and row, never a silent
 //!   conversion. Text formats write each value as the portal sent it (an integer in a float
@@ -77,7 +76,7 @@ pub trait Sink: Send {
     ///
     /// Text formats always return `Some`. Parquet returns `Some` whenever rows were written since
     /// the last commit (they are now a durable piece; when the part reached its row budget, it
-    /// was assembled and closed), `None` when nothing was.
+    /// was closed), `None` when nothing was.
     fn commit(&mut self) -> Result<Option<SinkPosition>, Error>;
 
     /// Completes the output (JSON's closing `]`, the last Parquet part) and makes it durable.

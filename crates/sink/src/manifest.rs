@@ -135,8 +135,8 @@ pub struct ChunkRecord {
     pub crc32: Crc32,
 }
 
-/// The Parquet part being filled: the chunks committed to it so far, each its own durable piece
-/// file until the part is assembled from them.
+/// The Parquet part being filled: the chunks committed to it so far, each commit's a durable piece
+/// file (Arrow IPC) until the part is closed, which a resume replays into the part's writer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenPart {
     /// Committed pieces, numbered from 0.

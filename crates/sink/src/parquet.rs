@@ -1,49 +1,51 @@
-//! The Parquet sink: typed record batches, durable at every commit as a small Parquet file of
-//! their own (a piece), and assembled into part files without decoding.
+//! The Parquet sink: one Parquet writer per part, encoding as the chunks arrive, and a journal of
+//! Arrow IPC pieces that makes every commit durable.
 //!
-//! A Parquet file is readable only once its footer is written, so each commit writes one: the
-//! chunks written since the last commit (one record batch each, in row groups of at most
-//! `row_group_rows`) become a complete Parquet file under the hidden name
-//! `.{table}-NNNNN.parquet.MMMMM.piece` (piece MMMMM of part NNNNN), fsynced with its directory
-//! before `commit` reports the position. The unit of durability is the chunk: after a crash only
-//! what the last commit did not cover is refetched. The position's `open_part` counts the pieces
-//! of the part being filled, their rows and ids. A piece writer holds only its own chunks.
+//! A Parquet file is readable only once its footer is written, so a part being filled is no
+//! durable record of its rows. Each chunk (one record batch) therefore goes two ways. It is
+//! encoded into the part's one [`ArrowWriter`], which cuts row groups of `row_group_rows` and
+//! writes them to the hidden temp part `.{table}-NNNNN.parquet.tmp`, checksummed as they pass;
+//! the writer holds at most one row group. And it is appended to the piece of the current commit,
+//! `.{table}-NNNNN.parquet.MMMMM.piece` (piece MMMMM of part NNNNN): an Arrow IPC file, the
+//! batch's buffers as they are in memory, which `commit` finishes and fsyncs with its directory
+//! before it reports the position. The unit of durability is the chunk: after a crash only what
+//! the last commit did not cover is refetched. The position's `open_part` counts the pieces of
+//! the part being filled, their rows and ids.
 //!
-//! At the first commit at which those pieces hold `part_rows` rows, the part is assembled from
-//! them the way the parquet crate's `parquet-concat` does: each piece's row groups are copied as
-//! they are, column chunk by column chunk, bytes streamed from piece to part with no decoding, and
-//! the pieces' key-value metadata (the Arrow schema) goes into the part's footer. The part is
-//! written under a temp name, checksummed as it is written, fsynced, renamed to its final name and
-//! its directory fsynced; the position then records it in `files`. Assembly is a function of the
-//! pieces' bytes, so a part assembled after a crash and resume is byte-identical to an
-//! uninterrupted run's.
+//! At the first commit at which the part holds `part_rows` rows, its writer is closed (the last
+//! row group and the footer), the temp file fsynced, renamed to its final name and its directory
+//! fsynced; the position then records it in `files`. The temp part itself is never synced before
+//! that: the pieces are the durable copy of its rows.
 //!
-//! The pieces of a part just assembled stay until the next commit or `finish`: the orchestrator
-//! saves the position in between, and until it has, a crash resumes from the previous position,
-//! whose pieces are still there. On resume the sink removes temp parts, parts at or past the
-//! position's index and every piece the position does not name.
+//! On resume the sink removes the temp part, parts at or past the position's index and every
+//! piece the position does not name, then replays the named pieces in order into a fresh writer.
+//! The writer's output is a function of the batches it is given, and a piece holds exactly the
+//! batches the first run gave it, so a part finished after a crash and resume is byte-identical
+//! to an uninterrupted run's. The pieces of a part just closed stay until the next commit or
+//! `finish`: the orchestrator saves the position in between, and until it has, a crash resumes
+//! from the previous position, whose pieces are still there.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, RecordBatch};
+use arrow_ipc::reader::FileReader;
+use arrow_ipc::writer::FileWriter;
 use arrow_schema::{DataType, Field, SchemaRef, TimeUnit};
 use iptvportal_catalog::ColumnType;
 use iptvportal_catalog::time::parse_timestamp;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::ZstdLevel;
-use parquet::column::writer::ColumnCloseResult;
-use parquet::file::metadata::{
-    PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData,
-};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
-use parquet::file::writer::SerializedFileWriter;
 use serde_json::Value;
 
 use crate::Sink;
@@ -61,19 +63,28 @@ pub(crate) struct ParquetSink {
     props: WriterProperties,
     /// The column whose ids the manifest records.
     id_index: Option<usize>,
+    /// The writer of the part being filled: every row written to it, committed or not. Created
+    /// with the part's first row (or at its replay).
+    part: Option<Part>,
     /// The piece being written: the chunks since the last commit, if they hold any rows.
     piece: Option<Piece>,
     /// The last committed position.
     committed: SinkPosition,
-    /// The part assembled at the last commit and its number of pieces, which are removed once
-    /// the orchestrator has saved the position naming the part instead.
-    assembled: Option<(u32, u32)>,
+    /// The part closed at the last commit and its number of pieces, which are removed once the
+    /// orchestrator has saved the position naming the part instead.
+    closed: Option<(u32, u32)>,
 }
 
-/// The chunks written since the last commit, on their way to becoming a piece.
+/// The open part's writer, over its temp file.
+struct Part {
+    temp: PathBuf,
+    writer: ArrowWriter<Hashing<BufWriter<File>>>,
+}
+
+/// The chunks written since the last commit, on their way to becoming a durable piece.
 struct Piece {
     path: PathBuf,
-    writer: ArrowWriter<BufWriter<File>>,
+    writer: FileWriter<BufWriter<File>>,
     rows: u64,
     ids: Option<IdRange>,
 }
@@ -119,9 +130,9 @@ impl ParquetSink {
             });
         }
         let missing = (0..open.pieces).find(|&piece| !has(PartName::Piece { part: index, piece }));
-        // `finish` assembled the open part and removed (some of) its pieces, and the orchestrator
+        // `finish` closed the open part and removed (some of) its pieces, and the orchestrator
         // never saved the final position: the part, if it holds exactly the pieces' rows, is
-        // what they were assembled into, and stands for them.
+        // what they were written into, and stands for them.
         let adopted = match missing {
             Some(_) if has(PartName::Closed(index)) => {
                 let path = spec.part_path(index);
@@ -137,7 +148,8 @@ impl ParquetSink {
                 reason: "the piece is missing but the checkpoint says it was committed".into(),
             });
         }
-        // Everything past the position holds rows that will be refetched.
+        // Everything past the position holds rows that will be refetched, and the temp part is
+        // rebuilt from the pieces.
         let keep = |name: PartName| match name {
             PartName::Closed(i) => i < index || (i == index && adopted.is_some()),
             PartName::Temp(_) => false,
@@ -167,15 +179,71 @@ impl ParquetSink {
             committed.files.push(record);
             committed.open_part = None;
         }
-        Ok(ParquetSink {
+        let mut sink = ParquetSink {
             spec: spec.clone(),
             arrow_schema: arrow_schema(&spec.schema),
             props,
             id_index,
+            part: None,
             piece: None,
             committed,
-            assembled: None,
-        })
+            closed: None,
+        };
+        if sink.committed.open_part.is_some_and(|p| p.pieces > 0) {
+            sink.replay()?;
+        }
+        Ok(sink)
+    }
+
+    /// Rebuilds the open part's writer from its committed pieces. On failure the new temp part
+    /// is removed again and the pieces are left as they are.
+    fn replay(&mut self) -> Result<(), Error> {
+        let result = self.replay_pieces();
+        if result.is_err()
+            && let Some(part) = self.part.take()
+        {
+            drop(part.writer);
+            // Best effort: the temp part is not the position's, and the next open removes it.
+            let _ = std::fs::remove_file(&part.temp);
+        }
+        result
+    }
+
+    /// Writes every batch of the open part's pieces, in order and as it was written, into the
+    /// part's writer, and checks that they hold the rows and ids the position says.
+    fn replay_pieces(&mut self) -> Result<(), Error> {
+        let open = self.committed.open_part.unwrap_or_default();
+        let (mut rows, mut ids) = (0, None);
+        let schema = Arc::clone(&self.arrow_schema);
+        for piece in 0..open.pieces {
+            let path = self.piece_path(self.committed.file_index, piece);
+            read_piece(&path, &schema, &mut |batch| {
+                rows += batch.num_rows() as u64;
+                ids = IdRange::join(ids, self.ids_of(&batch));
+                let part = self.part()?;
+                part.writer.write(&batch).map_err(|e| Error::parquet(&part.temp, e))
+            })?;
+        }
+        if (rows, ids) != (open.rows, open.ids) {
+            return Err(Error::ResumeMismatch {
+                path: self.piece_path(self.committed.file_index, open.pieces - 1),
+                reason: format!(
+                    "the pieces hold {rows} rows with ids {}, the checkpoint says {} with {}",
+                    show_ids(ids),
+                    open.rows,
+                    show_ids(open.ids)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The ids of `batch`'s id column, as [`IdRange::of_rows`] finds them in the rows it was
+    /// built from (integer columns only: no other type holds ids).
+    fn ids_of(&self, batch: &RecordBatch) -> Option<IdRange> {
+        let column = batch.column(self.id_index?);
+        let ids = column.as_primitive_opt::<Int64Type>()?;
+        ids.iter().flatten().map(|id| IdRange { min: id, max: id }).reduce(IdRange::union)
     }
 
     fn rows_written(&self) -> u64 {
@@ -186,26 +254,36 @@ impl ParquetSink {
         self.spec.dir.join(piece_name(&self.spec.table, part, piece))
     }
 
+    /// The open part's writer, creating its temp file on first use.
+    fn part(&mut self) -> Result<&mut Part, Error> {
+        if self.part.is_none() {
+            let temp = self.spec.temp_part_path(self.committed.file_index);
+            let out = Hashing::new(BufWriter::with_capacity(WRITE_BUFFER, create(&temp)?));
+            let writer =
+                ArrowWriter::try_new(out, Arc::clone(&self.arrow_schema), Some(self.props.clone()))
+                    .map_err(|e| Error::parquet(&temp, e))?;
+            self.part = Some(Part { temp, writer });
+        }
+        Ok(self.part.as_mut().expect("just created"))
+    }
+
     /// The piece being written, creating its file on first use.
     fn piece(&mut self) -> Result<&mut Piece, Error> {
         if self.piece.is_none() {
             let pieces = self.committed.open_part.map_or(0, |p| p.pieces);
             let path = self.piece_path(self.committed.file_index, pieces);
-            let writer = ArrowWriter::try_new(
-                BufWriter::with_capacity(WRITE_BUFFER, create(&path)?),
-                Arc::clone(&self.arrow_schema),
-                Some(self.props.clone()),
-            )
-            .map_err(|e| Error::parquet(&path, e))?;
+            let out = BufWriter::with_capacity(WRITE_BUFFER, create(&path)?);
+            let writer = FileWriter::try_new(out, &self.arrow_schema)
+                .map_err(|e| Error::parquet(&path, e))?;
             self.piece = Some(Piece { path, writer, rows: 0, ids: None });
         }
         Ok(self.piece.as_mut().expect("just created"))
     }
 
-    /// Removes the pieces of the part assembled at the last commit; whether any were there.
-    fn remove_assembled(&mut self) -> Result<bool, Error> {
+    /// Removes the pieces of the part closed at the last commit; whether any were there.
+    fn remove_closed(&mut self) -> Result<bool, Error> {
         let mut removed = false;
-        if let Some((part, pieces)) = self.assembled.take() {
+        if let Some((part, pieces)) = self.closed.take() {
             for piece in 0..pieces {
                 removed |= fs::remove_if_exists(&self.piece_path(part, piece))?;
             }
@@ -213,20 +291,14 @@ impl ParquetSink {
         Ok(removed)
     }
 
-    /// Assembles the open part from its committed pieces (an empty part when it has none) and
-    /// makes it durable under its final name. Its pieces stay until [`Self::remove_assembled`].
+    /// Closes the open part's writer (an empty part when no row was written to it) and makes the
+    /// part durable under its final name. Its pieces stay until [`Self::remove_closed`].
     fn close_part(&mut self) -> Result<(), Error> {
         let index = self.committed.file_index;
         let open = self.committed.open_part.unwrap_or_default();
-        let temp = self.spec.temp_part_path(index);
-        let out = Hashing::new(BufWriter::with_capacity(WRITE_BUFFER, create(&temp)?));
-        let out = if open.pieces == 0 {
-            ArrowWriter::try_new(out, Arc::clone(&self.arrow_schema), Some(self.props.clone()))
-                .and_then(ArrowWriter::into_inner)
-                .map_err(|e| Error::parquet(&temp, e))?
-        } else {
-            self.concat(index, open.pieces, out, &temp)?
-        };
+        self.part()?;
+        let Part { temp, writer } = self.part.take().expect("opened above");
+        let out = writer.into_inner().map_err(|e| Error::parquet(&temp, e))?;
         let (crc32, bytes) = out.sum();
         let file = out.into_inner().into_inner().map_err(|e| Error::io(&temp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&temp, e))?;
@@ -245,44 +317,8 @@ impl ParquetSink {
         c.file_index += 1;
         c.bytes += bytes;
         c.open_part = None;
-        self.assembled = (open.pieces > 0).then_some((index, open.pieces));
+        self.closed = (open.pieces > 0).then_some((index, open.pieces));
         Ok(())
-    }
-
-    /// Writes part `index` from its `pieces` pieces into `out`: their row groups in order, each
-    /// column chunk copied as it is, and the first piece's schema and key-value metadata.
-    fn concat<W: Write + Send>(
-        &self,
-        index: u32,
-        pieces: u32,
-        out: W,
-        temp: &Path,
-    ) -> Result<W, Error> {
-        let part_error = |e| Error::parquet(temp, e);
-        let piece = |piece| -> Result<(File, ParquetMetaData), Error> {
-            let path = self.piece_path(index, piece);
-            let input = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let meta = ParquetMetaDataReader::new()
-                .with_page_index_policy(PageIndexPolicy::Optional)
-                .parse_and_finish(&input)
-                .map_err(|e| Error::parquet(&path, e))?;
-            Ok((input, meta))
-        };
-        let first = piece(0)?;
-        let file = first.1.file_metadata();
-        let root = file.schema_descr().root_schema_ptr();
-        let mut writer = SerializedFileWriter::new(out, root, Arc::new(self.props.clone()))
-            .map_err(part_error)?;
-        for kv in file.key_value_metadata().into_iter().flatten() {
-            writer.append_key_value_metadata(kv.clone());
-        }
-        copy_row_groups(&mut writer, &first.0, &first.1).map_err(part_error)?;
-        drop(first);
-        for i in 1..pieces {
-            let (input, meta) = piece(i)?;
-            copy_row_groups(&mut writer, &input, &meta).map_err(part_error)?;
-        }
-        writer.into_inner().map_err(part_error)
     }
 
     /// One record batch holding validated rows.
@@ -325,9 +361,8 @@ impl ParquetSink {
                 }
             })
             .collect();
-        let pieces = self.committed.open_part.map_or(0, |p| p.pieces);
         RecordBatch::try_new(Arc::clone(&self.arrow_schema), columns)
-            .map_err(|e| Error::parquet(self.piece_path(self.committed.file_index, pieces), e))
+            .map_err(|e| Error::parquet(self.spec.temp_part_path(self.committed.file_index), e))
     }
 }
 
@@ -339,6 +374,8 @@ impl Sink for ParquetSink {
         }
         let batch = self.batch(rows)?;
         let ids = self.id_index.and_then(|i| IdRange::of_rows(rows, i));
+        let part = self.part()?;
+        part.writer.write(&batch).map_err(|e| Error::parquet(&part.temp, e))?;
         let piece = self.piece()?;
         piece.writer.write(&batch).map_err(|e| Error::parquet(&piece.path, e))?;
         piece.rows += rows.len() as u64;
@@ -347,10 +384,10 @@ impl Sink for ParquetSink {
     }
 
     fn commit(&mut self) -> Result<Option<SinkPosition>, Error> {
-        // The orchestrator saved the position naming the part assembled at the last commit before
+        // The orchestrator saved the position naming the part closed at the last commit before
         // it got here: that part's pieces are no longer needed. Their removal need not be durable
         // (a resume removes pieces of closed parts), so it shares the directory sync below.
-        self.remove_assembled()?;
+        self.remove_closed()?;
         let Some(Piece { path, writer, rows, ids }) = self.piece.take() else {
             return Ok(None);
         };
@@ -379,45 +416,87 @@ impl Sink for ParquetSink {
         // Rows written since the last commit belong to the output too.
         self.commit()?;
         // An empty table still yields one part, so readers find the schema; otherwise only an
-        // open part with pieces is assembled (no empty trailing part).
+        // open part with pieces is closed (no empty trailing part).
         if self.committed.open_part.is_some_and(|p| p.pieces > 0) || self.committed.file_index == 0
         {
             self.close_part()?;
         }
-        if self.remove_assembled()? {
+        if self.remove_closed()? {
             fs::sync_dir(&self.spec.dir)?;
         }
         Ok(self.committed)
     }
 }
 
-/// Appends the row groups of the piece `input` (whose footer is `meta`) to `writer`, each column
-/// chunk's bytes copied as they are, with its statistics and page index.
-fn copy_row_groups<W: Write + Send>(
-    writer: &mut SerializedFileWriter<W>,
-    input: &File,
-    meta: &ParquetMetaData,
-) -> parquet::errors::Result<()> {
-    for (rg_index, rg) in meta.row_groups().iter().enumerate() {
-        let page_index = meta.page_index_for_row_group(rg_index);
-        let mut out = writer.next_row_group()?;
-        for (col_index, column) in rg.columns().iter().enumerate() {
-            let close = ColumnCloseResult {
-                bytes_written: column.compressed_size().cast_unsigned(),
-                rows_written: rg.num_rows().cast_unsigned(),
-                metadata: column.clone(),
-                bloom_filter: None,
-                column_index: page_index.column_index(col_index).cloned(),
-                offset_index: page_index.offset_index(col_index).cloned(),
-            };
-            out.append_column(input, close)?;
-        }
-        out.close()?;
-    }
-    Ok(())
+/// Calls `each` with every batch of the piece at `path`, in the order they were written, as
+/// batches of `schema`.
+///
+/// A piece is an Arrow IPC file. A piece written by the version before, which wrote each commit
+/// as a small Parquet file, is read too, one row group per batch (its row groups were its
+/// chunks), so that a dump interrupted by that version resumes.
+fn read_piece(
+    path: &Path,
+    schema: &SchemaRef,
+    each: &mut dyn FnMut(RecordBatch) -> Result<(), Error>,
+) -> Result<(), Error> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::io::Read;
+
+    let torn = |e: &dyn std::fmt::Display| Error::ResumeMismatch {
+        path: path.to_owned(),
+        reason: format!("the piece does not read back ({e})"),
+    };
+    let foreign = || Error::ResumeMismatch {
+        path: path.to_owned(),
+        reason: "the piece holds other columns than the checkpoint's schema".into(),
+    };
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut magic = [0; 4];
+    let parquet = file.read_exact(&mut magic).is_ok() && &magic == b"PAR1";
+    let mut batches: Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>> =
+        if parquet {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| torn(&e))?;
+            if builder.schema().fields() != schema.fields() {
+                return Err(foreign());
+            }
+            let groups = builder.metadata().row_groups().len();
+            let sizes: Vec<usize> = builder
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|rg| usize::try_from(rg.num_rows()).unwrap_or(usize::MAX).max(1))
+                .collect();
+            let mut readers = Vec::with_capacity(groups);
+            for (group, size) in sizes.into_iter().enumerate() {
+                let file = File::open(path).map_err(|e| Error::io(path, e))?;
+                let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                    .and_then(|b| b.with_row_groups(vec![group]).with_batch_size(size).build())
+                    .map_err(|e| torn(&e))?;
+                readers.push(reader);
+            }
+            Box::new(readers.into_iter().flatten())
+        } else {
+            let file = File::open(path).map_err(|e| Error::io(path, e))?;
+            let reader = FileReader::try_new_buffered(file, None).map_err(|e| torn(&e))?;
+            if reader.schema().fields() != schema.fields() {
+                return Err(foreign());
+            }
+            Box::new(reader)
+        };
+    batches.try_for_each(|batch| {
+        let batch = batch.map_err(|e| torn(&e))?;
+        let batch = RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())
+            .map_err(|e| torn(&e))?;
+        each(batch)
+    })
 }
 
-/// The writer properties of every piece and part of `spec`.
+/// An id range for a message, `none` when there is none.
+fn show_ids(ids: Option<IdRange>) -> String {
+    ids.map_or_else(|| "none".into(), |r| r.to_string())
+}
+
+/// The writer properties of every part of `spec`.
 fn writer_properties(spec: &SinkSpec) -> Result<WriterProperties, Error> {
     let props = WriterProperties::builder()
         .set_max_row_group_row_count(Some(spec.parquet.row_group_rows))
@@ -435,11 +514,10 @@ fn writer_properties(spec: &SinkSpec) -> Result<WriterProperties, Error> {
     Ok(props.build())
 }
 
-/// The buffer between the Parquet writer and a piece or part file: the writer emits page
-/// headers, pages and footer fields as separate small writes (about 33 per 5,000-row piece), one
-/// system call each without it. Measured (docs/benchmarks.md, sixth session): 3,313 writes per
-/// 500,000-row dump became 553, and the dump's time over the fifth session's went from +22 % to
-/// +11 % at latency 0.
+/// The buffer between a writer and a piece or part file: the Parquet writer emits page headers,
+/// pages and footer fields as separate small writes, and the IPC writer each buffer of a batch
+/// (with its padding) as its own, one system call each without it. Measured (docs/benchmarks.md,
+/// sixth session): 3,313 writes per 500,000-row dump became 553.
 const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Creates `path` empty, truncating an old file. No directory sync: a piece or temp part becomes
@@ -485,6 +563,7 @@ mod tests {
     use serde_json::json;
 
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::metadata::PageIndexPolicy;
 
     use super::*;
     use crate::schema::ColumnSpec;
@@ -570,13 +649,30 @@ mod tests {
         spec: &SinkSpec,
         chunks: &[Vec<Vec<Value>>],
     ) -> (SinkPosition, Vec<(String, Vec<u8>)>) {
+        uninterrupted_by(spec, chunks, 1)
+    }
+
+    /// Writes every chunk, committing after every `per_commit`, then finishes.
+    fn uninterrupted_by(
+        spec: &SinkSpec,
+        chunks: &[Vec<Vec<Value>>],
+        per_commit: usize,
+    ) -> (SinkPosition, Vec<(String, Vec<u8>)>) {
         let mut sink = ParquetSink::open(spec, None).unwrap();
-        for chunk in chunks {
-            sink.write_chunk(chunk).unwrap();
+        for group in chunks.chunks(per_commit) {
+            for chunk in group {
+                sink.write_chunk(chunk).unwrap();
+            }
             sink.commit().unwrap();
         }
         let end = Box::new(sink).finish().unwrap();
         (end, files(&spec.dir))
+    }
+
+    /// The batches of an Arrow IPC piece, in the order they were written.
+    fn read_piece(path: &Path) -> Vec<RecordBatch> {
+        let reader = FileReader::try_new(File::open(path).unwrap(), None).unwrap();
+        reader.map(Result::unwrap).collect()
     }
 
     /// Every row of a Parquet file, read back with the arrow reader as one batch.
@@ -630,25 +726,29 @@ mod tests {
         let open = |pieces, rows, ids| Some(OpenPart { pieces, rows, ids });
         assert_eq!(pos, SinkPosition { rows: 2, open_part: open(1, 2, ids(0, 10)), ..pos.clone() });
         assert_eq!((pos.file_index, pos.bytes, pos.files.len()), (0, 0, 0));
-        assert_eq!(names(dir.path()), [".t-00000.parquet.00000.piece"]);
-        assert_eq!(read_back(&piece(0, 0)).1.num_rows(), 2, "a piece is a complete file");
+        assert_eq!(names(dir.path()), [".t-00000.parquet.00000.piece", ".t-00000.parquet.tmp"]);
+        let journal = read_piece(&piece(0, 0));
+        assert_eq!(journal.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [2]);
 
         sink.write_chunk(&rows(2, 1)).unwrap();
         sink.write_chunk(&rows(3, 1)).unwrap();
         let pos = sink.commit().unwrap().unwrap();
+        // A piece holds its commit's chunks as the batches they were written as.
+        let journal = read_piece(&piece(0, 1));
+        assert_eq!(journal.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [1, 1]);
         let done = spec.part_path(0);
         let (crc32, bytes) = crc_of_file(&done, 0, None).unwrap();
         let record =
             FileRecord { name: "t-00000.parquet".into(), rows: 4, bytes, crc32, ids: ids(0, 30) };
         assert_eq!(pos, position((1, bytes, 4), vec![record.clone()], None));
-        // The pieces outlive the commit that assembled them, until the next one.
+        // The pieces outlive the commit that closed their part, until the next one.
         assert_eq!(
             names(dir.path()),
             [".t-00000.parquet.00000.piece", ".t-00000.parquet.00001.piece", "t-00000.parquet"]
         );
         assert_eq!(read_back(&done).1.num_rows(), 4);
 
-        // Nothing written: no new position, but the assembled part's pieces go.
+        // Nothing written: no new position, but the closed part's pieces go.
         sink.write_chunk(&[]).unwrap();
         assert_eq!(sink.commit().unwrap(), None);
         assert_eq!(names(dir.path()), ["t-00000.parquet"]);
@@ -656,9 +756,12 @@ mod tests {
         sink.write_chunk(&rows(4, 1)).unwrap();
         let pos = sink.commit().unwrap().unwrap();
         assert_eq!(pos, position((1, bytes, 5), vec![record.clone()], open(1, 1, ids(40, 40))));
-        assert_eq!(names(dir.path()), [".t-00001.parquet.00000.piece", "t-00000.parquet"]);
+        assert_eq!(
+            names(dir.path()),
+            [".t-00001.parquet.00000.piece", ".t-00001.parquet.tmp", "t-00000.parquet"]
+        );
 
-        // Finish commits what is pending and assembles the open part, then removes its pieces.
+        // Finish commits what is pending and closes the open part, then removes its pieces.
         sink.write_chunk(&rows(5, 1)).unwrap();
         let end = Box::new(sink).finish().unwrap();
         assert_eq!((end.file_index, end.rows, end.open_part), (2, 6, None));
@@ -672,37 +775,49 @@ mod tests {
     fn a_crash_at_any_commit_resumes_to_byte_identical_parts() {
         let sizes = [2, 3, 1, 4, 2, 5, 1, 3, 2];
         let chunks = chunks(&sizes);
-        for dictionary in [false, true] {
+        for (dictionary, per_commit) in [(false, 1), (true, 1), (false, 2)] {
             let base = tempfile::tempdir().unwrap();
             let mut spec = test_spec(&base.path().join("whole"), 5, 3);
             spec.parquet.dictionary = dictionary;
-            let expected = uninterrupted(&spec, &chunks);
+            let groups: Vec<_> = chunks.chunks(per_commit).collect();
+            let expected = uninterrupted_by(&spec, &chunks, per_commit);
             assert_eq!(expected.0.file_index, 4);
-            for crash_at in 0..=chunks.len() {
+            for crash_at in 0..=groups.len() {
                 // `lag` 1: the crash came between a commit and the checkpoint that saves it.
                 for lag in [0, 1] {
                     let mut spec = spec.clone();
                     spec.dir = base.path().join(format!("crash-{crash_at}-{lag}"));
                     let mut sink = ParquetSink::open(&spec, None).unwrap();
                     let mut positions = Vec::new();
-                    for chunk in &chunks[..crash_at] {
-                        sink.write_chunk(chunk).unwrap();
+                    for group in &groups[..crash_at] {
+                        for chunk in *group {
+                            sink.write_chunk(chunk).unwrap();
+                        }
                         positions.push(sink.commit().unwrap().expect("every commit moves"));
                     }
-                    if let Some(chunk) = chunks.get(crash_at) {
+                    // Written, not committed: in the temp part and an unfinished piece.
+                    for chunk in groups.get(crash_at).copied().unwrap_or_default() {
                         sink.write_chunk(chunk).unwrap();
                     }
                     drop(sink);
                     let saved = positions.len().checked_sub(1 + lag);
                     let resume = saved.map(|i| &positions[i]);
                     let mut sink = ParquetSink::open(&spec, resume).unwrap();
-                    for chunk in &chunks[saved.map_or(0, |i| i + 1)..] {
-                        sink.write_chunk(chunk).unwrap();
+                    let context = format!(
+                        "dictionary {dictionary}, {per_commit} per commit, crash at {crash_at}, \
+                         lag {lag}"
+                    );
+                    // The temp part is rebuilt from the pieces, or gone when there are none.
+                    let replayed = resume.is_some_and(|p| p.open_rows() > 0);
+                    let temp = spec.temp_part_path(resume.map_or(0, |p| p.file_index));
+                    assert_eq!(temp.exists(), replayed, "{context}");
+                    for group in &groups[saved.map_or(0, |i| i + 1)..] {
+                        for chunk in *group {
+                            sink.write_chunk(chunk).unwrap();
+                        }
                         sink.commit().unwrap();
                     }
                     let end = Box::new(sink).finish().unwrap();
-                    let context =
-                        format!("dictionary {dictionary}, crash at {crash_at}, lag {lag}");
                     assert_eq!(end, expected.0, "{context}");
                     assert!(files(&spec.dir) == expected.1, "{context}: {:?}", names(&spec.dir));
                 }
@@ -711,12 +826,25 @@ mod tests {
     }
 
     #[test]
+    fn parts_do_not_depend_on_where_the_commits_fell_within_them() {
+        // Commits after every chunk or after every two: the parts close at the same rows here
+        // (after chunk 2 and 4), and the writer saw the same batches, so the bytes are the same.
+        let chunks = chunks(&[2, 3, 1, 4, 2, 1]);
+        let base = tempfile::tempdir().unwrap();
+        let spec = |name| test_spec(&base.path().join(name), 5, 3);
+        let one = uninterrupted_by(&spec("one"), &chunks, 1);
+        let two = uninterrupted_by(&spec("two"), &chunks, 2);
+        assert_eq!(one.0.file_index, 3);
+        assert!(one.1 == two.1, "{:?} {:?}", names(&spec("one").dir), names(&spec("two").dir));
+    }
+
+    #[test]
     fn a_crash_in_finish_resumes_from_the_last_commit() {
         let chunks = chunks(&[2, 3, 1, 1]);
         let base = tempfile::tempdir().unwrap();
         let spec = test_spec(&base.path().join("whole"), 5, 3);
         let expected = uninterrupted(&spec, &chunks);
-        // Finish assembled part 1 from pieces 0 and 1, then removed none, one or both of them.
+        // Finish closed part 1 (pieces 0 and 1), then removed none, one or both of its pieces.
         for kept in [vec![0, 1], vec![1], vec![]] {
             let mut spec = spec.clone();
             spec.dir = base.path().join(format!("kept-{kept:?}"));
@@ -775,7 +903,11 @@ mod tests {
         let sink = ParquetSink::open(&spec, Some(pos)).unwrap();
         assert_eq!(sink.committed, *pos);
         drop(sink);
-        let mut left = vec![".t-00001.parquet.00000.piece", "t-00000.parquet"];
+        // The temp part of part 1 is there again: rebuilt from its piece, not the stale file.
+        let temp = spec.temp_part_path(1);
+        assert!(std::fs::read(&temp).unwrap().starts_with(b"PAR1"));
+        let mut left =
+            vec![".t-00001.parquet.00000.piece", ".t-00001.parquet.tmp", "t-00000.parquet"];
         left.extend(others);
         left.sort_unstable();
         assert_eq!(names(dir.path()), left);
@@ -801,14 +933,14 @@ mod tests {
     }
 
     #[test]
-    fn an_assembled_part_reads_back_like_one_written_whole() {
+    fn a_part_is_byte_for_byte_what_one_writer_makes_of_its_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let spec = test_spec(&dir.path().join("pieces"), 1_000, 3);
         let chunks = chunks(&[5, 1, 4]);
         let (end, _) = uninterrupted(&spec, &chunks);
         assert_eq!(end.file_index, 1);
 
-        // The old way: one writer for the whole part.
+        // One writer for the whole part, with nothing durable before it closes.
         let whole = dir.path().join("whole.parquet");
         let sink =
             ParquetSink::open(&test_spec(&dir.path().join("scratch"), 1_000, 3), None).unwrap();
@@ -824,26 +956,132 @@ mod tests {
         writer.close().unwrap();
 
         let part = spec.part_path(0);
+        assert!(std::fs::read(&part).unwrap() == std::fs::read(&whole).unwrap());
         let (schema, batch) = read_back(&part);
-        assert_eq!(read_back(&whole), (Arc::clone(&schema), batch.clone()));
         assert_eq!(schema, sink.arrow_schema);
         assert_eq!(schema.field(4).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, None));
         assert_eq!(batch.num_rows(), 10);
-
-        let meta = |path: &Path| {
-            ParquetMetaDataReader::new()
-                .with_page_index_policy(PageIndexPolicy::Optional)
-                .parse_and_finish(&File::open(path).unwrap())
+        let meta = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Optional)
+            .parse_and_finish(&File::open(&part).unwrap())
+            .unwrap();
+        assert!(
+            meta.file_metadata()
+                .key_value_metadata()
                 .unwrap()
+                .iter()
+                .any(|kv| kv.key == "ARROW:schema")
+        );
+        // Row groups of `row_group_rows` across chunk boundaries, not one per chunk.
+        let groups: Vec<_> = meta.row_groups().iter().map(RowGroupMetaData::num_rows).collect();
+        assert_eq!(groups, [3, 3, 3, 1]);
+        assert!(meta.page_index().is_some_and(|p| p.is_complete()));
+    }
+
+    #[test]
+    fn resume_without_committed_pieces_leaves_no_temp_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = test_spec(dir.path(), 3, 16_384);
+        let mut sink = ParquetSink::open(&spec, None).unwrap();
+        sink.write_chunk(&rows(0, 3)).unwrap();
+        let saved = sink.commit().unwrap().unwrap();
+        assert_eq!((saved.file_index, saved.open_part), (1, None));
+        // Part 1's first chunk committed, but the crash came before its checkpoint was saved:
+        // its rows are in the temp part and a piece that the saved position does not name.
+        sink.write_chunk(&rows(3, 2)).unwrap();
+        assert_eq!(sink.commit().unwrap().unwrap().open_rows(), 2);
+        drop(sink);
+        assert!(spec.temp_part_path(1).exists());
+        let sink = ParquetSink::open(&spec, Some(&saved)).unwrap();
+        assert!(sink.part.is_none());
+        assert_eq!(names(dir.path()), ["t-00000.parquet"]);
+    }
+
+    #[test]
+    fn a_torn_or_foreign_piece_is_refused_and_nothing_named_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = test_spec(dir.path(), 100, 16_384);
+        let mut sink = ParquetSink::open(&spec, None).unwrap();
+        let mut last = None;
+        for chunk in chunks(&[3, 2, 4]) {
+            sink.write_chunk(&chunk).unwrap();
+            last = sink.commit().unwrap();
+        }
+        drop(sink);
+        let pos = last.unwrap();
+        assert_eq!(pos.open_part.map(|p| (p.pieces, p.rows)), Some((3, 9)));
+        let piece = |i| dir.path().join(piece_name("t", 0, i));
+        let named = [
+            ".t-00000.parquet.00000.piece",
+            ".t-00000.parquet.00001.piece",
+            ".t-00000.parquet.00002.piece",
+        ];
+        let whole = std::fs::read(piece(1)).unwrap();
+        let first = std::fs::read(piece(0)).unwrap();
+        let refused = |reason: &str| {
+            let Err(Error::ResumeMismatch { path, reason: found }) =
+                ParquetSink::open(&spec, Some(&pos))
+            else {
+                panic!("resumed over a damaged piece")
+            };
+            assert!(found.starts_with(reason), "{found}");
+            // The pieces stay for a later look; the temp part made for the replay is gone.
+            assert_eq!(names(dir.path()), named);
+            path
         };
-        let (part, whole) = (meta(&part), meta(&whole));
-        let kv = |m: &ParquetMetaData| m.file_metadata().key_value_metadata().cloned();
-        assert_eq!(kv(&part), kv(&whole));
-        assert!(kv(&part).unwrap().iter().any(|kv| kv.key == "ARROW:schema"));
-        // Each piece's row groups as they were (at most `row_group_rows`), with their page index.
-        let groups: Vec<_> = part.row_groups().iter().map(RowGroupMetaData::num_rows).collect();
-        assert_eq!(groups, [3, 2, 1, 3, 1]);
-        assert!(part.page_index().is_some_and(|p| p.is_complete()));
+        // Torn: the end of the file (its footer) is missing.
+        std::fs::write(piece(1), &whole[..whole.len() - 20]).unwrap();
+        assert_eq!(refused("the piece does not read back"), piece(1));
+        // Not an IPC file at all.
+        std::fs::write(piece(1), b"PAR1").unwrap();
+        assert_eq!(refused("the piece does not read back"), piece(1));
+        // A complete piece, but not the one committed there: the rows and ids do not add up.
+        std::fs::write(piece(1), &first).unwrap();
+        assert_eq!(
+            refused("the pieces hold 10 rows with ids 0..=80, the checkpoint says 9 with 0..=80"),
+            piece(2)
+        );
+        // Put back, it resumes and finishes as if nothing happened.
+        std::fs::write(piece(1), &whole).unwrap();
+        let sink = ParquetSink::open(&spec, Some(&pos)).unwrap();
+        let end = Box::new(sink).finish().unwrap();
+        assert_eq!(
+            end,
+            uninterrupted(&test_spec(&dir.path().join("whole"), 100, 16_384), &chunks(&[3, 2, 4]))
+                .0
+        );
+    }
+
+    #[test]
+    fn pieces_of_the_version_before_in_parquet_still_resume() {
+        let sizes = [3, 2, 4];
+        let base = tempfile::tempdir().unwrap();
+        let spec = test_spec(&base.path().join("t"), 100, 16_384);
+        let mut sink = ParquetSink::open(&spec, None).unwrap();
+        let mut last = None;
+        for chunk in chunks(&sizes) {
+            sink.write_chunk(&chunk).unwrap();
+            last = sink.commit().unwrap();
+        }
+        // The version before wrote each commit's chunk as a Parquet file of its own.
+        for (i, chunk) in chunks(&sizes).iter().enumerate() {
+            let path = spec.dir.join(piece_name("t", 0, u32::try_from(i).unwrap()));
+            let mut writer = ArrowWriter::try_new(
+                File::create(&path).unwrap(),
+                Arc::clone(&sink.arrow_schema),
+                Some(sink.props.clone()),
+            )
+            .unwrap();
+            writer.write(&sink.batch(chunk).unwrap()).unwrap();
+            writer.close().unwrap();
+        }
+        drop(sink);
+        let sink = ParquetSink::open(&spec, last.as_ref()).unwrap();
+        let end = Box::new(sink).finish().unwrap();
+        let expected =
+            uninterrupted(&test_spec(&base.path().join("u"), 100, 16_384), &chunks(&sizes));
+        assert_eq!(end, expected.0);
+        assert!(files(&spec.dir) == expected.1);
     }
 
     #[test]
@@ -890,11 +1128,12 @@ mod tests {
     }
 
     /// Times 300,000 terminal-like rows in 5,000-row chunks through one writer (the old sink, no
-    /// durability before the part closes) and through the sink (a piece per commit, then assembly
-    /// at finish). `cargo test --release -p iptvportal-sink --lib -- --ignored --nocapture cost`
+    /// durability before the part closes) and through the sink (the same writer plus an IPC piece
+    /// fsynced per commit), and a resume that replays every piece of the part.
+    /// `cargo test --release -p iptvportal-sink --lib -- --ignored --nocapture cost`
     #[test]
     #[ignore = "a measurement, not a check"]
-    fn cost_of_pieces_against_one_writer() {
+    fn cost_of_the_journal_against_one_writer() {
         let schema = Schema {
             columns: vec![
                 ColumnSpec::new("id", ColumnType::Integer, false),
@@ -967,29 +1206,32 @@ mod tests {
         };
         for round in 0..5 {
             let (one, one_bytes) = one_writer(spec.parquet.row_group_rows);
-            let (small, small_bytes) = one_writer(5_000);
             let started = std::time::Instant::now();
             let mut sink = ParquetSink::open(&spec, None).unwrap();
-            let mut commits = std::time::Duration::ZERO;
+            let (mut commits, mut journal) = (std::time::Duration::ZERO, 0);
+            let mut last = None;
             for chunk in &chunks {
                 sink.write_chunk(chunk).unwrap();
                 let at = std::time::Instant::now();
-                sink.commit().unwrap();
+                let piece = sink.piece.as_ref().unwrap().path.clone();
+                last = sink.commit().unwrap();
                 commits += at.elapsed();
+                journal += std::fs::metadata(piece).unwrap().len();
             }
-            let pieces = sink.committed.open_part.unwrap().pieces;
+            drop(sink);
             let at = std::time::Instant::now();
-            sink.concat(0, pieces, std::io::sink(), Path::new("scratch")).unwrap();
-            let concat = at.elapsed();
+            let sink = ParquetSink::open(&spec, last.as_ref()).unwrap();
+            let replay = at.elapsed();
             let at = std::time::Instant::now();
             let end = Box::new(sink).finish().unwrap();
             let finish = at.elapsed();
-            let total = started.elapsed().saturating_sub(concat);
+            let total = started.elapsed().saturating_sub(replay);
             println!(
-                "round {round}: one writer {one:.2?} ({one_bytes} bytes; with 5,000-row groups \
-                 {small:.2?}, {small_bytes} bytes); pieces {total:.2?} (commits {commits:.2?}, \
-                 finish {finish:.2?} of which assembly alone {concat:.2?}; {} bytes)",
-                end.bytes
+                "round {round}: one writer {one:.2?} ({one_bytes} bytes); the sink {total:.2?} \
+                 (commits {commits:.2?}, finish {finish:.2?}; {} bytes, journal {journal} bytes); \
+                 a resume replaying all {} pieces {replay:.2?}",
+                end.bytes,
+                chunks.len()
             );
         }
     }

@@ -120,10 +120,9 @@ pub enum ParquetCodec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ParquetOptions {
-    /// The most rows in one row group. Each commit's chunk is a piece of its own, and a part is
-    /// assembled from the pieces' row groups as they are, so a part's row groups are the chunks
-    /// (a chunk larger than this is cut into row groups of this many rows). The default, 16,384,
-    /// bounds the writer's buffer for large chunks.
+    /// The most rows in one row group. A part has one writer, which cuts row groups of this many
+    /// rows across chunk boundaries (the last group of a part holds the rest). The default,
+    /// 16,384, bounds the writer's buffer, which holds one row group being encoded.
     pub row_group_rows: usize,
     /// Rows per part file. A part is closed at the first commit at which it holds at least this
     /// many rows, so parts end on chunk boundaries (and may exceed the budget by under a chunk).
@@ -341,7 +340,7 @@ pub struct OutputFileInfo {
     pub bytes: u64,
 }
 
-/// What a Parquet-family file name is: a closed part, a part being assembled, or a committed
+/// What a Parquet-family file name is: a closed part, a part being written, or a committed
 /// piece of the part being filled. Ordered closed parts first, then temp parts, then pieces, each
 /// kind by index (pieces by part, then piece).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -350,8 +349,8 @@ pub(crate) enum PartName {
     Closed(u32),
     /// `.{table}-NNNNN.parquet.tmp`.
     Temp(u32),
-    /// `.{table}-NNNNN.parquet.MMMMM.piece`: piece `piece` (one commit's chunks, a complete
-    /// Parquet file) of part `part`.
+    /// `.{table}-NNNNN.parquet.MMMMM.piece`: piece `piece` (one commit's chunks, an Arrow IPC
+    /// file) of part `part`.
     Piece {
         /// The part it belongs to.
         part: u32,
@@ -393,7 +392,7 @@ pub(crate) fn temp_part_name(table: &str, index: u32) -> String {
 }
 
 /// The hidden name of piece `piece` of part `part`: the rows of one commit, durable on their own
-/// until the part is assembled from its pieces.
+/// until the part is closed.
 #[cfg(any(feature = "parquet", test))]
 pub(crate) fn piece_name(table: &str, part: u32, piece: u32) -> String {
     format!(".{table}-{part:05}.parquet.{piece:05}.piece")

@@ -246,7 +246,7 @@ fn a_crash_at_any_request_resumes_to_the_uninterrupted_output() {
                     let (_, got) = read_rows(dir.path(), "things", format, gzip);
                     let (_, reference_rows) = read_rows(reference.path(), "things", format, gzip);
                     assert_eq!(got, reference_rows, "{label}");
-                    // Parts are assembled from the chunks' pieces: the same bytes, too.
+                    // One writer per part, replayed from its pieces after a crash: the same bytes.
                     assert_eq!(outputs(dir.path()), want, "{label}");
                 } else if gzip {
                     // gzip members fall where the commits fell: the same decompressed bytes.
