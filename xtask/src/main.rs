@@ -4,8 +4,8 @@
 //!   truth (today: the table catalog). `--check` fails when a file is stale; it also runs as a test.
 //! - `cargo xtask e2e [--seed N] [--kills N] [--trial N] [--only PHASES]`: the black-box end-to-end
 //!   run (release binaries, the simulator as a process, Python readers); see docs/e2e.md.
-//! - `cargo xtask bench [--quick] [--json FILE]`: speed and memory of the release binaries against
-//!   the simulator; see docs/benchmarks.md. `--quick` also runs as a test.
+//! - `cargo xtask bench [--quick] [--json FILE] [--only NAME[,NAME]]`: speed and memory of the
+//!   release binaries against the simulator; see docs/benchmarks.md. `--quick` also runs as a test.
 
 mod bench;
 mod codegen;
@@ -23,14 +23,17 @@ fn main() -> ExitCode {
         ["e2e", rest @ ..] => e2e::run(rest),
         ["bench", rest @ ..] => {
             let Some(options) = bench_options(rest) else {
-                eprintln!("usage: cargo xtask bench [--quick] [--json FILE]");
+                eprintln!(
+                    "usage: cargo xtask bench [--quick] [--json FILE] [--only NAME[,NAME]] (scenarios: {})",
+                    bench::SCENARIOS.join(", ")
+                );
                 return ExitCode::from(2);
             };
             bench::run(&options)
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask codegen [--check] | e2e [--seed N] [--kills N] [--trial N] [--only PHASES] | bench [--quick] [--json FILE]"
+                "usage: cargo xtask codegen [--check] | e2e [--seed N] [--kills N] [--trial N] [--only PHASES] | bench [--quick] [--json FILE] [--only NAME[,NAME]]"
             );
             return ExitCode::from(2);
         }
@@ -52,6 +55,10 @@ fn bench_options(args: &[&str]) -> Option<bench::Options> {
         match *arg {
             "--quick" => options.quick = true,
             "--json" => options.json = Some(PathBuf::from(args.next()?)),
+            "--only" => {
+                let names = args.next()?.split(',').map(str::trim).filter(|n| !n.is_empty());
+                options.only.extend(names.map(str::to_owned));
+            }
             _ => return None,
         }
     }

@@ -72,7 +72,9 @@ impl AsyncDumpManager {
         config: DumpConfig,
         store: Arc<dyn CheckpointStore>,
     ) -> AsyncDumpManager {
-        let progress = DumpProgress::new(&config.table, SystemTime::now(), 0, 0);
+        // The strategy a fresh run would take; `execute` sets the one it does take.
+        let strategy = config.strategy_for(None);
+        let progress = DumpProgress::new(&config.table, strategy, SystemTime::now(), 0, 0);
         AsyncDumpManager {
             portal,
             config,
@@ -184,7 +186,8 @@ impl AsyncDumpManager {
             resume.as_ref().map_or((0, 0, SystemTime::now()), |s| {
                 (s.dumped_rows, s.chunks_completed, s.started().unwrap_or_else(SystemTime::now))
             });
-        *lock(&self.progress) = DumpProgress::new(&table, started_at, done_rows, done_chunks);
+        *lock(&self.progress) =
+            DumpProgress::new(&table, plan.spec.strategy, started_at, done_rows, done_chunks);
         self.update(callback, |p| p.current_offset = plan.cursor.current_offset(done_rows));
 
         // The count goes first: an unknown table or column fails here, before any file is touched.
@@ -344,14 +347,14 @@ impl AsyncDumpManager {
                     while let Some(chunk) = traversal.next_in_flight().await.map_err(fetch_err)? {
                         self.commit_chunk(chunk, run).await?;
                     }
-                    self.update(run.callback, |p| p.state = RunState::Paused);
+                    self.update(run.callback, DumpProgress::pause);
                     tracing::info!(table = %table, "paused");
                     while *control.borrow_and_update() == Control::Pause {
                         if control.changed().await.is_err() {
                             return Err(cancelled(run.state));
                         }
                     }
-                    self.update(run.callback, |p| p.state = RunState::Running);
+                    self.update(run.callback, DumpProgress::unpause);
                     continue;
                 }
                 Control::Run => {}
@@ -402,6 +405,7 @@ impl AsyncDumpManager {
         let started = state.started().unwrap_or_else(SystemTime::now);
         let mut progress = DumpProgress::new(
             &self.config.table,
+            state.shape.strategy,
             started,
             state.dumped_rows,
             state.chunks_completed,
