@@ -18,10 +18,18 @@
 //! 4. memory: peak RSS of 100,000 vs 1,000,000 rows (jsonl and parquet, parallel 3);
 //! 5. many tables: four tables with `--jobs 2` vs `--jobs 1` (latency 20 ms);
 //! 6. verify: `iptvportal verify` of a 1,000,000-row dump (jsonl gzip and parquet) vs the dump.
+//! 7. plan: `iptvportal plan`'s time estimate vs the dump it estimates (latency 20 ms), within 25 %.
+//! 8. eta: the ETA of `--progress json` vs the time really left, at 10 %, 25 %, 50 % and 75 % of
+//!    the rows, for OFFSET, parallel id-range and `--all --jobs 2`; within 25 % from 10 % of the
+//!    rows on, within 10 % from 50 % on.
+//!
+//! `--only NAME[,NAME]` runs those scenarios alone ([`SCENARIOS`] names them).
 //!
 //! `--quick` runs the same scenarios on a few thousand rows: it proves the harness works end to end
 //! and enforces no target. A unit test runs it against debug binaries, so the harness cannot rot.
 
+mod eta;
+mod plan;
 mod process;
 mod report;
 
@@ -42,14 +50,24 @@ pub(crate) struct Options {
     pub(crate) quick: bool,
     /// Where the JSON report goes (default `target/bench/bench.json`).
     pub(crate) json: Option<PathBuf>,
+    /// The scenarios to run, by name (`--only eta,plan`); every one when empty.
+    pub(crate) only: Vec<String>,
 }
+
+/// The names `--only` takes, in the order the scenarios run.
+pub(crate) const SCENARIOS: [&str; 8] =
+    ["traversal", "pipeline", "formats", "plan", "memory", "many-tables", "verify", "eta"];
 
 /// Runs the bench: build, measure, print the table, write the JSON file.
 pub(crate) fn run(options: &Options) -> Result<()> {
     let root = project_root();
     let tools = Tools::build(&root, Profile::Release)?;
     let work = root.join("target/bench");
-    let plan = if options.quick { Plan::quick() } else { Plan::full() };
+    if let Some(unknown) = options.only.iter().find(|n| !SCENARIOS.contains(&n.as_str())) {
+        bail!("--only: no scenario {unknown:?}; the scenarios are {}", SCENARIOS.join(", "));
+    }
+    let mut plan = if options.quick { Plan::quick() } else { Plan::full() };
+    plan.only.clone_from(&options.only);
     let report = run_plan(&tools, &plan, &work)?;
     print!("{}", report.table());
     let json = options.json.clone().unwrap_or_else(|| work.join("bench.json"));
@@ -89,6 +107,8 @@ struct Plan {
     many: u64,
     /// Simulator latency of the parallel and many-table scenarios.
     latency_ms: u64,
+    /// `--only`: the scenarios to run; every one when empty.
+    only: Vec<String>,
 }
 
 impl Plan {
@@ -102,6 +122,7 @@ impl Plan {
             memory_large: 1_000_000,
             many: 50_000,
             latency_ms: 20,
+            only: Vec::new(),
         }
     }
 
@@ -115,7 +136,13 @@ impl Plan {
             memory_large: 6000,
             many: 1500,
             latency_ms: 20,
+            only: Vec::new(),
         }
+    }
+
+    /// Whether the scenario called `name` (one of [`SCENARIOS`]) runs.
+    fn runs(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|n| n == name)
     }
 }
 
@@ -249,19 +276,37 @@ fn run_plan(tools: &Tools, plan: &Plan, work: &Path) -> Result<Report> {
     let mut machine = Machine::probe();
     let bench = Bench { tools, plan, work: work.to_owned(), logs };
     let mut rows = Vec::new();
-    {
+    if ["traversal", "pipeline", "formats", "plan"].iter().any(|s| plan.runs(s)) {
         let terminal = [("terminal", plan.big)];
         let db = bench.db("terminal", plan.big);
         let fast = bench.sim(&db, &terminal, 0)?;
         let slow = bench.sim(&db, &terminal, plan.latency_ms)?;
         let native = bench.sim_with(&db, &terminal, 0, &["--offset", "native"])?;
-        rows.extend(bench.traversal(fast.url(), native.url(), slow.url())?);
-        rows.extend(bench.pipeline(fast.url())?);
-        rows.extend(bench.formats(fast.url())?);
+        if plan.runs("traversal") {
+            rows.extend(bench.traversal(fast.url(), native.url(), slow.url())?);
+        }
+        if plan.runs("pipeline") {
+            rows.extend(bench.pipeline(fast.url())?);
+        }
+        if plan.runs("formats") {
+            rows.extend(bench.formats(fast.url())?);
+        }
+        if plan.runs("plan") {
+            rows.extend(bench.plan_estimates(slow.url())?);
+        }
     }
-    rows.extend(bench.memory()?);
-    rows.extend(bench.many_tables()?);
-    rows.extend(bench.verify()?);
+    if plan.runs("memory") {
+        rows.extend(bench.memory()?);
+    }
+    if plan.runs("many-tables") {
+        rows.extend(bench.many_tables()?);
+    }
+    if plan.runs("verify") {
+        rows.extend(bench.verify()?);
+    }
+    if plan.runs("eta") {
+        rows.extend(bench.eta()?);
+    }
     machine.load_after = report::load_average();
     Ok(Report {
         mode: if plan.quick { "quick" } else { "full" },
@@ -719,6 +764,8 @@ mod tests {
             ("3 formats", 7),
             ("4 memory", 4),
             ("5 many tables", 2),
+            ("7 plan", 3),
+            ("8 eta", 12),
         ] {
             let rows: Vec<&Row> = report.rows.iter().filter(|r| r.scenario == scenario).collect();
             assert_eq!(rows.len(), variants, "{scenario}:\n{table}");

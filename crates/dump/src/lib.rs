@@ -36,6 +36,7 @@
 mod config;
 mod control;
 mod error;
+mod estimate;
 mod manager;
 mod plan;
 mod progress;
@@ -47,6 +48,7 @@ mod writer;
 
 pub use config::{DumpConfig, DumpFormat, DumpStrategy};
 pub use error::{Error, Invalid, Setting, Warning};
+pub use estimate::{Estimate, Probe, StartPoint, estimate, total_duration};
 pub use manager::{AsyncDumpManager, ProgressCallback};
 pub use progress::{DumpProgress, RunState};
 pub use service::DumpService;
@@ -66,3 +68,5 @@ pub use iptvportal_traverse::Invalid as TraversalInvalid;
 pub use iptvportal_traverse::RowSource;
 // The strategy a run used (`DumpStats::strategy`), beside the one asked for (`DumpStrategy`).
 pub use iptvportal_traverse::{Strategy, StrategyChoice};
+// Where a resume continues (`StartPoint::Resume`).
+pub use iptvportal_traverse::Cursor;

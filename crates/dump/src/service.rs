@@ -17,6 +17,29 @@ use crate::source::Portal;
 use crate::stats::DumpStats;
 use crate::{DumpConfig, Error};
 
+/// The work of dumping `rows` rows of `config`'s table, which orders the tables of a `dump_many`
+/// that cannot all run at once. Work grows with cells, not rows: a 16-column table takes longer
+/// per row than a 6-column one. The column count is the requested list's (or what excluding
+/// columns leaves), else the catalog's.
+pub(crate) fn work(config: &DumpConfig, rows: u64) -> u64 {
+    let known = iptvportal_catalog::table(&config.table);
+    let columns = config
+        .requested_columns(known)
+        .as_ref()
+        .map(Vec::len)
+        .or_else(|| known.map(|t| t.columns.len()))
+        .unwrap_or(1)
+        .max(1);
+    rows.saturating_mul(columns as u64)
+}
+
+/// The indexes of `sizes` (index, work) by most work first; stable on ties, so that equal sizes
+/// keep the order given.
+pub(crate) fn largest_first(mut sizes: Vec<(usize, u64)>) -> Vec<usize> {
+    sizes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    sizes.into_iter().map(|(index, _)| index).collect()
+}
+
 /// Where the service keeps each dump's checkpoint.
 type StoreFor = dyn Fn(&DumpConfig) -> Arc<dyn CheckpointStore> + Send + Sync;
 
@@ -192,27 +215,14 @@ impl DumpService {
                         .await
                         .unwrap_or(0),
                 };
-                // Work grows with cells, not rows: a 16-column table takes longer per row than a
-                // 6-column one. The column count is the requested list's (or what excluding
-                // columns leaves), else the catalog's.
-                let known = iptvportal_catalog::table(&config.table);
-                let columns = config
-                    .requested_columns(known)
-                    .as_ref()
-                    .map(Vec::len)
-                    .or_else(|| known.map(|t| t.columns.len()))
-                    .unwrap_or(1)
-                    .max(1);
-                (index, rows.saturating_mul(columns as u64))
+                (index, work(&config, rows))
             });
         }
         let mut sizes = Vec::with_capacity(configs.len());
         while let Some(joined) = counts.join_next().await {
             sizes.push(joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
         }
-        // Stable on ties: equal sizes keep the order given.
-        sizes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        sizes.into_iter().map(|(index, _)| index).collect()
+        largest_first(sizes)
     }
 
     /// Pauses the running dump(s) of `table`: in-flight chunks commit, then no request is sent

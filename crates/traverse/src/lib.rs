@@ -117,6 +117,40 @@ impl Traversal {
         Ok(Traversal { inner, remaining })
     }
 
+    /// Fetches the one page a traversal from `from` asks for first, and nothing else: no count,
+    /// no read-ahead, no id scan. The rows are as [`Traversal::next_chunk`] hands them on (an id
+    /// fetched only to walk by is stripped). For parallel ID_RANGE it is the sequential keyset page
+    /// from `from`: the columns, filter and order of each of its ranges, bounded by the chunk size
+    /// instead of an upper id. What one request of a traversal costs is measured with it.
+    pub async fn first_page(
+        source: &dyn RowSource,
+        spec: &TraversalSpec,
+        from: Cursor,
+    ) -> Result<Vec<Vec<Value>>, Error> {
+        spec.validate()?;
+        let rows = match (spec.strategy, from) {
+            (Strategy::Offset, Cursor::Offset { offset }) => {
+                let mut pages = offset::OffsetPages::new(spec, offset)?;
+                let (query, what) = readahead::Pager::request(&pages)?;
+                let rows = spec::fetch(source, &query, &what).await?;
+                readahead::Pager::accept(&mut pages, rows, &what)?
+            }
+            (Strategy::IdRange, Cursor::Id { after }) => {
+                let mut pages = keyset::KeysetPages::new(spec.clone(), after)?;
+                let (query, what) = readahead::Pager::request(&pages)?;
+                let rows = spec::fetch(source, &query, &what).await?;
+                readahead::Pager::accept(&mut pages, rows, &what)?
+            }
+            (strategy, cursor) => {
+                return Err(Error::Config(Invalid::CursorMismatch {
+                    cursor: cursor.strategy(),
+                    strategy,
+                }));
+            }
+        };
+        Ok(rows.map(|chunk| chunk.rows).unwrap_or_default())
+    }
+
     /// How many rows matched from the start cursor on, counted when the traversal started. The
     /// table may change while it runs, so this is an estimate for progress, not a promise.
     pub fn remaining_rows(&self) -> u64 {

@@ -113,11 +113,16 @@ struct Planner {
     next_index: u64,
 }
 
+/// Ids asked for per page of the id scan, for chunks of `chunk_size` rows.
+pub(crate) fn scan_limit(chunk_size: u64) -> u64 {
+    chunk_size.saturating_mul(SCAN_CHUNKS).clamp(1, SCAN_IDS)
+}
+
 impl Planner {
     fn new(after: Option<i64>, chunk_size: u64) -> Planner {
         Planner {
             chunk_size,
-            scan_limit: chunk_size.saturating_mul(SCAN_CHUNKS).clamp(1, SCAN_IDS),
+            scan_limit: scan_limit(chunk_size),
             scan_after: after,
             since_bound: 0,
             scan_in_flight: false,

@@ -305,6 +305,25 @@ impl TraversalSpec {
         count(source, self, self.filter.clone()).await
     }
 
+    /// The requests of rows a traversal of `rows` rows sends after its count, if the table does
+    /// not change meanwhile: a page per chunk and the short (possibly empty) page that ends the
+    /// walk, for every strategy (parallel ID_RANGE fetches ranges of one chunk and an unbounded
+    /// tail).
+    pub fn page_requests(&self, rows: u64) -> u64 {
+        rows / self.chunk_size.max(1) + 1
+    }
+
+    /// The pages of the id scan a traversal of `rows` rows sends besides its row requests: none
+    /// but for parallel ID_RANGE, which reads the ids ahead a few chunks' worth per page, the last
+    /// page short (possibly empty).
+    pub fn scan_requests(&self, rows: u64) -> u64 {
+        if self.strategy == Strategy::IdRange && self.max_parallel > 1 {
+            rows / crate::parallel::scan_limit(self.chunk_size) + 1
+        } else {
+            0
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), Error> {
         self.check().map_err(Error::Config)?;
         // Builds every query shape once, so an invalid identifier fails here, before any request.
