@@ -24,7 +24,18 @@ pub(crate) enum Mode {
 pub(crate) fn run(mode: Mode) -> Result<()> {
     let root = project_root();
     let mut stale = Vec::new();
-    for (path, contents) in generate_all()? {
+    let generated = generate_all()?;
+    for path in leftovers(&generated)? {
+        match mode {
+            Mode::Write => {
+                std::fs::remove_file(root.join(&path))
+                    .with_context(|| format!("removing {}", path.display()))?;
+                println!("removed {}", path.display());
+            }
+            Mode::Check => stale.push(path.display().to_string()),
+        }
+    }
+    for (path, contents) in generated {
         let full = root.join(&path);
         let current = std::fs::read_to_string(&full).unwrap_or_default();
         if current == contents {
@@ -32,6 +43,10 @@ pub(crate) fn run(mode: Mode) -> Result<()> {
         }
         match mode {
             Mode::Write => {
+                if let Some(dir) = full.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
                 std::fs::write(&full, contents)
                     .with_context(|| format!("writing {}", path.display()))?;
                 println!("updated {}", path.display());
@@ -45,6 +60,25 @@ pub(crate) fn run(mode: Mode) -> Result<()> {
     Ok(())
 }
 
+/// The files of [`MAN_DIR`] that are not among `generated`, relative to the root.
+fn leftovers(generated: &[(PathBuf, String)]) -> Result<Vec<PathBuf>> {
+    let dir = project_root().join(MAN_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {MAN_DIR}")),
+    };
+    let mut left = Vec::new();
+    for entry in entries {
+        let path = PathBuf::from(MAN_DIR).join(entry?.file_name());
+        if !generated.iter().any(|(p, _)| *p == path) {
+            left.push(path);
+        }
+    }
+    left.sort();
+    Ok(left)
+}
+
 /// Every generated file: its path relative to the root, and its contents.
 fn generate_all() -> Result<Vec<(PathBuf, String)>> {
     let root = project_root();
@@ -53,28 +87,58 @@ fn generate_all() -> Result<Vec<(PathBuf, String)>> {
     let catalog: Catalog =
         toml::from_str(&source).context("parsing crates/catalog/catalog.toml")?;
     catalog.validate()?;
-    Ok(vec![
+    Ok([
         (PathBuf::from("crates/catalog/src/generated.rs"), rustfmt(&catalog_rust(&catalog))?),
         (PathBuf::from("docs/tables.md"), catalog_markdown(&catalog)),
         (PathBuf::from("docs/cli.md"), cli_reference()?),
-    ])
+    ]
+    .into_iter()
+    .chain(man_pages()?)
+    .collect())
 }
 
-/// docs/cli.md: what `iptvportal __reference` prints (clap's own help of every command), from a
-/// debug build of the cli, the same one the tests build.
+/// docs/cli.md: what `iptvportal __reference` prints (clap's own help of every command).
 fn cli_reference() -> Result<String> {
+    cli_prints("__reference")
+}
+
+/// The directory of the man pages, which holds nothing else: a page no longer generated (a
+/// subcommand removed or renamed) is stale, and a write removes it.
+const MAN_DIR: &str = "docs/man";
+
+/// docs/man/: the pages `iptvportal __man` renders with `clap_mangen`, one per visible command.
+/// The cli renders them, since only it has the clap definitions; `clap_mangen` is its dependency.
+fn man_pages() -> Result<Vec<(PathBuf, String)>> {
+    let json = cli_prints("__man")?;
+    let pages: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&json).context("parsing what `iptvportal __man` printed")?;
+    pages
+        .into_iter()
+        .map(|(name, roff)| {
+            // A file name, not a path: the cli must not write outside the directory.
+            if name.contains(['/', '\\']) || name.starts_with('.') || !name.ends_with(".1") {
+                bail!("`iptvportal __man` named a page {name:?}, which is not a file name");
+            }
+            Ok((PathBuf::from(MAN_DIR).join(name), roff))
+        })
+        .collect()
+}
+
+/// What `iptvportal ARG` prints, from a debug build of the cli, the same one the tests build.
+fn cli_prints(arg: &str) -> Result<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
         .current_dir(project_root())
         .args(["run", "--quiet", "--locked", "-p", "iptvportal-cli", "--bin", "iptvportal", "--"])
-        .arg("__reference")
+        .arg(arg)
         .stderr(Stdio::inherit())
         .output()
-        .context("running `iptvportal __reference`")?;
+        .with_context(|| format!("running `iptvportal {arg}`"))?;
     if !output.status.success() {
-        bail!("`iptvportal __reference` failed ({})", output.status);
+        bail!("`iptvportal {arg}` failed ({})", output.status);
     }
-    String::from_utf8(output.stdout).context("`iptvportal __reference` printed non-UTF-8")
+    String::from_utf8(output.stdout)
+        .with_context(|| format!("`iptvportal {arg}` printed non-UTF-8"))
 }
 
 const CATALOG_SOURCE: &str = "crates/catalog/catalog.toml";
@@ -107,6 +171,8 @@ struct ColumnDef {
     nullable: bool,
     #[serde(default)]
     sensitive: bool,
+    #[serde(default)]
+    personal: bool,
 }
 
 impl Catalog {
@@ -126,6 +192,9 @@ impl Catalog {
                 }
                 if !cols.insert(&c.name) {
                     bail!("catalog: column {}.{} is defined twice", t.name, c.name);
+                }
+                if c.sensitive && c.personal {
+                    bail!("catalog: {}.{} is sensitive or personal, not both", t.name, c.name);
                 }
                 if !TYPES.contains(&c.ty.as_str()) {
                     bail!(
@@ -184,11 +253,12 @@ fn catalog_rust(catalog: &Catalog) -> String {
         for c in &t.columns {
             writeln!(
                 out,
-                "Column {{ name: {:?}, ty: ColumnType::{}, nullable: {}, sensitive: {} }},",
+                "Column {{ name: {:?}, ty: ColumnType::{}, nullable: {}, sensitive: {}, personal: {} }},",
                 c.name,
                 type_variant(&c.ty),
                 c.nullable,
-                c.sensitive
+                c.sensitive,
+                c.personal
             )
             .unwrap();
         }
@@ -227,6 +297,22 @@ fn catalog_markdown(catalog: &Catalog) -> String {
     )
     .unwrap();
     writeln!(out, "and tables out\").").unwrap();
+    writeln!(out).unwrap();
+    writeln!(
+        out,
+        "Columns marked **personal data** identify a person or a household (a name, an e-mail"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "address, a phone number, a street address, a device's MAC or IP address): an export that"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "leaves the operator's systems may need them left out the same way, or a legal basis."
+    )
+    .unwrap();
     for t in &catalog.table {
         writeln!(out).unwrap();
         writeln!(out, "## `{}`", t.name).unwrap();
@@ -242,6 +328,11 @@ fn catalog_markdown(catalog: &Catalog) -> String {
         for c in &t.columns {
             let note = if c.sensitive {
                 format!("**sensitive**: `--exclude-columns {}.{}` leaves it out", t.name, c.name)
+            } else if c.personal {
+                format!(
+                    "**personal data**: `--exclude-columns {}.{}` leaves it out",
+                    t.name, c.name
+                )
             } else {
                 String::new()
             };

@@ -1,5 +1,6 @@
-//! The command-line reference, docs/cli.md, rendered from clap's own help so that it cannot drift
-//! from the binary: `iptvportal __reference` prints it and `cargo xtask codegen` writes it.
+//! The command-line reference, docs/cli.md, and the man pages, docs/man/, rendered from clap's own
+//! definitions so that they cannot drift from the binary: `iptvportal __reference` and
+//! `iptvportal __man` print them and `cargo xtask codegen` writes them.
 
 use std::fmt::Write as _;
 
@@ -34,6 +35,37 @@ pub(crate) fn markdown() -> String {
     text
 }
 
+/// The man pages: `iptvportal.1`, and `iptvportal-{name}.1` for every visible subcommand, as
+/// (file name, roff source) in the order of `--help`.
+pub(crate) fn man_pages() -> std::io::Result<Vec<(String, String)>> {
+    // `help` is clap's, and `iptvportal.1` already says what it does.
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    // Built once here, so that each subcommand knows its full name (`iptvportal dump`) and
+    // carries the global options.
+    cmd.build();
+    // Every page is of the same program and version; clap_mangen would name a subcommand's page
+    // after the subcommand alone, without a version.
+    let source = format!("iptvportal {}", cmd.get_version().unwrap_or_default());
+    let mut pages = Vec::new();
+    let subs = cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned();
+    for page in std::iter::once(cmd.clone()).chain(subs) {
+        let man = clap_mangen::Man::new(page).source(source.clone());
+        let mut roff = Vec::new();
+        man.render(&mut roff)?;
+        let roff = String::from_utf8(roff).map_err(std::io::Error::other)?;
+        pages.push((man.get_filename(), roff));
+    }
+    Ok(pages)
+}
+
+/// What `iptvportal __man` prints: [`man_pages`] as one JSON object, file name to roff source,
+/// which `cargo xtask codegen` writes into docs/man/.
+pub(crate) fn man_pages_json() -> anyhow::Result<String> {
+    let pages: serde_json::Map<String, serde_json::Value> =
+        man_pages()?.into_iter().map(|(name, roff)| (name, roff.into())).collect();
+    Ok(serde_json::to_string(&pages)? + "\n")
+}
+
 fn section(text: &mut String, title: &str, cmd: &mut clap::Command) {
     let help = cmd.render_long_help().to_string();
     let help: Vec<&str> = help.lines().map(str::trim_end).collect();
@@ -49,5 +81,29 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(current == super::markdown(), "docs/cli.md is stale; run `cargo xtask codegen`");
+    }
+
+    /// docs/man/ holds exactly the man pages of this build, as `cargo xtask codegen` writes them.
+    #[test]
+    fn docs_man_is_fresh() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/man");
+        let pages = super::man_pages().unwrap();
+        let names: Vec<&str> = pages.iter().map(|(name, _)| name.as_str()).collect();
+        assert!(
+            names.contains(&"iptvportal.1") && names.contains(&"iptvportal-dump.1"),
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|n| n.contains("__")), "a hidden command has a page: {names:?}");
+        for (name, roff) in &pages {
+            let current = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+            assert!(current == *roff, "docs/man/{name} is stale; run `cargo xtask codegen`");
+        }
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        on_disk.sort();
+        let mut expected: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        expected.sort();
+        assert_eq!(on_disk, expected, "docs/man/ has other pages; run `cargo xtask codegen`");
     }
 }
