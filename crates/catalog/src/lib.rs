@@ -78,6 +78,10 @@ pub struct Column {
     /// Whether it holds a secret (a password, a token) that an export should leave out unless it
     /// is needed: docs/tables.md marks it and says how.
     pub sensitive: bool,
+    /// Whether it identifies a person or a household (a name, an e-mail or street address, a
+    /// phone number, a device's MAC or IP address): docs/tables.md marks it, since an export that
+    /// leaves the operator's systems may have to leave it out.
+    pub personal: bool,
 }
 
 /// One known table.
@@ -154,6 +158,30 @@ mod tests {
             })
             .collect();
         assert_eq!(sensitive, ["subscriber.password"]);
+    }
+
+    #[test]
+    fn names_addresses_and_device_addresses_are_personal_data() {
+        let personal: Vec<String> = TABLES
+            .iter()
+            .flat_map(|t| {
+                t.columns.iter().filter(|c| c.personal).map(|c| format!("{}.{}", t.name, c.name))
+            })
+            .collect();
+        assert_eq!(
+            personal,
+            [
+                "subscriber.email",
+                "subscriber.first_name",
+                "subscriber.middle_name",
+                "subscriber.surname",
+                "subscriber.phone",
+                "subscriber.address",
+                "terminal.mac_addr",
+                "terminal.inet_addr",
+                "terminal_playlog.mac_addr"
+            ]
+        );
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub(crate) enum Command {
     /// Export tables to files (JSONL, CSV, JSON or Parquet), resumable after any interruption.
     #[command(after_help = DUMP_EXAMPLES)]
     Dump(DumpArgs),
+    /// Show what `dump` would do with the same options, writing nothing: per table the strategy,
+    /// rows, ids, requests, output size, time (from one measured chunk) and where a rerun resumes.
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan(PlanArgs),
     /// Run one select and print the rows.
     #[command(after_help = SELECT_EXAMPLES)]
     Select(SelectArgs),
@@ -76,10 +80,39 @@ pub(crate) enum Command {
     /// Check a dump directory's files against their checkpoints, and optionally the portal.
     #[command(after_help = VERIFY_EXAMPLES.as_str())]
     Verify(VerifyArgs),
+    /// Print a shell's completion script on stdout.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
     /// Print the command-line reference (docs/cli.md) as Markdown.
     #[command(name = "__reference", hide = true)]
     Reference,
+    /// Print the man pages (docs/man/) as one JSON object, file name to roff source.
+    #[command(name = "__man", hide = true)]
+    Man,
 }
+
+/// `iptvportal completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to print the script for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+const COMPLETIONS_EXAMPLES: &str = "\
+The script completes subcommands, options and the values of options with a fixed set (--format,
+--strategy, --progress, ...). Print it again after an upgrade. No connection or config is needed.
+
+Install (then start a new shell):
+  bash  iptvportal completions bash > ~/.local/share/bash-completion/completions/iptvportal
+  zsh   iptvportal completions zsh > ~/.zfunc/_iptvportal
+        (with `fpath+=~/.zfunc` before `compinit` in ~/.zshrc)
+  fish  iptvportal completions fish > ~/.config/fish/completions/iptvportal.fish
+
+Examples:
+  iptvportal completions bash
+  source <(iptvportal completions bash)
+  iptvportal completions powershell >> $PROFILE";
 
 const CONFIG_HELP: &str = "Read settings from this TOML file [env: IPTVPORTAL_CONFIG] \
 (default: $XDG_CONFIG_HOME/iptvportal/config.toml or ~/.config/iptvportal/config.toml)";
@@ -168,8 +201,24 @@ Examples:
   iptvportal dump terminal
   iptvportal dump --all --out ./dumps --format parquet --jobs 3
   iptvportal dump terminal --strategy id-range --parallel 4 --chunk-size 10000
-  iptvportal dump terminal --where 'last_seen__gte=2025-12-01' --columns id,mac_addr --format csv --compress
+  iptvportal dump terminal --where 'last_seen__gte=2024-12-01' --columns id,mac_addr --format csv --compress
   iptvportal dump terminal --reset";
+
+const PLAN_EXAMPLES: &str = "\
+Takes every option of `dump` and refuses the same mistakes with the same words; it writes nothing
+(no file, no checkpoint, no lock, no --out directory): --progress and --summary are accepted and
+ignored, --reset and --no-resume plan a fresh run. Per table it reads the checkpoint in --out as
+a dump would (fresh, resume at row N, already complete, or refused and why), counts the rows and
+reads the id range, then fetches one chunk as the dump would send it (OFFSET also its deepest
+page; parallel id-range --parallel chunks at once), times it and encodes it with the real writer
+in a temporary directory, for the output's size and the time. The total line accounts for
+--jobs. A table the portal refuses is listed with the dump's error, also printed on stderr.
+Exit codes: 0 every table planned, 1 a table could not be planned (the others are listed), 2 usage.
+
+Examples:
+  iptvportal plan --demo --all
+  iptvportal plan terminal --out ./dumps --format parquet
+  iptvportal plan --all --jobs 3 --plan-format json | jq '.total.seconds'";
 
 const AUTH_EXAMPLES: &str = "\
 Examples:
@@ -267,18 +316,19 @@ fn parse_demo_rows(s: &str) -> Result<(String, u64), String> {
 /// the client holds and decodes it at once, up to `--parallel` + 2 chunks at a time. A million
 /// rows of the widest table is a response of hundreds of megabytes, more than a portal answers
 /// within any sensible `--timeout`; larger chunks only move the failure to the first request.
-pub(crate) const MAX_CHUNK_SIZE: u64 = 1_000_000;
+pub(crate) const MAX_CHUNK_SIZE: u64 = DumpConfig::MAX_CHUNK_SIZE;
 /// The most row requests in flight for one table (`--parallel`): past a handful they only queue
 /// on the portal, and each holds a chunk in memory.
-pub(crate) const MAX_PARALLEL: u64 = 64;
+pub(crate) const MAX_PARALLEL: u64 = DumpConfig::MAX_PARALLEL as u64;
 /// The most tables dumped at once (`--jobs`): each has a thread writing its files.
 pub(crate) const MAX_JOBS: u64 = 64;
 /// The longest wait for one response (`--timeout`, `timeout`), in seconds: an hour.
-pub(crate) const MAX_TIMEOUT_SECS: u32 = 3600;
+#[expect(clippy::cast_possible_truncation, reason = "a const: an hour in seconds fits u32")]
+pub(crate) const MAX_TIMEOUT_SECS: u32 = DumpConfig::MAX_BATCH_TIMEOUT.as_secs() as u32;
 /// The most retries of one request (`--max-retries`, `max_retries`); each waits at most 30 s.
-pub(crate) const MAX_RETRIES: u32 = 100;
+pub(crate) const MAX_RETRIES: u32 = DumpConfig::MAX_RETRIES;
 /// The largest backoff factor (`--retry-backoff`): the first retry waits about that many seconds.
-const MAX_RETRY_BACKOFF: f64 = 10.0;
+const MAX_RETRY_BACKOFF: f64 = DumpConfig::MAX_RETRY_BACKOFF;
 /// The most rows per Parquet part (`--parquet-part-rows`): a hundred times the default.
 const MAX_PART_ROWS: u64 = 100_000_000;
 /// The largest row count or position (`--limit`, `--offset`, `--resume-offset`): PostgreSQL's
@@ -446,6 +496,11 @@ pub(crate) struct DumpArgs {
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto, overrides_with = "progress")]
     pub(crate) progress: ProgressMode,
 
+    /// Also write the end-of-run summary as JSON to FILE (atomically; also when tables fail or
+    /// the run is interrupted). The format is in docs/dump.md.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) summary: Option<PathBuf>,
+
     /// Rows per Parquet part file (tests use small parts to make them rotate).
     #[arg(long, value_name = "N", hide = true, value_parser = count::<u64, MAX_PART_ROWS>)]
     pub(crate) parquet_part_rows: Option<u64>,
@@ -502,6 +557,17 @@ pub(crate) enum ProgressMode {
     Json,
     /// Nothing but errors and warnings.
     None,
+}
+
+/// `iptvportal plan`: every option of `dump`, and how to print the plan.
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) dump: DumpArgs,
+
+    /// How to print the plan (--format is the dump's file format, as for `dump`).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = StatusFormat::Table)]
+    pub(crate) plan_format: StatusFormat,
 }
 
 /// `iptvportal status`.

@@ -43,6 +43,11 @@ impl Bars {
         } else {
             ProgressDrawTarget::stderr_with_hz(REFRESH_HZ)
         };
+        Bars::with_target(tables, target)
+    }
+
+    /// Bars for `tables` drawn on `target`.
+    fn with_target(tables: &[String], target: ProgressDrawTarget) -> Bars {
         let multi = MultiProgress::with_draw_target(target);
         let width = tables.iter().map(|t| t.chars().count()).max().unwrap_or(0).max("all".len());
         let style =
@@ -92,17 +97,36 @@ impl Bars {
     }
 
     /// Leaves every bar drawn in its final state, so that what follows (the summary, the
-    /// interruption's message) prints below them instead of being overdrawn.
-    pub(crate) fn finish(&self) {
-        let tables = self.inner.tables.lock().expect("not poisoned");
-        for t in tables.iter() {
+    /// interruption's message) prints below them instead of being overdrawn. `ended` is how each
+    /// table ended (`done`, `failed`, `cancelled`) with its rows: a table that never reported
+    /// (never started, refused before its dump began) is drawn so instead of `waiting`. Only a
+    /// done table's bar is drawn full; a failed or cancelled one stays where it stopped.
+    pub(crate) fn finish(&self, ended: &[(&str, &'static str, u64)]) {
+        let mut tables = self.inner.tables.lock().expect("not poisoned");
+        for t in tables.iter_mut() {
+            let end = ended.iter().find(|(table, ..)| *table == t.name);
             if t.last.is_none() {
-                t.bar.set_message("not started");
+                let (state, rows) = end.map_or(("cancelled", 0), |&(_, state, rows)| (state, rows));
+                let s = Snapshot {
+                    table: t.name.clone(),
+                    state,
+                    dumped_rows: rows,
+                    total_rows: None,
+                    percent: None,
+                    rows_per_second: 0.0,
+                    eta_seconds: None,
+                    chunks: 0,
+                    elapsed_seconds: 0.0,
+                };
+                // Its total is unknown: the bar stays empty, the message says the rows.
+                t.bar.set_message(table_message(&s));
+                t.last = Some(s);
             }
-            t.bar.finish();
+            finish_bar(&t.bar, t.last.as_ref().is_some_and(|s| s.state == "done"));
         }
         self.redraw_overall(&tables);
-        self.inner.overall.finish();
+        let overall = Overall::of(tables.iter().map(|t| t.last.as_ref()));
+        finish_bar(&self.inner.overall, overall.state() == "done");
         // indicatif leaves the cursor at the end of the last bar (a terminal wraps there); a
         // newline makes sure what follows starts on a line of its own, also in a file.
         eprintln!();
@@ -112,6 +136,15 @@ impl Bars {
     pub(crate) fn clear(&self) {
         let _ = self.inner.multi.clear();
         eprintln!();
+    }
+}
+
+/// Leaves `bar` drawn: full when `done`, else where it stopped (indicatif's `finish` would fill it).
+fn finish_bar(bar: &ProgressBar, done: bool) {
+    if done {
+        bar.finish();
+    } else {
+        bar.abandon();
     }
 }
 
@@ -132,24 +165,30 @@ fn table_message(s: &Snapshot) -> String {
     }
 }
 
-/// The sums over every table, for the overall line.
+/// The sums over every table, for the overall line and the `overall` event of `--progress json`.
 #[derive(Debug, Default, PartialEq)]
-struct Overall {
-    rows: u64,
+pub(crate) struct Overall {
+    pub(crate) rows: u64,
     /// Rows counted so far; tables that have not started yet are not counted.
-    total: u64,
-    rate: f64,
-    tables: usize,
-    waiting: usize,
-    running: usize,
-    paused: usize,
-    done: usize,
-    failed: usize,
-    cancelled: usize,
+    pub(crate) total: u64,
+    pub(crate) rate: f64,
+    /// Of each table holding a slot (running or paused): its ETA when it has one, and the
+    /// seconds it has run.
+    holding: Vec<(Option<f64>, f64)>,
+    /// Seconds each table that worked in this run takes in all: its time when done, its time so
+    /// far plus its ETA while running.
+    durations: Vec<f64>,
+    pub(crate) tables: usize,
+    pub(crate) waiting: usize,
+    pub(crate) running: usize,
+    pub(crate) paused: usize,
+    pub(crate) done: usize,
+    pub(crate) failed: usize,
+    pub(crate) cancelled: usize,
 }
 
 impl Overall {
-    fn of<'a>(snapshots: impl Iterator<Item = Option<&'a Snapshot>>) -> Overall {
+    pub(crate) fn of<'a>(snapshots: impl Iterator<Item = Option<&'a Snapshot>>) -> Overall {
         let mut o = Overall::default();
         for s in snapshots {
             o.tables += 1;
@@ -160,21 +199,71 @@ impl Overall {
             o.rows += s.dumped_rows;
             o.total += s.total_rows.unwrap_or(s.dumped_rows);
             match s.state {
-                "done" => o.done += 1,
+                "done" => {
+                    o.done += 1;
+                    // An already complete table did no work: it says nothing of how long one takes.
+                    if s.rows_per_second > 0.0 {
+                        o.durations.push(s.elapsed_seconds);
+                    }
+                }
                 "failed" => o.failed += 1,
                 "cancelled" => o.cancelled += 1,
-                "paused" => o.paused += 1,
-                _ => {
-                    o.running += 1;
-                    o.rate += s.rows_per_second;
+                state => {
+                    if state == "paused" {
+                        o.paused += 1;
+                    } else {
+                        o.running += 1;
+                        o.rate += s.rows_per_second;
+                    }
+                    o.holding.push((s.eta_seconds, s.elapsed_seconds));
+                    if let Some(eta) = s.eta_seconds {
+                        o.durations.push(s.elapsed_seconds + eta);
+                    }
                 }
             }
         }
         o
     }
 
+    /// Seconds until every table is done, as a schedule: each table holding a slot ends at its
+    /// own ETA, and each waiting table takes the slot that frees first for the mean duration of
+    /// the tables seen so far (their sizes are unknown until they are counted). The slots are
+    /// the tables holding one while others wait: `--jobs`, once the queue is full. `None` while
+    /// nothing can be estimated.
+    ///
+    /// **Invariant:** never shorter than the slowest running table's ETA, nor than the work left
+    /// (every slot's ETA and every waiting table's mean duration) spread over the slots. (A sum
+    /// of rows left over a sum of rates is not: an OFFSET table's rows get slower as it goes.)
+    pub(crate) fn eta(&self) -> Option<f64> {
+        let d = &self.durations;
+        let mean = (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64);
+        // A table without an ETA yet (counting, or before its first chunk) takes the mean too.
+        let mut slots: Vec<f64> = self
+            .holding
+            .iter()
+            .map(|&(eta, elapsed)| eta.or_else(|| mean.map(|m| (m - elapsed).max(0.0))))
+            .collect::<Option<_>>()?;
+        let slowest = slots.iter().copied().fold(0.0, f64::max);
+        if self.waiting == 0 {
+            return (!slots.is_empty()).then_some(slowest);
+        }
+        let mean = mean?;
+        if slots.is_empty() {
+            slots.push(0.0);
+        }
+        let spread = (slots.iter().sum::<f64>() + self.waiting as f64 * mean) / slots.len() as f64;
+        // Filling the first free slot keeps the schedule at least both bounds; they are taken
+        // explicitly all the same, so that the invariant does not rest on the loop.
+        for _ in 0..self.waiting {
+            let first_free = slots.iter_mut().min_by(|a, b| a.total_cmp(b)).expect("a slot");
+            *first_free += mean;
+        }
+        let schedule = slots.iter().copied().fold(0.0, f64::max);
+        Some(schedule.max(slowest).max(spread))
+    }
+
     /// The state of the run as a whole.
-    fn state(&self) -> &'static str {
+    pub(crate) fn state(&self) -> &'static str {
         if self.running + self.waiting + self.paused > 0 {
             if self.running == 0 && self.paused > 0 { "paused" } else { "running" }
         } else if self.failed > 0 {
@@ -191,8 +280,7 @@ impl Overall {
         let pct = if self.total > 0 { self.rows as f64 * 100.0 / self.total as f64 } else { 0.0 };
         let mut text = format!("{}/{} rows {pct:5.1}%", self.rows, self.total);
         if self.running > 0 {
-            let left = self.total.saturating_sub(self.rows) as f64;
-            let eta = if self.rate > 0.0 { duration(left / self.rate) } else { "?".to_owned() };
+            let eta = self.eta().map_or_else(|| "?".to_owned(), duration);
             let _ = write!(text, "  {:.0} rows/s  eta {eta}", self.rate);
         }
         let counts: Vec<String> = [
@@ -289,10 +377,119 @@ mod tests {
         let a = snap("terminal", "running", 40_000, 100_000, 10_000.0);
         let b = snap("package", "done", 40, 40, 400.0);
         let o = Overall::of([Some(&a), Some(&b), None].into_iter());
-        expect_test::expect!["40040/100040 rows  40.0%  10000 rows/s  eta 6.0s  running (1 running, 1 done, 1 waiting of 3 tables)"]
+        // The waiting table takes the mean duration of the two others (8 s and 2 s) after 6 s.
+        expect_test::expect!["40040/100040 rows  40.0%  10000 rows/s  eta 11s  running (1 running, 1 done, 1 waiting of 3 tables)"]
             .assert_eq(&o.message());
         let c = snap("media", "failed", 10, 600, 1.0);
         let o = Overall::of([Some(&b), Some(&c)].into_iter());
         assert_eq!(o.state(), "failed");
+    }
+
+    #[test]
+    fn the_overall_eta_is_never_shorter_than_the_slowest_table() {
+        // An OFFSET table near its end: 90 % done, 50 s left. The rows left over the rates summed
+        // would say (60,000 + 10,000) / 12,000 = 5.8 s.
+        let fast = snap("terminal", "running", 40_000, 100_000, 10_000.0);
+        let slow = Snapshot {
+            eta_seconds: Some(50.0),
+            ..snap("media", "running", 90_000, 100_000, 2000.0)
+        };
+        let o = Overall::of([Some(&fast), Some(&slow)].into_iter());
+        assert_eq!(o.eta(), Some(50.0));
+        assert!(o.message().contains("eta 50s"), "{}", o.message());
+    }
+
+    #[test]
+    fn waiting_tables_queue_for_the_first_free_slot() {
+        // Two slots: 6 s and 20 s left (2 s in each, so 8 s and 22 s in all), a table done in
+        // 2 s; the mean is 32 / 3 s. The first waiting table starts at 6 s and ends at 16.7 s,
+        // the second starts then and ends at 27.3 s, after the slow table's 20 s.
+        let a = snap("terminal", "running", 40_000, 100_000, 10_000.0);
+        let b = Snapshot { eta_seconds: Some(20.0), ..snap("media", "running", 10, 100, 5.0) };
+        let c = snap("package", "done", 40, 40, 20.0);
+        let o = Overall::of([Some(&a), Some(&b), Some(&c), None, None].into_iter());
+        let eta = o.eta().unwrap();
+        assert!((eta - (6.0 + 2.0 * 32.0 / 3.0)).abs() < 1e-9, "{eta}");
+        // A table counting (no ETA yet) is taken to need the mean, less what it has run.
+        let counting = Snapshot { eta_seconds: None, ..snap("tv_program", "starting", 0, 1, 0.0) };
+        let o = Overall::of([Some(&a), Some(&counting)].into_iter());
+        let eta = o.eta().unwrap();
+        assert!((eta - 6.0).abs() < 1e-9, "{eta}");
+        // Nothing measured yet: no estimate.
+        let o = Overall::of([Some(&counting), None].into_iter());
+        assert_eq!(o.eta(), None);
+        // An already complete table (no rows this run) is no measure of a table's duration.
+        let already = snap("package", "done", 40, 40, 0.0);
+        let o = Overall::of([Some(&already), Some(&counting), None].into_iter());
+        assert_eq!(o.eta(), None);
+    }
+
+    /// A terminal 200 columns wide that keeps what is drawn on it; cursor movements are dropped,
+    /// so the last lines are the last frame.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            200
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            let mut text = self.0.lock().unwrap();
+            text.push_str(s);
+            text.push('\n');
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn failed_and_cancelled_tables_end_where_they_stopped() {
+        let screen = Screen::default();
+        let tables = ["terminal", "media", "package", "tv_program"].map(String::from);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(screen.clone()), REFRESH_HZ);
+        let bars = Bars::with_target(&tables, target);
+        bars.update(&snap("terminal", "done", 3000, 3000, 1500.0));
+        bars.update(&snap("media", "running", 1200, 3000, 600.0));
+        bars.update(&snap("media", "failed", 1200, 3000, 600.0));
+        bars.update(&snap("tv_program", "cancelled", 500, 2000, 250.0));
+        // `package` never reported: its reset failed before its dump began.
+        bars.finish(&[
+            ("terminal", "done", 3000),
+            ("media", "failed", 1200),
+            ("package", "failed", 40),
+            ("tv_program", "cancelled", 500),
+        ]);
+        // indicatif pads every line to the width of the terminal instead of ending it.
+        let text: Vec<char> = screen.0.lock().unwrap().chars().collect();
+        let lines: Vec<String> =
+            text.chunks(200).map(|l| l.iter().collect::<String>().trim_end().to_owned()).collect();
+        let frame = lines[lines.len().saturating_sub(5)..].join("\n");
+        expect_test::expect![[r"
+            terminal   [========================] 3000/3000 rows 100.0%  in 2.0s  done
+            media      [=========>              ] 1200/3000 rows  40.0%  failed
+            package    [                        ] 40 rows  failed
+            tv_program [======>                 ] 500/2000 rows  25.0%  cancelled
+            all        [==============>         ] 4740/8040 rows  59.0%  failed (1 done, 2 failed, 1 cancelled of 4 tables)"]].assert_eq(&frame);
     }
 }

@@ -59,6 +59,12 @@ pub(crate) struct Dump {
     pub(crate) parallel: Option<usize>,
     pub(crate) jobs: Option<usize>,
     pub(crate) compress: Option<bool>,
+    /// Where `dump` writes its JSON summary.
+    pub(crate) summary: Option<PathBuf>,
+    /// Tables `--all` leaves out, each a catalog table.
+    pub(crate) exclude: Option<Vec<String>>,
+    /// Columns left out of their tables, each `TABLE.COLUMN` of the catalog.
+    pub(crate) exclude_columns: Option<Vec<String>>,
 }
 
 /// The file as written. Unknown keys are refused, so that a typo (`chunksize`) is not silently
@@ -94,6 +100,9 @@ struct DumpSection {
     parallel: Option<u64>,
     jobs: Option<u64>,
     compress: Option<bool>,
+    summary: Option<PathBuf>,
+    exclude: Option<Vec<String>>,
+    exclude_columns: Option<Vec<String>>,
 }
 
 /// Where the config file is: `--config`, else `$IPTVPORTAL_CONFIG` (both must be readable), else
@@ -227,6 +236,29 @@ fn check(path: &Path, file: File) -> anyhow::Result<Config> {
     let count = |key: &str, n: Option<u64>| {
         n.map(|n| usize::try_from(n).map_err(|_| invalid(path, key, "is too large"))).transpose()
     };
+    if let Some(unknown) =
+        d.exclude.iter().flatten().find(|t| iptvportal_catalog::table(t).is_none())
+    {
+        return Err(invalid(
+            path,
+            "dump.exclude",
+            &format!("names {unknown:?}, which is not a table of the catalog (docs/tables.md)"),
+        ));
+    }
+    for item in d.exclude_columns.iter().flatten() {
+        let known = item.split_once('.').and_then(|(table, column)| {
+            iptvportal_catalog::table(table).and_then(|t| t.column(column))
+        });
+        if known.is_none() {
+            return Err(invalid(
+                path,
+                "dump.exclude_columns",
+                &format!(
+                    "names {item:?}, which is not TABLE.COLUMN of a catalog table (docs/tables.md)"
+                ),
+            ));
+        }
+    }
     let dump = Dump {
         out: d.out,
         format,
@@ -235,6 +267,9 @@ fn check(path: &Path, file: File) -> anyhow::Result<Config> {
         parallel: count("dump.parallel", d.parallel)?,
         jobs: count("dump.jobs", d.jobs)?,
         compress: d.compress,
+        summary: d.summary,
+        exclude: d.exclude,
+        exclude_columns: d.exclude_columns,
     };
     Ok(Config { connection, dump })
 }
@@ -321,6 +356,9 @@ strategy = "id-range"
 parallel = 4
 jobs = 3
 compress = false
+summary = "/data/summary.json"
+exclude = ["media"]
+exclude_columns = ["subscriber.password", "subscriber.phone"]
 "#,
         )
         .unwrap();
@@ -331,6 +369,12 @@ compress = false
         assert_eq!(config.dump.format, Some(DumpFormat::Parquet));
         assert_eq!(config.dump.strategy, Some(DumpStrategy::IdRange));
         assert_eq!(config.dump.parallel, Some(4));
+        assert_eq!(config.dump.summary.as_deref(), Some(Path::new("/data/summary.json")));
+        assert_eq!(config.dump.exclude, Some(vec!["media".to_owned()]));
+        assert_eq!(
+            config.dump.exclude_columns,
+            Some(vec!["subscriber.password".to_owned(), "subscriber.phone".to_owned()])
+        );
         let debug = format!("{config:?}");
         assert!(!debug.contains("secret"), "{debug}");
     }
@@ -367,6 +411,22 @@ compress = false
         assert!(line.contains("dump.parallel must be 1 to 64"), "{line}");
         let line = refused("[dump]\njobs = 65\n");
         assert!(line.contains("dump.jobs must be 1 to 64"), "{line}");
+        let line = refused("[dump]\nexclude = [\"medias\"]\n");
+        assert!(
+            line.starts_with(
+                "error: config file /c.toml: dump.exclude names \"medias\", which is not a table of the catalog (docs/tables.md)"
+            ),
+            "{line}"
+        );
+        for item in ["password", "subscriber.pasword", "nosuch.password"] {
+            let line = refused(&format!("[dump]\nexclude_columns = [{item:?}]\n"));
+            assert!(
+                line.contains(&format!(
+                    "dump.exclude_columns names {item:?}, which is not TABLE.COLUMN of a catalog table"
+                )),
+                "{line}"
+            );
+        }
         // Case is ignored, as it always was in the file.
         let file =
             parse(Path::new("/c.toml"), "[dump]\nformat = \"CSV\"\nstrategy = \"Id-Range\"\n");

@@ -169,7 +169,7 @@ fn config_advice(invalid: &iptvportal_dump::Invalid) -> (Option<String>, String)
             "leave at least one column in, or --exclude the table from --all",
         ),
         // A library caller's filter of the wrong types (the command line's are refused before).
-        I::Filter(_) => (
+        I::Filter(_) | I::FilterValue(_) => (
             None,
             "fix --where or --where-json (docs/tables.md lists each column's type)".to_owned(),
         ),

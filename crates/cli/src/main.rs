@@ -14,6 +14,7 @@ mod output;
 mod progress;
 mod reference;
 mod settings;
+mod summary;
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;

@@ -1,4 +1,5 @@
-//! What `dump` tells the user while it runs and when it ends: progress lines and the summary.
+//! What `dump` tells the user while it runs: progress lines (plain or JSON, per table and, with
+//! several tables, for the run as a whole). What it says when it ends is `summary`'s.
 //!
 //! Progress arrives through the orchestrator's callback, after every committed chunk and at every
 //! change of state, from whichever worker thread committed it. Plain lines are throttled per table
@@ -10,9 +11,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use iptvportal_dump::{DumpProgress, DumpStats, Outcome, ProgressCallback, RunState};
+use iptvportal_dump::{DumpProgress, ProgressCallback, RunState};
 
 use crate::args::ProgressMode;
+use crate::bars::Overall;
 
 /// How often a table's plain progress line is repeated while its state stays the same.
 const PLAIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -97,7 +99,53 @@ struct JsonLine<'a> {
     chunk: u64,
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+/// Every table of a run with its last progress, `None` until its first.
+type LastLines = Mutex<Vec<(String, Option<Snapshot>)>>;
+
+/// The `overall` event of `--progress json`: the run as a whole, after each table's line when
+/// there are several (docs/dump.md).
+fn overall_line(o: &Overall) -> String {
+    let state = o.state();
+    let line = OverallLine {
+        event: "overall",
+        state,
+        dumped_rows: o.rows,
+        total_rows: o.total,
+        percent: (o.total > 0).then(|| round(o.rows as f64 * 100.0 / o.total as f64, 2)),
+        rows_per_second: round(o.rate, 1),
+        eta_seconds: if state == "done" { Some(0.0) } else { o.eta().map(|s| round(s, 1)) },
+        tables: o.tables,
+        waiting: o.waiting,
+        running: o.running,
+        paused: o.paused,
+        done: o.done,
+        failed: o.failed,
+        cancelled: o.cancelled,
+    };
+    serde_json::to_string(&line).expect("plain fields always serialize")
+}
+
+/// One `overall` event; a struct, so that the keys keep the documented order.
+#[derive(serde::Serialize)]
+struct OverallLine {
+    event: &'static str,
+    state: &'static str,
+    dumped_rows: u64,
+    total_rows: u64,
+    percent: Option<f64>,
+    rows_per_second: f64,
+    eta_seconds: Option<f64>,
+    tables: usize,
+    waiting: usize,
+    running: usize,
+    paused: usize,
+    done: usize,
+    failed: usize,
+    cancelled: usize,
+}
+
+/// `x` rounded to `digits` decimals, for numbers that a JSON reader shows as they are.
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
 }
@@ -121,16 +169,34 @@ pub(crate) fn duration(seconds: f64) -> String {
 }
 
 /// Builds the progress callback for `mode`, or none when nothing is to be shown.
-pub(crate) fn callback(mode: ProgressMode) -> Option<ProgressCallback> {
+pub(crate) fn callback(mode: ProgressMode, tables: &[String]) -> Option<ProgressCallback> {
     match mode {
         ProgressMode::None => None,
-        ProgressMode::Json => Some(Arc::new(|p: &DumpProgress| {
-            let line = Snapshot::of(p).json_line();
-            // A closed stdout (the reader went away) must not stop the dump; the files are the
-            // product, progress is a courtesy.
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-        })),
+        ProgressMode::Json => {
+            // With more than one table, each table's line is followed by the run's (the
+            // `overall` event), from the last line of every table.
+            let seen: Option<LastLines> = (tables.len() > 1)
+                .then(|| Mutex::new(tables.iter().map(|t| (t.clone(), None)).collect()));
+            Some(Arc::new(move |p: &DumpProgress| {
+                let snapshot = Snapshot::of(p);
+                let mut text = snapshot.json_line();
+                // Held until both lines are written, so that the run's lines stay in order.
+                let mut seen = seen.as_ref().map(|s| s.lock().expect("not poisoned"));
+                if let Some(seen) = seen.as_mut() {
+                    if let Some(slot) = seen.iter_mut().find(|(t, _)| *t == snapshot.table) {
+                        slot.1 = Some(snapshot);
+                    }
+                    text.push('\n');
+                    text.push_str(&overall_line(&Overall::of(
+                        seen.iter().map(|(_, s)| s.as_ref()),
+                    )));
+                }
+                // A closed stdout (the reader went away) must not stop the dump; the files are
+                // the product, progress is a courtesy.
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+            }))
+        }
         // Bars are drawn by `bars::Bars`; a caller that asks here for them gets plain lines.
         ProgressMode::Auto | ProgressMode::Plain | ProgressMode::Bar => {
             let last: Mutex<HashMap<String, (Instant, RunState)>> = Mutex::new(HashMap::new());
@@ -155,128 +221,6 @@ pub(crate) fn callback(mode: ProgressMode) -> Option<ProgressCallback> {
             }))
         }
     }
-}
-
-/// Rows above which an OFFSET dump is worth switching to id-range: past this, the server's cost of
-/// skipping to each page dominates (docs/dump.md, "Strategies").
-const LARGE_OFFSET_TABLE: u64 = 100_000;
-
-/// One row of the end-of-run summary.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SummaryRow {
-    pub(crate) table: String,
-    pub(crate) rows: u64,
-    pub(crate) files: usize,
-    pub(crate) bytes: u64,
-    /// Seconds and rows/s of this run; `None` when it did nothing.
-    pub(crate) timing: Option<(f64, f64)>,
-    /// The strategy the output was walked with (`auto` resolved): `offset` or `id-range`.
-    pub(crate) strategy: &'static str,
-    /// The output files, by name: `terminal.jsonl`, `terminal-00000..00002.parquet`.
-    pub(crate) output: String,
-    pub(crate) note: String,
-    /// Advice printed below the table (an OFFSET dump of a large table).
-    pub(crate) hint: Option<String>,
-}
-
-impl SummaryRow {
-    pub(crate) fn of(stats: &DumpStats) -> SummaryRow {
-        let already = stats.outcome == Outcome::AlreadyComplete;
-        let mut notes = Vec::new();
-        if already {
-            notes.push("already complete".to_owned());
-        }
-        match stats.warnings.len() {
-            0 => {}
-            1 => notes.push("1 warning".to_owned()),
-            n => notes.push(format!("{n} warnings")),
-        }
-        let table = &stats.config.table;
-        let rows = stats.progress.dumped_rows;
-        // Only where id-range can work: a table the catalog knows without an id column cannot.
-        // Only for an offset asked for by name: `auto` chose offset only where id-range cannot
-        // walk the table (no id, another order, a resume offset) or a checkpoint was offset's.
-        let has_id = iptvportal_catalog::table(table).is_none_or(|t| t.id_column.is_some());
-        let hint = (stats.config.strategy == iptvportal_dump::DumpStrategy::Offset
-            && rows > LARGE_OFFSET_TABLE
-            && has_id)
-            .then(|| {
-                format!(
-                    "hint: {table} ({rows} rows) was dumped with --strategy offset, whose cost per chunk grows with the offset; --strategy id-range keeps it constant (with --reset, or into another --out)"
-                )
-            });
-        let names: Vec<String> = stats
-            .files
-            .iter()
-            .filter_map(|f| f.path.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect();
-        SummaryRow {
-            table: table.clone(),
-            rows,
-            files: stats.files.len(),
-            bytes: stats.bytes(),
-            timing: (!already)
-                .then(|| (stats.progress.elapsed_seconds(), stats.progress.rows_per_second())),
-            strategy: stats.strategy.as_str(),
-            output: file_names(&names),
-            note: notes.join(", "),
-            hint,
-        }
-    }
-}
-
-/// One file's name, or the first and last of a numbered series: `terminal-00000..00002.parquet`.
-fn file_names(names: &[String]) -> String {
-    match names {
-        [] => "-".to_owned(),
-        [one] => one.clone(),
-        [first, .., last] => {
-            // Parquet parts differ in their number only: `{table}-{n}.parquet`.
-            let split = |s: &'_ str| -> Option<(String, String, String)> {
-                let (base, rest) = s.rsplit_once('-')?;
-                let (n, ext) = rest.split_once('.')?;
-                Some((base.to_owned(), n.to_owned(), ext.to_owned()))
-            };
-            match (split(first), split(last)) {
-                (Some((base, a, ext)), Some((base2, b, ext2))) if base == base2 && ext == ext2 => {
-                    format!("{base}-{a}..{b}.{ext}")
-                }
-                _ => format!("{first} .. {last}"),
-            }
-        }
-    }
-}
-
-/// The summary as aligned text: a header, then one line per table.
-pub(crate) fn summary(rows: &[SummaryRow]) -> String {
-    let mut cells = vec![
-        ["table", "rows", "files", "size", "time", "rows/s", "strategy", "output", ""]
-            .map(String::from),
-    ];
-    for r in rows {
-        let (time, rate) = r.timing.map_or_else(
-            || ("-".to_owned(), "-".to_owned()),
-            |(s, rps)| (duration(s), format!("{rps:.0}")),
-        );
-        cells.push([
-            r.table.clone(),
-            r.rows.to_string(),
-            r.files.to_string(),
-            size(r.bytes),
-            time,
-            rate,
-            r.strategy.to_owned(),
-            r.output.clone(),
-            r.note.clone(),
-        ]);
-    }
-    // The table name and the output and note read left to right; numbers line up on the right.
-    let mut text = crate::output::aligned_table(&cells, |i| i != 0 && i < 6);
-    for hint in rows.iter().filter_map(|r| r.hint.as_deref()) {
-        text.push_str(hint);
-        text.push('\n');
-    }
-    text
 }
 
 /// `812 B`, `4.1 KiB`, `12.7 MiB`, `1.3 GiB`.
@@ -358,6 +302,40 @@ mod tests {
     }
 
     #[test]
+    fn the_overall_event_carries_the_documented_keys() {
+        let a = Snapshot { table: "media".to_owned(), ..snapshot("done") };
+        let o = Overall::of([Some(&snapshot("running")), Some(&a), None].into_iter());
+        let text = overall_line(&o);
+        let keys = [
+            "event",
+            "state",
+            "dumped_rows",
+            "total_rows",
+            "percent",
+            "rows_per_second",
+            "eta_seconds",
+            "tables",
+            "waiting",
+            "running",
+            "paused",
+            "done",
+            "failed",
+            "cancelled",
+        ];
+        let at: Vec<usize> =
+            keys.iter().map(|k| text.find(&format!("\"{k}\":")).expect(k)).collect();
+        assert!(at.is_sorted(), "{text}");
+        let line: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(line.as_object().unwrap().len(), keys.len(), "{text}");
+        assert_eq!(line["event"], json!("overall"));
+        assert_eq!(line["dumped_rows"], json!(90_000));
+        assert_eq!(line["waiting"], json!(1));
+        // The waiting table is expected to take as long as the two seen (3.75 s in, 37.9 s left;
+        // done in 3.75 s) did on average, after the running one.
+        assert_eq!(line["eta_seconds"], json!(round(37.9 + f64::midpoint(41.65, 3.75), 1)));
+    }
+
+    #[test]
     fn durations_and_sizes_are_short() {
         assert_eq!(duration(0.25), "0.2s");
         assert_eq!(duration(38.4), "38s");
@@ -366,48 +344,5 @@ mod tests {
         assert_eq!(size(812), "812 B");
         assert_eq!(size(4198), "4.1 KiB");
         assert_eq!(size(3 * 1024 * 1024 / 2), "1.5 MiB");
-    }
-
-    #[test]
-    fn the_summary_is_aligned() {
-        let rows = [
-            SummaryRow {
-                table: "terminal".to_owned(),
-                rows: 3000,
-                files: 1,
-                bytes: 412_345,
-                timing: Some((0.61, 4918.0)),
-                strategy: "id-range",
-                output: "terminal.jsonl".to_owned(),
-                note: String::new(),
-                hint: None,
-            },
-            SummaryRow {
-                table: "package".to_owned(),
-                rows: 40,
-                files: 1,
-                bytes: 5120,
-                timing: None,
-                strategy: "offset",
-                output: "package-00000..00002.parquet".to_owned(),
-                note: "already complete".to_owned(),
-                hint: Some("hint: use id-range".to_owned()),
-            },
-        ];
-        expect_test::expect![[r"
-            table     rows  files       size  time  rows/s  strategy  output
-            terminal  3000      1  402.7 KiB  0.6s    4918  id-range  terminal.jsonl
-            package     40      1    5.0 KiB     -       -  offset    package-00000..00002.parquet  already complete
-            hint: use id-range
-        "]].assert_eq(&summary(&rows));
-    }
-
-    #[test]
-    fn numbered_files_are_shown_as_a_range() {
-        let names = ["terminal-00000.parquet", "terminal-00001.parquet", "terminal-00002.parquet"]
-            .map(String::from);
-        assert_eq!(file_names(&names), "terminal-00000..00002.parquet");
-        assert_eq!(file_names(&names[..1]), "terminal-00000.parquet");
-        assert_eq!(file_names(&[]), "-");
     }
 }

@@ -20,7 +20,7 @@ use iptvportal_client::{
     Client, ClientConfig, ENV_DOMAIN, ENV_PASSWORD, ENV_URL, ENV_USERNAME, RetryPolicy, Secret,
 };
 
-use crate::args::{Cli, Command, ConnectionArgs};
+use crate::args::{Cli, Command, ConnectionArgs, PlanArgs};
 use crate::config::{self, Config};
 use crate::demo::DemoPortal;
 use crate::failure::Hinted;
@@ -59,6 +59,11 @@ pub(crate) fn matches() -> ArgMatches {
 /// own address and credentials), and the other settings from the file. `matches` are the ones
 /// `cli` was built from.
 pub(crate) fn resolve(cli: &mut Cli, matches: &ArgMatches) -> anyhow::Result<()> {
+    // What only prints the command line itself (the completion script, the reference, the man
+    // pages) reads no settings: a broken config file must not break the shell that sources it.
+    if matches!(cli.command, Command::Completions(_) | Command::Reference | Command::Man) {
+        return Ok(());
+    }
     let file = config::load(cli.config.as_deref())?.unwrap_or_default();
     let sub = matches.subcommand().map(|(_, m)| m);
     let given = |id: &str| {
@@ -147,7 +152,7 @@ fn apply_file(cli: &mut Cli, file: &Config, given: &dyn Fn(&str) -> bool) {
 
     let d = &file.dump;
     match &mut cli.command {
-        Command::Dump(args) => {
+        Command::Dump(args) | Command::Plan(PlanArgs { dump: args, .. }) => {
             fill(&mut args.out, d.out.as_ref(), given, &["out"]);
             fill(&mut args.format, d.format.as_ref(), given, &["format"]);
             fill(&mut args.strategy, d.strategy.as_ref(), given, &["strategy"]);
@@ -155,6 +160,21 @@ fn apply_file(cli: &mut Cli, file: &Config, given: &dyn Fn(&str) -> bool) {
             fill(&mut args.parallel, d.parallel.as_ref(), given, &["parallel"]);
             fill(&mut args.jobs, d.jobs.as_ref(), given, &["jobs"]);
             fill(&mut args.compress, d.compress.as_ref(), given, &["compress", "no_compress"]);
+            let summary = d.summary.clone().map(Some);
+            fill(&mut args.summary, summary.as_ref(), given, &["summary"]);
+            // The file's `exclude` is for `--all`: tables given by name are the whole list.
+            if args.all {
+                fill(&mut args.exclude, d.exclude.as_ref(), given, &["exclude"]);
+            }
+            // Columns given by name are the whole list: the file's exclusions do not apply.
+            if args.columns.is_empty() {
+                fill(
+                    &mut args.exclude_columns,
+                    d.exclude_columns.as_ref(),
+                    given,
+                    &["exclude_columns"],
+                );
+            }
         }
         Command::Status(args) => {
             if args.out.is_none() {
@@ -165,7 +185,9 @@ fn apply_file(cli: &mut Cli, file: &Config, given: &dyn Fn(&str) -> bool) {
         | Command::Auth
         | Command::Tables(_)
         | Command::Verify(_)
-        | Command::Reference => {}
+        | Command::Completions(_)
+        | Command::Reference
+        | Command::Man => {}
     }
 }
 

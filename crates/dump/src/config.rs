@@ -9,7 +9,7 @@ use iptvportal_query::{ColumnRef, Expr, OrderBy, ValueType, check_value_types, i
 use iptvportal_sink::{Compression, Format, ParquetOptions, Schema, SinkSpec};
 use iptvportal_traverse::{Strategy, StrategyChoice, TraversalSpec};
 
-use crate::{Error, Invalid};
+use crate::{Error, Invalid, Setting};
 
 /// The output format of a dump (the seed's `DumpFormat`).
 pub type DumpFormat = Format;
@@ -79,6 +79,18 @@ impl DumpConfig {
     pub const DEFAULT_RETRY_BACKOFF: f64 = RetryPolicy::DEFAULT_BACKOFF;
     /// Row requests in flight at once for ID_RANGE unless set.
     pub const DEFAULT_MAX_PARALLEL: usize = 3;
+    /// The most rows per request: a chunk is held in memory whole (once per request in flight),
+    /// and a portal answers it in one response.
+    pub const MAX_CHUNK_SIZE: u64 = 1_000_000;
+    /// The most row requests in flight at once.
+    pub const MAX_PARALLEL: usize = 64;
+    /// The most retries of one request; each waits at most the client's longest delay (30 s).
+    pub const MAX_RETRIES: u32 = 100;
+    /// The largest backoff factor: the tenth retry of a factor of 10 would wait 10^10 s, so the
+    /// client's cap on one delay applies long before.
+    pub const MAX_RETRY_BACKOFF: f64 = 10.0;
+    /// The longest timeout of one request.
+    pub const MAX_BATCH_TIMEOUT: Duration = Duration::from_secs(3600);
 
     /// A dump of `table` into `output_dir` with the seed's defaults.
     pub fn new(table: impl Into<String>, output_dir: impl Into<PathBuf>) -> DumpConfig {
@@ -323,7 +335,23 @@ impl DumpConfig {
         if self.batch_timeout.is_zero() {
             return Err(self.invalid(Invalid::ZeroTimeout));
         }
-        if !(self.retry_backoff.is_finite() && self.retry_backoff >= 1.0) {
+        if self.batch_timeout > DumpConfig::MAX_BATCH_TIMEOUT {
+            return Err(self.invalid(Invalid::LongTimeout(self.batch_timeout)));
+        }
+        let too_large = |setting, value: u64, max: u64| {
+            (value > max).then(|| self.invalid(Invalid::TooLarge { setting, value, max }))
+        };
+        let counts = [
+            (Setting::ChunkSize, self.chunk_size, DumpConfig::MAX_CHUNK_SIZE),
+            (Setting::MaxParallel, wide(self.max_parallel), wide(DumpConfig::MAX_PARALLEL)),
+            (Setting::MaxRetries, u64::from(self.max_retries), u64::from(DumpConfig::MAX_RETRIES)),
+        ];
+        if let Some(e) = counts.into_iter().find_map(|(s, value, max)| too_large(s, value, max)) {
+            return Err(e);
+        }
+        if !(self.retry_backoff.is_finite()
+            && (1.0..=DumpConfig::MAX_RETRY_BACKOFF).contains(&self.retry_backoff))
+        {
             return Err(self.invalid(Invalid::RetryBackoff(self.retry_backoff)));
         }
         if self.compress && self.format == Format::Parquet {
@@ -350,7 +378,7 @@ impl DumpConfig {
         // before running the query: a boolean for a timestamp, a number for a text column.
         if let (Some(filter), Some(table)) = (&self.where_clause, known) {
             check_value_types(filter, &|c| filter_column_type(table, c))
-                .map_err(|e| self.invalid(Invalid::Filter(e.to_string())))?;
+                .map_err(|e| self.invalid(Invalid::FilterValue(e)))?;
         }
         let order_by = self.parsed_order_by()?;
         if self.strategy == StrategyChoice::IdRange
@@ -441,6 +469,11 @@ fn filter_column_type(table: &Table, column: &ColumnRef) -> Option<ValueType> {
     ValueType::from_name(table.column(&column.name)?.ty.as_str())
 }
 
+/// A count as `u64`, which holds every `usize` of the platforms this builds on.
+fn wide(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// The id column: the catalog's, or `id` for tables the catalog does not know.
 pub(crate) fn id_column(known: Option<&Table>) -> String {
     known.and_then(|t| t.id_column).unwrap_or("id").to_owned()
@@ -467,17 +500,53 @@ mod tests {
         assert_eq!(refused("subscriber", q("phone", "79123456789".into())), None);
         assert_eq!(
             refused("terminal", q("registered", true.into())),
-            Some(Invalid::Filter(
-                "filter registered: expected a timestamp (2025-12-15 or 2025-12-15 10:00:00), got true"
-                    .into()
-            ))
+            Some(Invalid::FilterValue(iptvportal_query::Error::FilterType {
+                column: "registered".into(),
+                expected: ValueType::Timestamp,
+                value: "true".into()
+            }))
         );
+        let refusal = refused("subscriber", q("subscriber.phone", 79_123_456_789_i64.into()));
         assert_eq!(
-            refused("subscriber", q("subscriber.phone", 79_123_456_789_i64.into())),
-            Some(Invalid::Filter("filter subscriber.phone: expected text, got 79123456789".into()))
+            refusal.map(|r| r.to_string()).as_deref(),
+            Some("filter subscriber.phone: expected text, got 79123456789")
         );
         // Another table's column, and a table the catalog does not know, are the portal's.
         assert_eq!(refused("subscriber", q("t.phone", 1.into())), None);
         assert_eq!(refused("no_such_table", q("registered", true.into())), None);
+    }
+
+    #[test]
+    fn counts_and_times_are_bounded_before_any_request() {
+        let refusal = |config: DumpConfig| match config.validate() {
+            Err(Error::Config { invalid, .. }) => invalid.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let base = || DumpConfig::new("terminal", "out");
+        assert_eq!(
+            refusal(base().chunk_size(u64::MAX)),
+            "the chunk size must be at most 1000000, got 18446744073709551615"
+        );
+        assert_eq!(refusal(base().max_parallel(65)), "the parallelism must be at most 64, got 65");
+        assert_eq!(
+            refusal(base().max_retries(101)),
+            "the retries of a request must be at most 100, got 101"
+        );
+        assert_eq!(
+            refusal(base().retry_backoff(1e20)),
+            "retry backoff must be a number from 1 to 10, got 100000000000000000000"
+        );
+        assert_eq!(
+            refusal(base().batch_timeout(Duration::from_secs(3601))),
+            "the request timeout must be at most 3600 seconds, got 3601"
+        );
+        // The bounds themselves are allowed.
+        let most = base()
+            .chunk_size(DumpConfig::MAX_CHUNK_SIZE)
+            .max_parallel(DumpConfig::MAX_PARALLEL)
+            .max_retries(DumpConfig::MAX_RETRIES)
+            .retry_backoff(DumpConfig::MAX_RETRY_BACKOFF)
+            .batch_timeout(DumpConfig::MAX_BATCH_TIMEOUT);
+        assert!(most.validate().is_ok());
     }
 }

@@ -168,6 +168,8 @@ pub enum Setting {
     RetryBackoff,
     /// `max_parallel`.
     MaxParallel,
+    /// `max_retries`.
+    MaxRetries,
 }
 
 /// What is wrong with a [`DumpConfig`](crate::DumpConfig), found before any request or file.
@@ -226,6 +228,24 @@ pub enum Invalid {
     NoIdColumn(String),
     /// The filter cannot be turned into JSONSQL.
     Filter(String),
+    /// A filter's value is not of its column's type in the catalog (a boolean for a timestamp,
+    /// text for an integer), or a pattern lookup is on a column that is not text: the query
+    /// crate's [`FilterType`](iptvportal_query::Error::FilterType) or
+    /// [`PatternNeedsText`](iptvportal_query::Error::PatternNeedsText).
+    FilterValue(iptvportal_query::Error),
+    /// A count above its bound (chunk size, parallelism, retries), refused before any request:
+    /// the bounds are [`DumpConfig`](crate::DumpConfig)'s `MAX_*` constants.
+    TooLarge {
+        /// The option.
+        setting: Setting,
+        /// The value given.
+        value: u64,
+        /// The most it may be.
+        max: u64,
+    },
+    /// The request timeout is longer than
+    /// [`DumpConfig::MAX_BATCH_TIMEOUT`](crate::DumpConfig::MAX_BATCH_TIMEOUT).
+    LongTimeout(std::time::Duration),
 }
 
 impl Invalid {
@@ -236,7 +256,8 @@ impl Invalid {
             Invalid::TableName => Setting::Table,
             Invalid::Traversal(T::ZeroChunkSize) => Setting::ChunkSize,
             Invalid::Traversal(T::ZeroParallel) => Setting::MaxParallel,
-            Invalid::ZeroTimeout => Setting::BatchTimeout,
+            Invalid::ZeroTimeout | Invalid::LongTimeout(_) => Setting::BatchTimeout,
+            Invalid::TooLarge { setting, .. } => *setting,
             Invalid::RetryBackoff(_) => Setting::RetryBackoff,
             Invalid::CompressParquet => Setting::Compress,
             Invalid::GzipLevel(_) | Invalid::LevelWithoutCompress => Setting::CompressionLevel,
@@ -252,7 +273,7 @@ impl Invalid {
             | Invalid::OrderBy { .. }
             | Invalid::UnknownOrderColumn(_) => Setting::OrderBy,
             Invalid::Traversal(_) | Invalid::NoIdColumn(_) => Setting::Strategy,
-            Invalid::Filter(_) => Setting::WhereClause,
+            Invalid::Filter(_) | Invalid::FilterValue(_) => Setting::WhereClause,
         }
     }
 }
@@ -263,9 +284,27 @@ impl fmt::Display for Invalid {
             Invalid::TableName => f.write_str("a table name has only letters, digits and _"),
             Invalid::Traversal(reason) => reason.fmt(f),
             Invalid::ZeroTimeout => f.write_str("the request timeout must be more than 0 seconds"),
-            Invalid::RetryBackoff(factor) => {
-                write!(f, "retry backoff must be a number >= 1, got {factor}")
+            Invalid::RetryBackoff(factor) => write!(
+                f,
+                "retry backoff must be a number from 1 to {}, got {factor}",
+                crate::DumpConfig::MAX_RETRY_BACKOFF
+            ),
+            Invalid::LongTimeout(timeout) => write!(
+                f,
+                "the request timeout must be at most {} seconds, got {}",
+                crate::DumpConfig::MAX_BATCH_TIMEOUT.as_secs(),
+                timeout.as_secs_f64()
+            ),
+            Invalid::TooLarge { setting, value, max } => {
+                let what = match setting {
+                    Setting::ChunkSize => "the chunk size",
+                    Setting::MaxParallel => "the parallelism",
+                    Setting::MaxRetries => "the retries of a request",
+                    _ => "the value",
+                };
+                write!(f, "{what} must be at most {max}, got {value}")
             }
+            Invalid::FilterValue(reason) => reason.fmt(f),
             Invalid::CompressParquet => f.write_str(
                 "gzip applies to jsonl, csv and json; parquet files are always compressed (zstd)",
             ),
@@ -365,6 +404,11 @@ mod tests {
             (Invalid::ColumnsAndExclude, Setting::ExcludeColumns),
             (Invalid::ExcludesEveryColumn, Setting::ExcludeColumns),
             (Invalid::Filter("x".into()), Setting::WhereClause),
+            (
+                Invalid::TooLarge { setting: Setting::ChunkSize, value: 2_000_000, max: 1_000_000 },
+                Setting::ChunkSize,
+            ),
+            (Invalid::LongTimeout(std::time::Duration::from_secs(4000)), Setting::BatchTimeout),
         ];
         for (invalid, setting) in cases {
             assert_eq!(invalid.setting(), setting, "{invalid}");

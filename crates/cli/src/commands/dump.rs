@@ -2,12 +2,13 @@
 //! per-table errors and interruption that keeps every committed chunk.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use iptvportal_checkpoint::{CheckpointStore, FileStore};
 use iptvportal_client::Client;
 use iptvportal_dump::{AsyncDumpManager, DumpConfig, DumpService, DumpStats, Error, NamedPortal};
 use iptvportal_query::{Q, check_value_types, parse_filters_typed, parse_where_json};
@@ -15,7 +16,8 @@ use iptvportal_query::{Q, check_value_types, parse_filters_typed, parse_where_js
 use crate::args::{ConnectionArgs, DumpArgs, ProgressMode};
 use crate::bars::Bars;
 use crate::failure::{self, Hinted};
-use crate::progress::{self, SummaryRow};
+use crate::progress;
+use crate::summary::{self, Report, Status, SummaryFile, SummaryRow};
 
 /// The exit code of an interrupted (and resumable) run: 128 + SIGINT, as shells report it; the
 /// same for SIGTERM and SIGHUP, so that a script tells "interrupted, rerun to resume" by one code.
@@ -26,44 +28,80 @@ const INTERRUPTED_LINE: &str = "interrupted: run the same command again to resum
 
 /// Runs `iptvportal dump`.
 pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow::Result<ExitCode> {
+    let started_at = SystemTime::now();
+    // Before anything else: a summary that cannot be written would leave a cron job blind, so
+    // the run does not begin.
+    let summary_file = args.summary.as_deref().map(SummaryFile::check).transpose()?;
+    let mut tables = Vec::new();
+    let (exit_code, rows, error) = match dump(connection, args, &mut tables).await {
+        Ok((exit_code, rows)) => (exit_code, rows, Ok(())),
+        // The run stopped as a whole before its tables ran (a bad filter, no portal given):
+        // every table failed with that error, as far as its checkpoint goes.
+        Err(e) => {
+            let line = failure::render(&e);
+            let mut rows = Vec::new();
+            for table in &tables {
+                let state = FileStore::new(&args.out).load(table).await.ok().flatten();
+                let strategy = state.as_ref().map(|s| s.shape.strategy);
+                let status = Status::Failed;
+                rows.push(SummaryRow::stopped(table, status, None, state.as_ref(), strategy, None));
+            }
+            (1, rows, Err((e, line)))
+        }
+    };
+    let report = Report {
+        started_at,
+        finished_at: SystemTime::now(),
+        exit_code,
+        error: error.as_ref().err().map(|(_, line)| line.clone()),
+        tables: rows,
+    };
+    if progress_mode(args) == ProgressMode::Json {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", report.event_line()).and_then(|()| out.flush());
+    }
+    let written = summary_file.map(|file| file.write(&report.json()).map_err(|e| file.failed(&e)));
+    match (error, written) {
+        (Err((e, _)), _) => Err(e),
+        (Ok(()), Some(Err(line))) => {
+            eprintln!("{line}");
+            Ok(ExitCode::from(exit_code.max(1)))
+        }
+        (Ok(()), _) => Ok(ExitCode::from(exit_code)),
+    }
+}
+
+/// How progress is shown: `--quiet` shows none, whatever `--progress` says, but still the summary.
+fn progress_mode(args: &DumpArgs) -> ProgressMode {
+    if crate::output::quiet() { ProgressMode::None } else { args.progress }
+}
+
+/// The dump itself, up to the summary table and the error lines on stderr: the exit code and the
+/// summary's rows. `tables` is the list to dump, once it is known.
+async fn dump(
+    connection: &ConnectionArgs,
+    args: &DumpArgs,
+    tables: &mut Vec<String>,
+) -> anyhow::Result<(u8, Vec<SummaryRow>)> {
     // Everything that needs neither the portal nor the disk is checked first, so that a typo fails
     // without a login and without touching the output directory.
-    let tables = table_list(args)?;
-    let excluded = excluded_columns(args)?;
-    let columns_given = args.columns.iter().any(|c| !c.trim().is_empty());
-    if let Some(both) = tables.iter().find(|t| columns_given && excluded.contains_key(*t)) {
-        return Err(Hinted::new(
-            format!("--columns and --exclude-columns both name the columns of {both}"),
-            "give one of them (--columns applies to every table of the command)",
-        )
-        .into());
-    }
-    // Per table: a value is read as its column's type, which may differ between tables.
-    let filters =
-        tables.iter().map(|t| filter(args, t)).collect::<anyhow::Result<Vec<Option<Q>>>>()?;
+    *tables = table_list(args)?;
+    let tables = &*tables;
+    let configs = configs(args, connection, tables)?;
     // Kept until the end: with --demo it is the portal.
     let connected = super::connect(connection).await?;
     let client = connected.client.clone();
-    let configs: Vec<DumpConfig> = tables
-        .iter()
-        .zip(&filters)
-        .map(|(t, filter)| {
-            let excluded = excluded.get(t).map_or(&[][..], Vec::as_slice);
-            config(t, args, connection, filter.as_ref(), excluded)
-        })
-        .collect();
 
-    // `--quiet` shows no progress, whatever `--progress` says, but still the summary.
     let quiet = crate::output::quiet();
-    let mode = if quiet { ProgressMode::None } else { args.progress };
+    let mode = progress_mode(args);
     let bars = match mode {
-        ProgressMode::Bar => Some(Bars::new(&tables, true)),
-        ProgressMode::Auto if std::io::stderr().is_terminal() => Some(Bars::new(&tables, false)),
+        ProgressMode::Bar => Some(Bars::new(tables, true)),
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Some(Bars::new(tables, false)),
         _ => None,
     };
     let callback = match &bars {
         Some(bars) => Some(bars.callback()),
-        None => progress::callback(mode),
+        None => progress::callback(mode, tables),
     };
 
     // A demo portal listens on a new port every run, over the same generated data: it is known
@@ -80,7 +118,7 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
     let mut results: Vec<Option<Result<DumpStats, Error>>> =
         (0..configs.len()).map(|_| None).collect();
     let mut to_run = Vec::new();
-    for (index, config) in configs.into_iter().enumerate() {
+    for (index, config) in configs.iter().cloned().enumerate() {
         if args.reset
             && let Err(e) = reset(&client, &config).await
         {
@@ -98,33 +136,34 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
         }
     }
     let interrupted = interrupted.load(Ordering::SeqCst);
-    // The bars stay drawn in their final state; everything below prints under them.
-    if let Some(bars) = &bars {
-        bars.finish();
-    }
 
     let mut summary = Vec::new();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
-    for result in results.into_iter().flatten() {
-        match result {
-            Ok(stats) => {
+    for (config, result) in configs.iter().zip(results) {
+        let (status, error) = match result {
+            Some(Ok(stats)) => {
                 summary.push(SummaryRow::of(&stats));
                 warnings.extend(stats.warnings);
+                continue;
             }
             // A table stopped by the interruption is not a failure: its checkpoint resumes it.
-            Err(Error::Cancelled { .. }) if interrupted => {}
-            Err(e) => errors.push(failure::render_dump(&e)),
-        }
+            Some(Err(Error::Cancelled { .. })) | None if interrupted => (Status::Cancelled, None),
+            Some(Err(e)) => {
+                let line = failure::render_dump(&e);
+                errors.push(line.clone());
+                let status = if matches!(e, Error::Cancelled { .. }) {
+                    Status::Cancelled
+                } else {
+                    Status::Failed
+                };
+                (status, Some(line))
+            }
+            None => (Status::Cancelled, None),
+        };
+        summary.push(stopped(&service, config, status, error.as_deref()).await);
     }
-    if quiet {
-        for row in &mut summary {
-            row.hint = None;
-        }
-    }
-    if (quiet || mode != ProgressMode::None) && !summary.is_empty() {
-        eprint!("{}", progress::summary(&summary));
-    }
+    show_summary(bars.as_ref(), &summary, quiet, mode);
     for w in &warnings {
         crate::output::note(&failure::render_warning(w));
     }
@@ -133,15 +172,82 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
     }
     if interrupted {
         eprintln!("{INTERRUPTED_LINE}");
-        return Ok(ExitCode::from(INTERRUPTED));
+        return Ok((INTERRUPTED, summary));
     }
-    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok((u8::from(!errors.is_empty()), summary))
+}
+
+/// The summary's row of a table that did not finish: rows and files as its checkpoint has them
+/// committed (a damaged checkpoint is as good as none here; the error line says what is wrong
+/// with it), and this run's progress.
+async fn stopped(
+    service: &DumpService,
+    config: &DumpConfig,
+    status: Status,
+    error: Option<&str>,
+) -> SummaryRow {
+    let table = &config.table;
+    let state = FileStore::new(&config.output_dir).load(table).await.ok().flatten();
+    let strategy = config.strategy_for(state.as_ref().map(|s| s.shape.strategy));
+    let progress = service.get_stats(table);
+    SummaryRow::stopped(table, status, progress.as_ref(), state.as_ref(), Some(strategy), error)
+}
+
+/// Leaves the bars drawn in their final state, then prints the summary table under them (with
+/// `--quiet` too, without its hints; never with `--progress none`). A run whose every table was
+/// refused before its first request has only its error lines.
+fn show_summary(bars: Option<&Bars>, summary: &[SummaryRow], quiet: bool, mode: ProgressMode) {
+    if let Some(bars) = bars {
+        let ended: Vec<(&str, &'static str, u64)> =
+            summary.iter().map(|r| (r.table.as_str(), r.status.bar_state(), r.rows)).collect();
+        bars.finish(&ended);
+    }
+    if !(quiet || mode != ProgressMode::None) || summary.iter().all(SummaryRow::refused) {
+        return;
+    }
+    let mut shown = summary.to_vec();
+    if quiet {
+        for row in &mut shown {
+            row.hint = None;
+        }
+    }
+    eprint!("{}", summary::summary(&shown));
+}
+
+/// The configuration of each of `tables` (see [`table_list`]), from the options alone: every
+/// check that needs neither the portal nor the disk, shared with `plan`, so that both refuse a
+/// command line with the same words.
+pub(super) fn configs(
+    args: &DumpArgs,
+    connection: &ConnectionArgs,
+    tables: &[String],
+) -> anyhow::Result<Vec<DumpConfig>> {
+    let excluded = excluded_columns(args)?;
+    let columns_given = args.columns.iter().any(|c| !c.trim().is_empty());
+    if let Some(both) = tables.iter().find(|t| columns_given && excluded.contains_key(*t)) {
+        return Err(Hinted::new(
+            format!("--columns and --exclude-columns both name the columns of {both}"),
+            "give one of them (--columns applies to every table of the command)",
+        )
+        .into());
+    }
+    // Per table: a value is read as its column's type, which may differ between tables.
+    let filters =
+        tables.iter().map(|t| filter(args, t)).collect::<anyhow::Result<Vec<Option<Q>>>>()?;
+    Ok(tables
+        .iter()
+        .zip(&filters)
+        .map(|(t, filter)| {
+            let excluded = excluded.get(t).map_or(&[][..], Vec::as_slice);
+            config(t, args, connection, filter.as_ref(), excluded)
+        })
+        .collect())
 }
 
 /// The tables to dump: the catalog's with `--all` but the `--exclude`d ones, else the ones
 /// given, each once. An `--exclude` that names no table of the catalog is refused, so that a typo
 /// does not dump the table it meant to leave out.
-fn table_list(args: &DumpArgs) -> anyhow::Result<Vec<String>> {
+pub(super) fn table_list(args: &DumpArgs) -> anyhow::Result<Vec<String>> {
     if let Some(unknown) = args.exclude.iter().find(|t| iptvportal_catalog::table(t).is_none()) {
         return Err(Hinted::new(
             format!("--exclude names {unknown:?}, which is not a table of the catalog"),

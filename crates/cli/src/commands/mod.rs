@@ -1,7 +1,9 @@
 //! One module per subcommand; [`run`] dispatches.
 
 mod auth;
+mod completions;
 mod dump;
+mod plan;
 mod select;
 mod status;
 mod tables;
@@ -24,6 +26,7 @@ const DEFAULT_OUT: &str = "./dumps";
 pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Dump(args) => dump::run(&cli.connection, args).await,
+        Command::Plan(args) => plan::run(&cli.connection, &args.dump, args.plan_format, out).await,
         Command::Select(args) => {
             // The query is checked before connecting, so that a typo in --where is reported
             // without a login (and without needing credentials at all).
@@ -48,8 +51,16 @@ pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify::run(&cli.connection, args, out).await,
+        Command::Completions(args) => {
+            completions::run(args.shell, out)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reference => {
             out.write_all(crate::reference::markdown().as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            out.write_all(crate::reference::man_pages_json()?.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -15,11 +15,13 @@ fn check(args: &[&str], expect: &ExpectFile) {
 fn help_of_every_command() {
     check(&[], &expect_file!["snapshots/help.txt"]);
     check(&["dump"], &expect_file!["snapshots/help_dump.txt"]);
+    check(&["plan"], &expect_file!["snapshots/help_plan.txt"]);
     check(&["select"], &expect_file!["snapshots/help_select.txt"]);
     check(&["auth"], &expect_file!["snapshots/help_auth.txt"]);
     check(&["tables"], &expect_file!["snapshots/help_tables.txt"]);
     check(&["status"], &expect_file!["snapshots/help_status.txt"]);
     check(&["verify"], &expect_file!["snapshots/help_verify.txt"]);
+    check(&["completions"], &expect_file!["snapshots/help_completions.txt"]);
 }
 
 #[test]

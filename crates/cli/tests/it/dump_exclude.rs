@@ -210,3 +210,76 @@ fn excluding_every_column_fails_that_table_only() {
     assert!(out.join("tv_category.jsonl").exists());
     assert!(!out.join("tv_program_category.jsonl").exists());
 }
+
+#[test]
+fn the_config_file_excludes_until_the_command_line_says_otherwise() {
+    let portal = small_portal();
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[dump]\nformat = \"csv\"\nexclude = [\"subscriber\", \"tv_program_category\", \"terminal_playlog\", \"tv_program\", \"tv_category\", \"media\", \"tv_channel\", \"subscriber_package\"]\nexclude_columns = [\"subscriber.password\", \"terminal.inet_addr\"]\n",
+    )
+    .unwrap();
+    let dump = |out: &std::path::Path| {
+        let mut command = portal.dump(out);
+        command.arg("--config").arg(&config);
+        command
+    };
+    let csv_files = |out: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "csv"))
+            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    // `--all` leaves out the file's tables, and the file's columns.
+    let out = root.path().join("all");
+    let r = run(dump(&out).arg("--all"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(csv_files(&out), ["package.csv", "terminal.csv"]);
+    assert_eq!(header(&out.join("terminal.csv")), "id,subscriber_id,mac_addr,registered,last_seen");
+    // A table named on the command line is dumped although the file excludes it from --all, and
+    // the file's column exclusions still apply to it.
+    let out = root.path().join("named");
+    let r = run(dump(&out).arg("subscriber"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!header(&out.join("subscriber.csv")).contains("password"));
+    // `--exclude` and `--exclude-columns` on the command line replace the file's lists.
+    let out = root.path().join("flags");
+    let r = run(dump(&out).args([
+        "--all",
+        "--exclude",
+        "subscriber",
+        "--exclude",
+        "tv_program_category",
+        "--exclude",
+        "terminal_playlog",
+        "--exclude",
+        "tv_program",
+        "--exclude",
+        "tv_category",
+        "--exclude",
+        "media",
+        "--exclude",
+        "tv_channel",
+        "--exclude",
+        "package",
+        "--exclude-columns",
+        "terminal.mac_addr",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(csv_files(&out), ["subscriber_package.csv", "terminal.csv"]);
+    assert_eq!(
+        header(&out.join("terminal.csv")),
+        "id,subscriber_id,inet_addr,registered,last_seen"
+    );
+    // `--columns` names every column: the file's exclusions do not apply.
+    let out = root.path().join("columns");
+    let r = run(dump(&out).args(["subscriber", "--columns", "id,password"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(header(&out.join("subscriber.csv")), "id,password");
+}

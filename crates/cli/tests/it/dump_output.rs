@@ -215,9 +215,40 @@ fn json_progress_lines_parse_and_carry_the_documented_keys() {
         "eta_seconds",
         "chunk",
     ];
-    for line in &ordered {
-        assert_eq!(line.keys(), keys, "{line:?}");
+    // With several tables, each table's line is followed by the run's (`"event": "overall"`);
+    // the last line is the summary (`"event": "summary"`, tests/it/summary.rs).
+    let overall = [
+        "event",
+        "state",
+        "dumped_rows",
+        "total_rows",
+        "percent",
+        "rows_per_second",
+        "eta_seconds",
+        "tables",
+        "waiting",
+        "running",
+        "paused",
+        "done",
+        "failed",
+        "cancelled",
+    ];
+    let (mut tables, mut runs) = (0, 0);
+    for (line, value) in ordered.iter().zip(&lines) {
+        match value["event"].as_str() {
+            None => {
+                assert_eq!(line.keys(), keys, "{line:?}");
+                tables += 1;
+            }
+            Some("overall") => {
+                assert_eq!(line.keys(), overall, "{line:?}");
+                runs += 1;
+            }
+            Some(event) => assert_eq!(event, "summary", "{line:?}"),
+        }
     }
+    assert_eq!(tables, runs, "one overall line after each table's");
+    assert_eq!(lines.last().unwrap()["event"], "summary");
     let terminal: Vec<&Value> = lines.iter().filter(|l| l["table"] == "terminal").collect();
     // Starting, running, one line per chunk of 100 rows, done.
     assert!(terminal.len() >= 5 + 2, "{}", r.stdout);

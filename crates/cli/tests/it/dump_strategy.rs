@@ -19,9 +19,12 @@ fn summary(stderr: &str) -> String {
     lines
         .map(|l| {
             let mut cells: Vec<&str> = l.split_whitespace().collect();
-            if cells.len() >= 8 && cells[0] != "table" {
-                cells[5] = "<time>";
-                cells[6] = "<rate>";
+            // table, status (`already complete` is two words), rows, files, size (two: `1.5
+            // KiB`), time, rows/s, strategy, output.
+            let time = if cells.get(1) == Some(&"already") { 7 } else { 6 };
+            if cells.len() > time + 1 && cells[0] != "table" {
+                cells[time] = "<time>";
+                cells[time + 1] = "<rate>";
             }
             cells.join(" ") + "\n"
         })
@@ -36,19 +39,19 @@ fn all_with_the_default_strategy_dumps_every_table() {
     let r = run(portal.dump(&out).args(["--all", "--chunk-size", "10", "--progress", "plain"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let first = summary(&r.stderr);
-    expect_test::expect![[r"
-        table rows files size time rows/s strategy output
-        subscriber 30 1 11.7 KiB <time> <rate> id-range subscriber.jsonl
-        terminal 30 1 4.5 KiB <time> <rate> id-range terminal.jsonl
-        package 30 1 2.3 KiB <time> <rate> id-range package.jsonl
-        subscriber_package 30 1 1.5 KiB <time> <rate> offset subscriber_package.jsonl
-        media 30 1 4.2 KiB <time> <rate> id-range media.jsonl
-        tv_channel 30 1 4.2 KiB <time> <rate> id-range tv_channel.jsonl
-        tv_program 30 1 4.1 KiB <time> <rate> id-range tv_program.jsonl
-        tv_category 30 1 1.5 KiB <time> <rate> id-range tv_category.jsonl
-        tv_program_category 30 1 1.0 KiB <time> <rate> offset tv_program_category.jsonl
-        terminal_playlog 30 1 3.4 KiB <time> <rate> id-range terminal_playlog.jsonl
-    "]]
+    expect_test::expect![[r#"
+        table status rows files size time rows/s strategy output
+        subscriber done 30 1 11.7 KiB <time> <rate> id-range subscriber.jsonl
+        terminal done 30 1 4.5 KiB <time> <rate> id-range terminal.jsonl
+        package done 30 1 2.3 KiB <time> <rate> id-range package.jsonl
+        subscriber_package done 30 1 1.5 KiB <time> <rate> offset subscriber_package.jsonl
+        media done 30 1 4.2 KiB <time> <rate> id-range media.jsonl
+        tv_channel done 30 1 4.2 KiB <time> <rate> id-range tv_channel.jsonl
+        tv_program done 30 1 4.1 KiB <time> <rate> id-range tv_program.jsonl
+        tv_category done 30 1 1.5 KiB <time> <rate> id-range tv_category.jsonl
+        tv_program_category done 30 1 1.0 KiB <time> <rate> offset tv_program_category.jsonl
+        terminal_playlog done 30 1 3.4 KiB <time> <rate> id-range terminal_playlog.jsonl
+    "#]]
     .assert_eq(&first);
     assert!(!r.stderr.contains("hint:") && !r.stderr.contains("error:"), "{}", r.stderr);
 
@@ -57,10 +60,10 @@ fn all_with_the_default_strategy_dumps_every_table() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let again = summary(&r.stderr);
     assert_eq!(again.lines().count(), 1 + iptvportal_catalog::TABLES.len(), "{again}");
-    assert!(again.lines().skip(1).all(|l| l.ends_with("already complete")), "{again}");
-    // Cells: table, rows, files, size and its unit, time, rate, strategy, output, note.
+    assert!(again.lines().skip(1).all(|l| l.contains(" already complete ")), "{again}");
+    // The strategy is the cell before the output, the last.
     let strategies = |text: &str| -> Vec<String> {
-        text.lines().skip(1).map(|l| l.split(' ').nth(7).unwrap().to_owned()).collect()
+        text.lines().skip(1).map(|l| l.split(' ').rev().nth(1).unwrap().to_owned()).collect()
     };
     assert_eq!(strategies(&again), strategies(&first));
     assert_eq!(strategies(&first).iter().filter(|s| *s == "offset").count(), 2);
@@ -87,7 +90,8 @@ fn all_with_id_range_asked_for_by_name_fails_the_tables_without_an_id_only() {
     for line in summary(&r.stderr).lines().skip(1) {
         let table = line.split(' ').next().unwrap();
         let has_id = iptvportal_catalog::table(table).unwrap().id_column.is_some();
-        assert_eq!(line.ends_with("already complete"), has_id, "{line}");
+        let status = if has_id { "already complete" } else { "done" };
+        assert!(line.starts_with(&format!("{table} {status} ")), "{line}");
         assert_eq!(line.contains(" id-range "), has_id, "{line}");
     }
 }

@@ -136,6 +136,10 @@ fn every_documented_error() {
     );
     let (c, out) = dump("dump-unknown-table", &["no_such_table"]);
     add("dump-unknown-table", c, out);
+    let out = dir("plan-unknown-table");
+    let mut c = portal.cmd();
+    c.arg("plan").arg("--out").arg(&out).arg("no_such_table");
+    add("plan-unknown-table", c, Some(out));
     let (c, out) = dump("dump-unknown-column", &["terminal", "--columns", "id,no_such_column"]);
     add("dump-unknown-column", c, out);
     let (c, out) = dump("id-range-without-id", &["subscriber_package", "--strategy", "id-range"]);
@@ -228,6 +232,10 @@ fn every_documented_error() {
     let mut c = portal.dump(&blocker.join("dumps"));
     c.arg("terminal");
     add("unwritable-out", c, Some(blocker.join("dumps")));
+    // A summary below a file: refused before the login, the output directory never created.
+    let (mut c, out) = dump("unwritable-summary", &["terminal", "--summary"]);
+    c.arg(blocker.join("summary.json"));
+    add("unwritable-summary", c, out);
     // Dropped before `root`, so the mount is gone when the temp directory is removed.
     let disk = disk_full_case(&portal, &dir("tiny"));
     let disk_mounted = disk.is_some();
@@ -323,6 +331,9 @@ fn every_documented_error() {
     let mut c = with_config(&configs, "large", "[dump]\nchunk_size = 1000001\n");
     c.arg("auth");
     add("config-too-large", c, None);
+    let mut c = with_config(&configs, "exclude", "[dump]\nexclude_columns = [\"password\"]\n");
+    c.arg("auth");
+    add("config-unknown-name", c, None);
     let mut c = with_config(&configs, "type", "[connection]\ntimeout = \"soon\"\n");
     c.arg("auth");
     add("config-wrong-type", c, None);

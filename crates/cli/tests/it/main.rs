@@ -3,6 +3,7 @@
 
 mod bounds;
 mod cli_help;
+mod completions;
 mod config_file;
 mod config_unreadable;
 mod demo;
@@ -15,10 +16,13 @@ mod dump_strategy;
 mod dumping;
 mod errors;
 mod filter_types;
+mod plan;
 mod progress_live;
 mod quiet;
 mod status;
+mod summary;
 mod tables;
+mod tour;
 mod verify;
 
 use std::collections::BTreeSet;

@@ -31,7 +31,7 @@ fn bars_when_forced_plain_lines_otherwise() {
         r.stderr
     );
     // The summary starts on a line of its own below the bars.
-    assert!(r.stderr.lines().any(|l| l.starts_with("table     rows")), "{}", r.stderr);
+    assert!(r.stderr.lines().any(|l| l.starts_with("table     status")), "{}", r.stderr);
 
     // Not a terminal: `auto` means plain lines, without a single escape sequence.
     let r = run(portal.dump(&root.path().join("plain")).args(args).args(["--progress", "auto"]));
@@ -75,10 +75,14 @@ fn a_terminal_gets_bars_by_default() {
     assert!(!text.contains("terminal: starting"), "plain lines on a terminal: {text}");
 }
 
-/// A dump's JSON lines with the timings (which vary) zeroed.
+/// A dump's JSON lines with the timings (which vary) zeroed, without the summary event that ends
+/// them (tests/it/summary.rs checks that one).
 fn json_lines(stdout: &str) -> String {
-    stdout
-        .lines()
+    let (last, lines) =
+        stdout.lines().collect::<Vec<_>>().split_last().map(|(l, r)| (*l, r.to_vec())).unwrap();
+    assert!(last.starts_with(r#"{"event":"summary","#), "{stdout}");
+    lines
+        .into_iter()
         .map(|l| {
             let mut v = iptvportal_testkit::Ordered::parse(l);
             for key in ["rows_per_second", "eta_seconds"] {
@@ -97,9 +101,10 @@ fn summary(stderr: &str) -> String {
         .lines()
         .map(|l| {
             let mut cells: Vec<&str> = l.split_whitespace().collect();
-            if cells.len() >= 7 && cells[0] != "table" && cells[0] != "hint:" {
-                cells[5] = "<time>";
-                cells[6] = "<rate>";
+            // table, status, rows, files, size (two words), time, rows/s, …
+            if cells.len() >= 8 && cells[0] != "table" && cells[0] != "hint:" {
+                cells[6] = "<time>";
+                cells[7] = "<rate>";
             }
             cells.join(" ") + "\n"
         })
@@ -135,10 +140,10 @@ fn json_lines_and_the_summary() {
         {"table":"terminal","state":"running","dumped_rows":1000,"total_rows":1000,"percent":100.0,"rows_per_second":0,"eta_seconds":0,"chunk":3}
         {"table":"terminal","state":"done","dumped_rows":1000,"total_rows":1000,"percent":100.0,"rows_per_second":0,"eta_seconds":0,"chunk":3}
     "#]].assert_eq(&json_lines(&r.stdout));
-    expect_test::expect![[r"
-        table rows files size time rows/s strategy output
-        terminal 1000 3 31.0 KiB <time> <rate> id-range terminal-00000..00002.parquet
-    "]]
+    expect_test::expect![[r#"
+        table status rows files size time rows/s strategy output
+        terminal done 1000 3 31.4 KiB <time> <rate> id-range terminal-00000..00002.parquet
+    "#]]
     .assert_eq(&summary(&r.stderr));
 }
 
