@@ -39,7 +39,7 @@ fn all_with_the_default_strategy_dumps_every_table() {
     let r = run(portal.dump(&out).args(["--all", "--chunk-size", "10", "--progress", "plain"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let first = summary(&r.stderr);
-    expect_test::expect![[r#"
+    expect_test::expect![[r"
         table status rows files size time rows/s strategy output
         subscriber done 30 1 11.7 KiB <time> <rate> id-range subscriber.jsonl
         terminal done 30 1 4.5 KiB <time> <rate> id-range terminal.jsonl
@@ -51,7 +51,7 @@ fn all_with_the_default_strategy_dumps_every_table() {
         tv_category done 30 1 1.5 KiB <time> <rate> id-range tv_category.jsonl
         tv_program_category done 30 1 1.0 KiB <time> <rate> offset tv_program_category.jsonl
         terminal_playlog done 30 1 3.4 KiB <time> <rate> id-range terminal_playlog.jsonl
-    "#]]
+    "]]
     .assert_eq(&first);
     assert!(!r.stderr.contains("hint:") && !r.stderr.contains("error:"), "{}", r.stderr);
 

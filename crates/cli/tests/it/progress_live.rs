@@ -140,10 +140,10 @@ fn json_lines_and_the_summary() {
         {"table":"terminal","state":"running","dumped_rows":1000,"total_rows":1000,"percent":100.0,"rows_per_second":0,"eta_seconds":0,"chunk":3}
         {"table":"terminal","state":"done","dumped_rows":1000,"total_rows":1000,"percent":100.0,"rows_per_second":0,"eta_seconds":0,"chunk":3}
     "#]].assert_eq(&json_lines(&r.stdout));
-    expect_test::expect![[r#"
+    expect_test::expect![[r"
         table status rows files size time rows/s strategy output
         terminal done 1000 3 31.4 KiB <time> <rate> id-range terminal-00000..00002.parquet
-    "#]]
+    "]]
     .assert_eq(&summary(&r.stderr));
 }
 
