@@ -268,19 +268,34 @@ fn record(report: &mut crate::report::Report, verdict: &Value) {
     }
 }
 
-/// `--progress json` printed one JSON object per line on stdout, the last one `done`.
+/// `--progress json` printed one JSON object per line on stdout: the table's lines, the last one
+/// `done`, then the run's summary (`"event": "summary"`, docs/dump.md) saying the table is done.
 fn progress_ends_done(stdout: &str, table: &str) -> Result<(), String> {
     let mut last = None;
+    let mut summary = None;
     for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
         let value: Value = serde_json::from_str(line)
             .map_err(|e| format!("a progress line is not JSON ({e}): {line}"))?;
-        if value["table"] != table {
-            return Err(format!("a progress line for another table: {line}"));
+        if summary.is_some() {
+            return Err(format!("a line after the summary: {line}"));
         }
-        last = Some(value);
+        match value["event"].as_str() {
+            Some("summary") => summary = Some(value),
+            Some(event) => return Err(format!("an event {event:?} of a one-table dump: {line}")),
+            None if value["table"] != table => {
+                return Err(format!("a progress line for another table: {line}"));
+            }
+            None => last = Some(value),
+        }
     }
     match last {
-        Some(v) if v["state"] == "done" => Ok(()),
-        other => Err(format!("the last progress line is not `done`: {other:?}")),
+        Some(v) if v["state"] == "done" => {}
+        other => return Err(format!("the last progress line is not `done`: {other:?}")),
+    }
+    let summary = summary.ok_or("no summary line at the end")?;
+    let tables = summary["tables"].as_array().map_or(&[][..], Vec::as_slice);
+    match tables {
+        [one] if one["table"] == table && one["status"] == "done" => Ok(()),
+        _ => Err(format!("the summary does not say {table} is done: {summary}")),
     }
 }
