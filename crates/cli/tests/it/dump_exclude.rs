@@ -2,16 +2,7 @@
 //! not in the output, a typo is refused before anything is sent, and an output written without
 //! a column is not continued with it.
 
-use iptvportal_sim::SimConfig;
-
 use crate::{Portal, bare, failure, run};
-
-fn small_portal() -> Portal {
-    let config = iptvportal_catalog::TABLES
-        .iter()
-        .fold(SimConfig::default().seed(5), |config, t| config.rows(t.name, 12));
-    Portal::start(config)
-}
 
 /// The first line of a file.
 fn header(path: &std::path::Path) -> String {
@@ -20,7 +11,7 @@ fn header(path: &std::path::Path) -> String {
 
 #[test]
 fn excluded_tables_are_left_out_of_all() {
-    let portal = small_portal();
+    let portal = Portal::every_table(12, 5);
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("some");
     let r = run(portal.dump(&out).args([
@@ -77,7 +68,7 @@ fn excluded_tables_are_left_out_of_all() {
 
 #[test]
 fn excluded_columns_are_left_out_of_the_output() {
-    let portal = small_portal();
+    let portal = Portal::every_table(12, 5);
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("csv");
     let excluded = ["--exclude-columns", "subscriber.password,terminal.inet_addr"];
@@ -192,7 +183,7 @@ fn unknown_names_are_refused_before_connecting() {
 
 #[test]
 fn excluding_every_column_fails_that_table_only() {
-    let portal = small_portal();
+    let portal = Portal::every_table(12, 5);
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("none");
     let r = run(portal.dump(&out).args([
@@ -213,7 +204,7 @@ fn excluding_every_column_fails_that_table_only() {
 
 #[test]
 fn the_config_file_excludes_until_the_command_line_says_otherwise() {
-    let portal = small_portal();
+    let portal = Portal::every_table(12, 5);
     let root = tempfile::tempdir().unwrap();
     let config = root.path().join("config.toml");
     std::fs::write(

@@ -1,17 +1,7 @@
 //! `--strategy auto`, the default: `--all` dumps every catalog table, by id range where the table
 //! has an id column and by offset where it has none, and the summary says which.
 
-use iptvportal_sim::SimConfig;
-
 use crate::{Portal, run};
-
-/// A portal where every catalog table is small.
-fn small_portal() -> Portal {
-    let config = iptvportal_catalog::TABLES
-        .iter()
-        .fold(SimConfig::default().seed(3), |config, t| config.rows(t.name, 30));
-    Portal::start(config)
-}
 
 /// The summary table of a run's stderr, with the time and rate cells (which vary) replaced.
 fn summary(stderr: &str) -> String {
@@ -33,7 +23,7 @@ fn summary(stderr: &str) -> String {
 
 #[test]
 fn all_with_the_default_strategy_dumps_every_table() {
-    let portal = small_portal();
+    let portal = Portal::every_table(30, 3);
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("all");
     let r = run(portal.dump(&out).args(["--all", "--chunk-size", "10", "--progress", "plain"]));
@@ -71,7 +61,7 @@ fn all_with_the_default_strategy_dumps_every_table() {
 
 #[test]
 fn all_with_id_range_asked_for_by_name_fails_the_tables_without_an_id_only() {
-    let portal = small_portal();
+    let portal = Portal::every_table(30, 3);
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("keyset");
     let r = run(portal.dump(&out).args(["--all", "--strategy", "id-range"]));

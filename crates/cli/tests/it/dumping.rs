@@ -25,6 +25,32 @@ pub(crate) fn portal(rows: u64, latency_ms: u64) -> Portal {
 }
 
 impl Portal {
+    /// A portal where every catalog table has `rows` rows, generated from `seed`.
+    pub(crate) fn every_table(rows: u64, seed: u64) -> Portal {
+        let config = iptvportal_catalog::TABLES
+            .iter()
+            .fold(SimConfig::default().seed(seed), |config, t| config.rows(t.name, rows));
+        Portal::start(config)
+    }
+
+    /// What the simulator's database holds of `table`: its rows, and its id range when it has an
+    /// id column.
+    pub(crate) fn truth(&self, table: &iptvportal_catalog::Table) -> (u64, Option<(i64, i64)>) {
+        let db = rusqlite::Connection::open(self.sim().db_path()).unwrap();
+        let rows: i64 = db
+            .query_row(&format!("SELECT count(*) FROM \"{}\"", table.name), [], |r| r.get(0))
+            .unwrap();
+        let ids = table.id_column.map(|id| {
+            db.query_row(
+                &format!("SELECT min(\"{id}\"), max(\"{id}\") FROM \"{}\"", table.name),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        });
+        (u64::try_from(rows).unwrap(), ids)
+    }
+
     /// `iptvportal --portal <sim> dump --out <out> --progress none`.
     pub(crate) fn dump(&self, out: &Path) -> Command {
         let mut cmd = self.cmd();

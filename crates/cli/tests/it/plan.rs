@@ -16,32 +16,6 @@ use serde_json::Value;
 use crate::dumping::snapshot;
 use crate::{PASSWORD, Portal, run, success};
 
-/// Every table a few dozen rows.
-fn small_portal() -> Portal {
-    let mut config = SimConfig::default().seed(3);
-    for table in iptvportal_catalog::TABLES {
-        config = config.rows(table.name, 40);
-    }
-    Portal::start(config)
-}
-
-/// The rows of `table` in the simulator's database, and its id range where it has an id column.
-fn truth(portal: &Portal, table: &iptvportal_catalog::Table) -> (u64, Option<(i64, i64)>) {
-    let db = rusqlite::Connection::open(portal.sim().db_path()).unwrap();
-    let rows: i64 = db
-        .query_row(&format!("SELECT count(*) FROM \"{}\"", table.name), [], |r| r.get(0))
-        .unwrap();
-    let ids = table.id_column.map(|id| {
-        db.query_row(
-            &format!("SELECT min(\"{id}\"), max(\"{id}\") FROM \"{}\"", table.name),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
-    });
-    (u64::try_from(rows).unwrap(), ids)
-}
-
 /// `plan` of `args` into `out`, printed as JSON.
 fn plan_json(portal: &Portal, out: &Path, args: &[&str]) -> Value {
     let stdout = success(
@@ -63,7 +37,7 @@ fn keys(value: &Value) -> Vec<&str> {
 
 #[test]
 fn every_table_gets_the_dumps_strategy_and_the_portals_rows_and_nothing_is_written() {
-    let portal = small_portal();
+    let portal = Portal::every_table(40, 3);
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("never");
     let plan = plan_json(&portal, &out, &["--all", "--chunk-size", "7"]);
@@ -74,7 +48,7 @@ fn every_table_gets_the_dumps_strategy_and_the_portals_rows_and_nothing_is_writt
     let mut total_rows = 0;
     for (table, planned) in iptvportal_catalog::TABLES.iter().zip(tables) {
         let name = table.name;
-        let (rows, ids) = truth(&portal, table);
+        let (rows, ids) = portal.truth(table);
         total_rows += rows;
         assert_eq!(
             keys(planned),
@@ -135,7 +109,7 @@ fn every_table_gets_the_dumps_strategy_and_the_portals_rows_and_nothing_is_writt
     );
     assert_eq!(lines.len(), 12, "{text}");
     for (table, line) in iptvportal_catalog::TABLES.iter().zip(&lines[1..]) {
-        let (rows, _) = truth(&portal, table);
+        let (rows, _) = portal.truth(table);
         let cells: Vec<&str> = line.split_whitespace().collect();
         let strategy = if table.id_column.is_some() { "id-range" } else { "offset" };
         assert_eq!((cells[0], cells[1], cells[2]), (table.name, strategy, &*rows.to_string()));
@@ -274,7 +248,7 @@ fn the_resume_line_says_where_a_rerun_continues() {
 
 #[test]
 fn a_table_the_portal_refuses_is_marked_with_the_dumps_line_and_the_others_still_planned() {
-    let portal = small_portal();
+    let portal = Portal::every_table(40, 3);
     let db = rusqlite::Connection::open(portal.sim().db_path()).unwrap();
     db.execute_batch("DROP TABLE \"media\"").unwrap();
     drop(db);
@@ -308,7 +282,7 @@ fn a_table_the_portal_refuses_is_marked_with_the_dumps_line_and_the_others_still
 
 #[test]
 fn options_are_refused_as_dump_refuses_them() {
-    let portal = small_portal();
+    let portal = Portal::every_table(40, 3);
     let root = tempfile::tempdir().unwrap();
     for args in [
         &["terminal", "--chunk-size", "0"][..],

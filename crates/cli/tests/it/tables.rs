@@ -3,42 +3,14 @@
 
 use std::fmt::Write;
 
-use iptvportal_sim::SimConfig;
 use serde_json::{Value, json};
 
 use crate::{Portal, run, success};
 
-/// A small portal: every table a few dozen rows.
-fn small_portal() -> Portal {
-    let mut config = SimConfig::default().seed(3);
-    for table in iptvportal_catalog::TABLES {
-        config = config.rows(table.name, 40);
-    }
-    Portal::start(config)
-}
-
-/// What the database says of `table`: its rows, and its id range when it has an id column.
-fn truth(portal: &Portal, table: &iptvportal_catalog::Table) -> (u64, Option<(i64, i64)>) {
-    let db = rusqlite::Connection::open(portal.sim().db_path()).unwrap();
-    let rows: i64 = db
-        .query_row(&format!("SELECT count(*) FROM \"{}\"", table.name), [], |r| r.get(0))
-        .unwrap();
-    let ids = table.id_column.map(|id| {
-        db.query_row(
-            &format!("SELECT min(\"{id}\"), max(\"{id}\") FROM \"{}\"", table.name),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
-    });
-    (u64::try_from(rows).unwrap(), ids)
-}
-
 #[test]
 fn every_table_is_listed_with_the_rows_and_ids_the_portal_holds() {
-    let portal = small_portal();
-    let truths: Vec<_> =
-        iptvportal_catalog::TABLES.iter().map(|t| (t, truth(&portal, t))).collect();
+    let portal = Portal::every_table(40, 3);
+    let truths: Vec<_> = iptvportal_catalog::TABLES.iter().map(|t| (t, portal.truth(t))).collect();
     let mut want = String::from("table                rows  ids\n");
     let mut total = 0;
     for (table, (rows, ids)) in &truths {
@@ -66,7 +38,7 @@ fn every_table_is_listed_with_the_rows_and_ids_the_portal_holds() {
 
 #[test]
 fn a_table_the_portal_refuses_is_marked_and_the_others_still_listed() {
-    let portal = small_portal();
+    let portal = Portal::every_table(40, 3);
     let db = rusqlite::Connection::open(portal.sim().db_path()).unwrap();
     db.execute_batch("DROP TABLE \"media\"").unwrap();
     drop(db);
