@@ -9,9 +9,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
-use iptvportal_dump::{DumpProgress, ProgressCallback};
+use iptvportal_dump::{DumpProgress, ProgressCallback, Strategy};
 
-use crate::progress::{Snapshot, duration};
+use crate::progress::{Planned, Snapshot, duration};
 
 /// Redraws per second at most: smooth enough to read, cheap enough for hundreds of chunks a second.
 const REFRESH_HZ: u8 = 10;
@@ -30,6 +30,8 @@ struct Inner {
 
 struct TableBar {
     name: String,
+    /// The strategy the table is expected to take, until its dump says which it took.
+    strategy: Strategy,
     bar: ProgressBar,
     last: Option<Snapshot>,
 }
@@ -37,7 +39,7 @@ struct TableBar {
 impl Bars {
     /// Bars for `tables`, in that order, each `waiting` until its dump starts. `forced` draws them
     /// even when stderr is not a terminal (`--progress bar`), which indicatif would otherwise hide.
-    pub(crate) fn new(tables: &[String], forced: bool) -> Bars {
+    pub(crate) fn new(tables: &[Planned], forced: bool) -> Bars {
         let target = if forced && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             ProgressDrawTarget::term_like_with_hz(Box::new(ForcedStderr), REFRESH_HZ)
         } else {
@@ -47,21 +49,22 @@ impl Bars {
     }
 
     /// Bars for `tables` drawn on `target`.
-    fn with_target(tables: &[String], target: ProgressDrawTarget) -> Bars {
+    fn with_target(tables: &[Planned], target: ProgressDrawTarget) -> Bars {
         let multi = MultiProgress::with_draw_target(target);
-        let width = tables.iter().map(|t| t.chars().count()).max().unwrap_or(0).max("all".len());
+        let width =
+            tables.iter().map(|(t, _)| t.chars().count()).max().unwrap_or(0).max("all".len());
         let style =
             ProgressStyle::with_template(&format!("{{prefix:{width}}} [{{bar:24}}] {{msg}}"))
                 .expect("a valid template")
                 .progress_chars("=> ");
         let tables: Vec<TableBar> = tables
             .iter()
-            .map(|name| {
+            .map(|(name, strategy)| {
                 // Length 1 until the count is known: a length of 0 would draw as a full bar.
                 let bar = multi.add(ProgressBar::new(1).with_style(style.clone()));
                 bar.set_prefix(name.clone());
                 bar.set_message("waiting");
-                TableBar { name: name.clone(), bar, last: None }
+                TableBar { name: name.clone(), strategy: *strategy, bar, last: None }
             })
             .collect();
         let overall = multi.add(ProgressBar::new(0).with_style(style));
@@ -90,7 +93,7 @@ impl Bars {
     }
 
     fn redraw_overall(&self, tables: &[TableBar]) {
-        let overall = Overall::of(tables.iter().map(|t| t.last.as_ref()));
+        let overall = Overall::of(tables.iter().map(|t| (t.strategy, t.last.as_ref())));
         self.inner.overall.set_length(overall.total.max(overall.rows).max(1));
         self.inner.overall.set_position(overall.rows);
         self.inner.overall.set_message(overall.message());
@@ -109,6 +112,7 @@ impl Bars {
                 let (state, rows) = end.map_or(("cancelled", 0), |&(_, state, rows)| (state, rows));
                 let s = Snapshot {
                     table: t.name.clone(),
+                    strategy: t.strategy,
                     state,
                     dumped_rows: rows,
                     total_rows: None,
@@ -125,7 +129,7 @@ impl Bars {
             finish_bar(&t.bar, t.last.as_ref().is_some_and(|s| s.state == "done"));
         }
         self.redraw_overall(&tables);
-        let overall = Overall::of(tables.iter().map(|t| t.last.as_ref()));
+        let overall = Overall::of(tables.iter().map(|t| (t.strategy, t.last.as_ref())));
         finish_bar(&self.inner.overall, overall.state() == "done");
         // indicatif leaves the cursor at the end of the last bar (a terminal wraps there); a
         // newline makes sure what follows starts on a line of its own, also in a file.
@@ -172,12 +176,14 @@ pub(crate) struct Overall {
     /// Rows counted so far; tables that have not started yet are not counted.
     pub(crate) total: u64,
     pub(crate) rate: f64,
-    /// Of each table holding a slot (running or paused): its ETA when it has one, and the
-    /// seconds it has run.
-    holding: Vec<(Option<f64>, f64)>,
-    /// Seconds each table that worked in this run takes in all: its time when done, its time so
-    /// far plus its ETA while running.
-    durations: Vec<f64>,
+    /// Of each table holding a slot (running or paused): its ETA when it has one, the seconds it
+    /// has run, and its strategy.
+    holding: Vec<(Option<f64>, f64, Strategy)>,
+    /// Seconds each table that worked in this run takes in all, by its strategy: its time when
+    /// done, its time so far plus its ETA while running.
+    durations: Vec<(Strategy, f64)>,
+    /// The strategy each waiting table is expected to take.
+    queued: Vec<Strategy>,
     pub(crate) tables: usize,
     pub(crate) waiting: usize,
     pub(crate) running: usize,
@@ -188,12 +194,17 @@ pub(crate) struct Overall {
 }
 
 impl Overall {
-    pub(crate) fn of<'a>(snapshots: impl Iterator<Item = Option<&'a Snapshot>>) -> Overall {
+    /// The run as a whole from each table's last snapshot (`None` for a table waiting for a
+    /// slot, with the strategy it is expected to take).
+    pub(crate) fn of<'a>(
+        snapshots: impl Iterator<Item = (Strategy, Option<&'a Snapshot>)>,
+    ) -> Overall {
         let mut o = Overall::default();
-        for s in snapshots {
+        for (expected, s) in snapshots {
             o.tables += 1;
             let Some(s) = s else {
                 o.waiting += 1;
+                o.queued.push(expected);
                 continue;
             };
             o.rows += s.dumped_rows;
@@ -203,7 +214,7 @@ impl Overall {
                     o.done += 1;
                     // An already complete table did no work: it says nothing of how long one takes.
                     if s.rows_per_second > 0.0 {
-                        o.durations.push(s.elapsed_seconds);
+                        o.durations.push((s.strategy, s.elapsed_seconds));
                     }
                 }
                 "failed" => o.failed += 1,
@@ -215,9 +226,9 @@ impl Overall {
                         o.running += 1;
                         o.rate += s.rows_per_second;
                     }
-                    o.holding.push((s.eta_seconds, s.elapsed_seconds));
+                    o.holding.push((s.eta_seconds, s.elapsed_seconds, s.strategy));
                     if let Some(eta) = s.eta_seconds {
-                        o.durations.push(s.elapsed_seconds + eta);
+                        o.durations.push((s.strategy, s.elapsed_seconds + eta));
                     }
                 }
             }
@@ -227,36 +238,50 @@ impl Overall {
 
     /// Seconds until every table is done, as a schedule: each table holding a slot ends at its
     /// own ETA, and each waiting table takes the slot that frees first for the mean duration of
-    /// the tables seen so far (their sizes are unknown until they are counted). The slots are
-    /// the tables holding one while others wait: `--jobs`, once the queue is full. `None` while
-    /// nothing can be estimated.
+    /// the tables of its strategy seen so far, or of all of them when none has that strategy
+    /// (sizes are unknown until tables are counted; an OFFSET table's cost grows with its depth,
+    /// so the tables walked by id are a poor guide to it). The slots are the tables holding one
+    /// while others wait: `--jobs`, once the queue is full. `None` while nothing can be
+    /// estimated.
     ///
     /// **Invariant:** never shorter than the slowest running table's ETA, nor than the work left
     /// (every slot's ETA and every waiting table's mean duration) spread over the slots. (A sum
     /// of rows left over a sum of rates is not: an OFFSET table's rows get slower as it goes.)
     pub(crate) fn eta(&self) -> Option<f64> {
-        let d = &self.durations;
-        let mean = (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64);
+        let mean = |strategy: Strategy| {
+            let of = |same: bool| {
+                let d: Vec<f64> = self
+                    .durations
+                    .iter()
+                    .filter(|(s, _)| !same || *s == strategy)
+                    .map(|&(_, d)| d)
+                    .collect();
+                (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64)
+            };
+            of(true).or_else(|| of(false))
+        };
         // A table without an ETA yet (counting, or before its first chunk) takes the mean too.
         let mut slots: Vec<f64> = self
             .holding
             .iter()
-            .map(|&(eta, elapsed)| eta.or_else(|| mean.map(|m| (m - elapsed).max(0.0))))
+            .map(|&(eta, elapsed, strategy)| {
+                eta.or_else(|| mean(strategy).map(|m| (m - elapsed).max(0.0)))
+            })
             .collect::<Option<_>>()?;
         let slowest = slots.iter().copied().fold(0.0, f64::max);
-        if self.waiting == 0 {
+        if self.queued.is_empty() {
             return (!slots.is_empty()).then_some(slowest);
         }
-        let mean = mean?;
+        let queued: Vec<f64> = self.queued.iter().map(|&s| mean(s)).collect::<Option<_>>()?;
         if slots.is_empty() {
             slots.push(0.0);
         }
-        let spread = (slots.iter().sum::<f64>() + self.waiting as f64 * mean) / slots.len() as f64;
+        let spread = (slots.iter().sum::<f64>() + queued.iter().sum::<f64>()) / slots.len() as f64;
         // Filling the first free slot keeps the schedule at least both bounds; they are taken
         // explicitly all the same, so that the invariant does not rest on the loop.
-        for _ in 0..self.waiting {
+        for duration in queued {
             let first_free = slots.iter_mut().min_by(|a, b| a.total_cmp(b)).expect("a slot");
-            *first_free += mean;
+            *first_free += duration;
         }
         let schedule = slots.iter().copied().fold(0.0, f64::max);
         Some(schedule.max(slowest).max(spread))
@@ -343,12 +368,13 @@ impl TermLike for ForcedStderr {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn snap(table: &str, state: &'static str, rows: u64, total: u64, rate: f64) -> Snapshot {
         Snapshot {
             table: table.to_owned(),
+            strategy: Strategy::IdRange,
             state,
             dumped_rows: rows,
             total_rows: Some(total),
@@ -358,6 +384,13 @@ mod tests {
             chunks: 3,
             elapsed_seconds: 2.0,
         }
+    }
+
+    /// Snapshots of tables walked by id, for [`Overall::of`]; `None` is a table waiting.
+    pub(crate) fn by_id<'a, const N: usize>(
+        snapshots: [Option<&'a Snapshot>; N],
+    ) -> impl Iterator<Item = (Strategy, Option<&'a Snapshot>)> {
+        snapshots.into_iter().map(|s| (Strategy::IdRange, s))
     }
 
     #[test]
@@ -376,12 +409,12 @@ mod tests {
     fn the_overall_line_sums_the_tables() {
         let a = snap("terminal", "running", 40_000, 100_000, 10_000.0);
         let b = snap("package", "done", 40, 40, 400.0);
-        let o = Overall::of([Some(&a), Some(&b), None].into_iter());
+        let o = Overall::of(by_id([Some(&a), Some(&b), None]));
         // The waiting table takes the mean duration of the two others (8 s and 2 s) after 6 s.
         expect_test::expect!["40040/100040 rows  40.0%  10000 rows/s  eta 11s  running (1 running, 1 done, 1 waiting of 3 tables)"]
             .assert_eq(&o.message());
         let c = snap("media", "failed", 10, 600, 1.0);
-        let o = Overall::of([Some(&b), Some(&c)].into_iter());
+        let o = Overall::of(by_id([Some(&b), Some(&c)]));
         assert_eq!(o.state(), "failed");
     }
 
@@ -394,7 +427,7 @@ mod tests {
             eta_seconds: Some(50.0),
             ..snap("media", "running", 90_000, 100_000, 2000.0)
         };
-        let o = Overall::of([Some(&fast), Some(&slow)].into_iter());
+        let o = Overall::of(by_id([Some(&fast), Some(&slow)]));
         assert_eq!(o.eta(), Some(50.0));
         assert!(o.message().contains("eta 50s"), "{}", o.message());
     }
@@ -407,21 +440,54 @@ mod tests {
         let a = snap("terminal", "running", 40_000, 100_000, 10_000.0);
         let b = Snapshot { eta_seconds: Some(20.0), ..snap("media", "running", 10, 100, 5.0) };
         let c = snap("package", "done", 40, 40, 20.0);
-        let o = Overall::of([Some(&a), Some(&b), Some(&c), None, None].into_iter());
+        let o = Overall::of(by_id([Some(&a), Some(&b), Some(&c), None, None]));
         let eta = o.eta().unwrap();
         assert!((eta - (6.0 + 2.0 * 32.0 / 3.0)).abs() < 1e-9, "{eta}");
         // A table counting (no ETA yet) is taken to need the mean, less what it has run.
         let counting = Snapshot { eta_seconds: None, ..snap("tv_program", "starting", 0, 1, 0.0) };
-        let o = Overall::of([Some(&a), Some(&counting)].into_iter());
+        let o = Overall::of(by_id([Some(&a), Some(&counting)]));
         let eta = o.eta().unwrap();
         assert!((eta - 6.0).abs() < 1e-9, "{eta}");
         // Nothing measured yet: no estimate.
-        let o = Overall::of([Some(&counting), None].into_iter());
+        let o = Overall::of(by_id([Some(&counting), None]));
         assert_eq!(o.eta(), None);
         // An already complete table (no rows this run) is no measure of a table's duration.
         let already = snap("package", "done", 40, 40, 0.0);
-        let o = Overall::of([Some(&already), Some(&counting), None].into_iter());
+        let o = Overall::of(by_id([Some(&already), Some(&counting), None]));
         assert_eq!(o.eta(), None);
+    }
+
+    #[test]
+    fn a_waiting_table_takes_the_duration_of_its_strategy() {
+        // Two id-range tables done in 2 s each, a third with 1 s left after 2 s (3 s in all), an
+        // OFFSET table with 10 s left after 5 s (15 s in all), and a second OFFSET table waiting.
+        // It takes the OFFSET table's 15 s in the slot that frees first, at 1 s: 16 s. The mean
+        // of all four (5.5 s) would end it at 6.5 s, before the running OFFSET table.
+        let a = snap("terminal", "done", 100, 100, 50.0);
+        let b = snap("media", "done", 100, 100, 50.0);
+        let c = snap("tv_channel", "running", 50, 100, 50.0);
+        let offset = Snapshot {
+            strategy: Strategy::Offset,
+            eta_seconds: Some(10.0),
+            elapsed_seconds: 5.0,
+            ..snap("subscriber_package", "running", 50, 150, 10.0)
+        };
+        let id = Strategy::IdRange;
+        let tables = [
+            (id, Some(&a)),
+            (id, Some(&b)),
+            (id, Some(&c)),
+            (id, Some(&offset)),
+            (Strategy::Offset, None),
+        ];
+        assert_eq!(Overall::of(tables.into_iter()).eta(), Some(16.0));
+        // A waiting id-range table takes the id-range tables' 3 s (c), at 1 s: the OFFSET table's
+        // 10 s is the longer.
+        let tables = [(id, Some(&c)), (id, Some(&offset)), (id, None)];
+        assert_eq!(Overall::of(tables.into_iter()).eta(), Some(10.0));
+        // With no table of its strategy seen yet, a waiting table takes the mean of all.
+        let tables = [(id, Some(&c)), (Strategy::Offset, None)];
+        assert_eq!(Overall::of(tables.into_iter()).eta(), Some(4.0));
     }
 
     /// A terminal 200 columns wide that keeps what is drawn on it; cursor movements are dropped,
@@ -466,7 +532,8 @@ mod tests {
     #[test]
     fn failed_and_cancelled_tables_end_where_they_stopped() {
         let screen = Screen::default();
-        let tables = ["terminal", "media", "package", "tv_program"].map(String::from);
+        let tables = ["terminal", "media", "package", "tv_program"]
+            .map(|t| (t.to_owned(), Strategy::IdRange));
         let target = ProgressDrawTarget::term_like_with_hz(Box::new(screen.clone()), REFRESH_HZ);
         let bars = Bars::with_target(&tables, target);
         bars.update(&snap("terminal", "done", 3000, 3000, 1500.0));

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use iptvportal_dump::{DumpProgress, ProgressCallback, RunState};
+use iptvportal_dump::{DumpProgress, ProgressCallback, RunState, Strategy};
 
 use crate::args::ProgressMode;
 use crate::bars::Overall;
@@ -19,11 +19,17 @@ use crate::bars::Overall;
 /// How often a table's plain progress line is repeated while its state stays the same.
 const PLAIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// A table a run is to dump, with the strategy it is expected to take (before its dump says which
+/// it took): the ETA of the run as a whole gives a waiting table the duration of the tables of its
+/// strategy.
+pub(crate) type Planned = (String, Strategy);
+
 /// The numbers of one progress report, taken from a [`DumpProgress`] so that formatting can be
 /// tested with plain values.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Snapshot {
     pub(crate) table: String,
+    pub(crate) strategy: Strategy,
     pub(crate) state: &'static str,
     pub(crate) dumped_rows: u64,
     pub(crate) total_rows: Option<u64>,
@@ -38,6 +44,7 @@ impl Snapshot {
     pub(crate) fn of(p: &DumpProgress) -> Snapshot {
         Snapshot {
             table: p.table.clone(),
+            strategy: p.strategy(),
             state: p.state.as_str(),
             dumped_rows: p.dumped_rows,
             total_rows: p.total_rows,
@@ -100,7 +107,7 @@ struct JsonLine<'a> {
 }
 
 /// Every table of a run with its last progress, `None` until its first.
-type LastLines = Mutex<Vec<(String, Option<Snapshot>)>>;
+type LastLines = Mutex<Vec<(Planned, Option<Snapshot>)>>;
 
 /// The `overall` event of `--progress json`: the run as a whole, after each table's line when
 /// there are several (docs/dump.md).
@@ -169,7 +176,7 @@ pub(crate) fn duration(seconds: f64) -> String {
 }
 
 /// Builds the progress callback for `mode`, or none when nothing is to be shown.
-pub(crate) fn callback(mode: ProgressMode, tables: &[String]) -> Option<ProgressCallback> {
+pub(crate) fn callback(mode: ProgressMode, tables: &[Planned]) -> Option<ProgressCallback> {
     match mode {
         ProgressMode::None => None,
         ProgressMode::Json => {
@@ -183,12 +190,12 @@ pub(crate) fn callback(mode: ProgressMode, tables: &[String]) -> Option<Progress
                 // Held until both lines are written, so that the run's lines stay in order.
                 let mut seen = seen.as_ref().map(|s| s.lock().expect("not poisoned"));
                 if let Some(seen) = seen.as_mut() {
-                    if let Some(slot) = seen.iter_mut().find(|(t, _)| *t == snapshot.table) {
+                    if let Some(slot) = seen.iter_mut().find(|((t, _), _)| *t == snapshot.table) {
                         slot.1 = Some(snapshot);
                     }
                     text.push('\n');
                     text.push_str(&overall_line(&Overall::of(
-                        seen.iter().map(|(_, s)| s.as_ref()),
+                        seen.iter().map(|((_, strategy), s)| (*strategy, s.as_ref())),
                     )));
                 }
                 // A closed stdout (the reader went away) must not stop the dump; the files are
@@ -247,6 +254,7 @@ mod tests {
     fn snapshot(state: &'static str) -> Snapshot {
         Snapshot {
             table: "terminal".to_owned(),
+            strategy: Strategy::IdRange,
             state,
             dumped_rows: 45_000,
             total_rows: Some(500_000),
@@ -304,7 +312,8 @@ mod tests {
     #[test]
     fn the_overall_event_carries_the_documented_keys() {
         let a = Snapshot { table: "media".to_owned(), ..snapshot("done") };
-        let o = Overall::of([Some(&snapshot("running")), Some(&a), None].into_iter());
+        let o =
+            Overall::of(crate::bars::tests::by_id([Some(&snapshot("running")), Some(&a), None]));
         let text = overall_line(&o);
         let keys = [
             "event",

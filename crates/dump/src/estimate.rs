@@ -125,11 +125,11 @@ pub struct Probe {
 /// refuses; a checkpoint the dump would refuse is [`StartPoint::Refused`], not a failure.
 pub async fn estimate(portal: &dyn Portal, config: &DumpConfig) -> Result<Estimate, Error> {
     config.validate()?;
-    let table = config.table.clone();
     let (start, plan) = start_point(config, portal.identity()).await?;
 
     let source = portal.source(config, Arc::new(|| {}));
-    let fetch_error = |source| Error::Fetch { table: table.clone(), source: Box::new(source) };
+    let fetch_error =
+        |source| Error::Fetch { table: config.table.clone(), source: Box::new(source) };
     // The count a run starts with, from the same cursor (sequentially: a parallel traversal
     // would send its first id scan page alongside).
     let counted = Instant::now();
@@ -150,34 +150,32 @@ pub async fn estimate(portal: &dyn Portal, config: &DumpConfig) -> Result<Estima
         StartPoint::Complete { .. } => 0,
         _ => remaining,
     };
-    let work = crate::service::work(config, to_fetch);
-    let strategy = plan.spec.strategy;
-
+    let mut estimate = Estimate {
+        table: config.table.clone(),
+        strategy: plan.spec.strategy,
+        rows,
+        ids,
+        start,
+        to_fetch,
+        requests: 0,
+        bytes: 0,
+        duration: Duration::ZERO,
+        probe: None,
+        count,
+        work: crate::service::work(config, to_fetch),
+    };
     if to_fetch == 0 {
-        let bytes = match &start {
+        estimate.bytes = match &estimate.start {
             StartPoint::Complete { bytes, .. } => *bytes,
-            _ => encode(config, &plan, &[], &table).await?.empty_bytes,
+            _ => encode(config, &plan, &[], &config.table).await?.empty_bytes,
         };
-        return Ok(Estimate {
-            table,
-            strategy,
-            rows,
-            ids,
-            start,
-            to_fetch,
-            requests: 0,
-            bytes,
-            duration: Duration::ZERO,
-            probe: None,
-            count,
-            work,
-        });
+        return Ok(estimate);
     }
 
     let spec = &plan.spec;
     let (page, fetch, last_fetch, at_once) =
         fetch_probes(&source, spec, plan.cursor, to_fetch).await.map_err(fetch_error)?;
-    let encoded = encode(config, &plan, &page, &table).await?;
+    let encoded = encode(config, &plan, &page, &config.table).await?;
     let probe = Probe {
         rows: page.len() as u64,
         fetch,
@@ -187,21 +185,11 @@ pub async fn estimate(portal: &dyn Portal, config: &DumpConfig) -> Result<Estima
         bytes: encoded.bytes,
         empty_bytes: encoded.empty_bytes,
     };
-    let requests = spec.page_requests(to_fetch) + spec.scan_requests(to_fetch);
-    Ok(Estimate {
-        table,
-        strategy,
-        rows,
-        ids,
-        start,
-        to_fetch,
-        requests,
-        bytes: output_bytes(&probe, rows),
-        duration: count + traversal_time(spec, &probe, to_fetch),
-        probe: Some(probe),
-        count,
-        work,
-    })
+    estimate.requests = spec.page_requests(to_fetch) + spec.scan_requests(to_fetch);
+    estimate.bytes = output_bytes(&probe, rows);
+    estimate.duration = count + traversal_time(spec, &probe, to_fetch);
+    estimate.probe = Some(probe);
+    Ok(estimate)
 }
 
 /// Where a run of `config` starts, read as the dump reads it (the checkpoint unlocked, the files
@@ -314,7 +302,11 @@ pub fn total_duration<'a>(
     let jobs = jobs.clamp(1, estimates.len().max(1));
     let queued = estimates.len() > jobs;
     let order: Vec<usize> = if queued {
-        crate::service::largest_first(estimates.iter().map(|e| e.work).enumerate().collect())
+        let sizes = estimates.iter().enumerate();
+        crate::service::largest_first(
+            sizes.map(|(i, e)| (i, e.work, e.strategy == Strategy::Offset)).collect(),
+            jobs,
+        )
     } else {
         (0..estimates.len()).collect()
     };

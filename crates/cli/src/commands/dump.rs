@@ -94,14 +94,17 @@ async fn dump(
 
     let quiet = crate::output::quiet();
     let mode = progress_mode(args);
+    // What a fresh run of each table takes; a resumed one says otherwise once it starts.
+    let planned: Vec<progress::Planned> =
+        configs.iter().map(|c| (c.table.clone(), c.strategy_for(None))).collect();
     let bars = match mode {
-        ProgressMode::Bar => Some(Bars::new(tables, true)),
-        ProgressMode::Auto if std::io::stderr().is_terminal() => Some(Bars::new(tables, false)),
+        ProgressMode::Bar => Some(Bars::new(&planned, true)),
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Some(Bars::new(&planned, false)),
         _ => None,
     };
     let callback = match &bars {
         Some(bars) => Some(bars.callback()),
-        None => progress::callback(mode, tables),
+        None => progress::callback(mode, &planned),
     };
 
     // A demo portal listens on a new port every run, over the same generated data: it is known
