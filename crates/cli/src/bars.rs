@@ -387,9 +387,9 @@ pub(crate) mod tests {
     }
 
     /// Snapshots of tables walked by id, for [`Overall::of`]; `None` is a table waiting.
-    pub(crate) fn by_id<'a, const N: usize>(
-        snapshots: [Option<&'a Snapshot>; N],
-    ) -> impl Iterator<Item = (Strategy, Option<&'a Snapshot>)> {
+    pub(crate) fn by_id<const N: usize>(
+        snapshots: [Option<&Snapshot>; N],
+    ) -> impl Iterator<Item = (Strategy, Option<&Snapshot>)> {
         snapshots.into_iter().map(|s| (Strategy::IdRange, s))
     }
 

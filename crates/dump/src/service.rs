@@ -50,11 +50,12 @@ pub(crate) type Size = (usize, u64, bool);
 pub(crate) fn largest_first(mut sizes: Vec<Size>, jobs: usize) -> Vec<usize> {
     sizes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let first = jobs.min(sizes.len());
-    if first >= 2 && !sizes[..first].iter().any(|s| s.2) {
-        if let Some(offset) = sizes.iter().position(|s| s.2) {
-            let table = sizes.remove(offset);
-            sizes.insert(first - 1, table);
-        }
+    if first >= 2
+        && !sizes[..first].iter().any(|s| s.2)
+        && let Some(offset) = sizes.iter().position(|s| s.2)
+    {
+        let table = sizes.remove(offset);
+        sizes.insert(first - 1, table);
     }
     sizes.into_iter().map(|(index, ..)| index).collect()
 }
