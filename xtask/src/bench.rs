@@ -317,8 +317,8 @@ fn run_plan(tools: &Tools, plan: &Plan, work: &Path) -> Result<Report> {
 }
 
 impl Bench<'_> {
-    /// The database file for `name` at `rows` rows; the simulator regenerates it only when absent
-    /// or generated with other sizes.
+    /// The database file for `name` at `rows` rows: one file per size, since the simulator
+    /// generates a file only when it is absent (an existing one is served as it is).
     fn db(&self, name: &str, rows: u64) -> PathBuf {
         self.work.join("db").join(format!("{name}-{rows}.db"))
     }

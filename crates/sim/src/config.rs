@@ -32,6 +32,9 @@ pub struct SimConfig {
     pub(crate) collation: Collation,
     pub(crate) username: String,
     pub(crate) password: String,
+    pub(crate) regenerate: bool,
+    pub(crate) mutate_rate: Option<u32>,
+    pub(crate) mutate_tables: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -51,6 +54,9 @@ impl Default for SimConfig {
             collation: Collation::default(),
             username: "admin".to_owned(),
             password: "admin".to_owned(),
+            regenerate: false,
+            mutate_rate: None,
+            mutate_tables: Vec::new(),
         }
     }
 }
@@ -63,8 +69,13 @@ impl SimConfig {
         self
     }
 
-    /// The SQLite file to serve. It is generated when absent or when it was generated with another
-    /// seed or other sizes, and kept afterwards. Default: a temporary file removed with the `Sim`.
+    /// The SQLite file to serve. It is generated when absent (or empty) and kept afterwards; an
+    /// existing simulator database is served as it is, whatever its row counts and whatever
+    /// [`seed`](SimConfig::seed) and [`rows`](SimConfig::rows) say, since it may have been
+    /// [mutated](crate::mutate) on purpose. [`regenerate`](SimConfig::regenerate) replaces it; so
+    /// does a file written by another generator version, whose tables may not match the catalog.
+    /// A file that is not a simulator database is refused. Default: a temporary file removed with
+    /// the `Sim`.
     #[must_use]
     pub fn db_path(mut self, path: impl Into<PathBuf>) -> SimConfig {
         self.db_path = Some(path.into());
@@ -157,6 +168,33 @@ impl SimConfig {
         self
     }
 
+    /// Regenerate the [`db_path`](SimConfig::db_path) file from the seed and sizes even though it
+    /// exists, discarding its rows and any mutations; default `false` (served as it is).
+    #[must_use]
+    pub fn regenerate(mut self, regenerate: bool) -> SimConfig {
+        self.regenerate = regenerate;
+        self
+    }
+
+    /// While serving, mutate the database `per_second` times a second (inserts, updates and
+    /// deletes, 2:2:1, with change columns set to now) in each of the
+    /// [`mutate_table`](SimConfig::mutate_table)s; default: never. Selects keep reading
+    /// consistent snapshots.
+    #[must_use]
+    pub fn mutate_rate(mut self, per_second: u32) -> SimConfig {
+        self.mutate_rate = Some(per_second);
+        self
+    }
+
+    /// Adds a table for [`mutate_rate`](SimConfig::mutate_rate) to change; when none is added,
+    /// `terminal`. A name that is not in the catalog is refused by
+    /// [`Sim::start`](crate::Sim::start).
+    #[must_use]
+    pub fn mutate_table(mut self, table: &str) -> SimConfig {
+        self.mutate_tables.push(table.to_owned());
+        self
+    }
+
     /// Checks ranges and names, and returns the row count of every catalog table.
     pub(crate) fn validate(&self) -> Result<BTreeMap<&'static str, u64>, Error> {
         for (name, p) in [
@@ -175,6 +213,13 @@ impl SimConfig {
                 reason: "rate_limit must be at least 1 request per second".to_owned(),
             });
         }
+        if self.mutate_rate == Some(0) {
+            return Err(Error::Config {
+                reason: "mutate_rate must be at least 1 mutation per second".to_owned(),
+            });
+        }
+        let names: Vec<&str> = self.mutate_tables.iter().map(String::as_str).collect();
+        crate::mutate::resolve_tables(&names)?;
         let mut rows = default_rows();
         for (table, n) in &self.rows {
             let Some(known) = iptvportal_catalog::table(table) else {

@@ -331,7 +331,7 @@ mod tests {
             let mut rows = crate::default_rows();
             rows.insert("terminal", TERMINALS);
             rows.insert("subscriber", TERMINALS / 2);
-            crate::generate::ensure_database(&path, 5, &rows).expect("generating");
+            crate::generate::ensure_database(&path, 5, &rows, false).expect("generating");
             db
         }
 

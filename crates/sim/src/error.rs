@@ -21,6 +21,14 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// A file [`mutate`](crate::mutate) cannot change: absent, or not a simulator database.
+    #[error("cannot mutate {}: {reason}", path.display())]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// SQLite failed while generating or opening the database.
     #[error("database {}: {source}", path.display())]
     Database {

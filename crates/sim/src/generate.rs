@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use iptvportal_catalog::time::format_timestamp;
-use iptvportal_catalog::{ColumnType, TABLES, Table};
+use iptvportal_catalog::{Column, ColumnType, TABLES, Table};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::types::Value;
@@ -23,22 +23,51 @@ const GENERATOR_VERSION: u32 = 1;
 
 /// The table recording how a database file was generated. Its name is not a catalog table, so
 /// selects can never reach it.
-const META_TABLE: &str = "_sim_meta";
+pub(crate) const META_TABLE: &str = "_sim_meta";
 
-/// Makes sure `path` holds the data for `seed` and `rows`, generating it when the file is absent or
-/// was generated with other parameters. Returns whether it generated.
+/// What [`ensure_database`] did with the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Prepared {
+    /// Generated now, for the reason given (for the log).
+    Generated(&'static str),
+    /// An existing simulator database, kept as it is. `other_params` is what it was generated
+    /// with when that is not what was asked for (its rows are served all the same).
+    Reused {
+        /// The stored generation parameters, when they differ from the requested ones.
+        other_params: Option<String>,
+    },
+}
+
+/// Makes sure `path` holds a simulator database, generating the data for `seed` and `rows` when
+/// the file is absent or empty, when `regenerate` is set, or when it was written by another
+/// version of the generator or its tables no longer match the catalog (it could not be served).
+///
+/// An existing, current simulator database is otherwise served as it is, whatever its row counts
+/// and whatever `seed` and `rows` say: it may have been changed on purpose
+/// ([`mutate`](crate::mutate)). Its change-column indexes are created if missing.
 pub(crate) fn ensure_database(
     path: &Path,
     seed: u64,
     rows: &BTreeMap<&'static str, u64>,
-) -> Result<bool, Error> {
+    regenerate: bool,
+) -> Result<Prepared, Error> {
     let params = generation_params(seed, rows);
+    let mut reason = "no database file yet";
     if path.exists() {
         match existing_params(path) {
-            Existing::Matches if params_match(path, &params)? => return Ok(false),
-            Existing::Matches | Existing::Empty => remove_database_files(path)?,
             Existing::Foreign => return Err(Error::ForeignDatabase { path: path.to_owned() }),
+            Existing::Empty => reason = "the file is empty",
+            Existing::Matches if regenerate => reason = "regeneration asked for",
+            Existing::Matches => match stored_params(path)? {
+                Stored::Current(stored) => {
+                    ensure_indexes(path)?;
+                    let other_params = (stored != params).then_some(stored);
+                    return Ok(Prepared::Reused { other_params });
+                }
+                Stored::Stale => reason = "written by another version of the simulator",
+            },
         }
+        remove_database_files(path)?;
     }
     // Generate beside the target and rename at the end, so that an interrupted generation never
     // leaves a file that looks complete.
@@ -55,7 +84,7 @@ pub(crate) fn ensure_database(
         what: format!("renaming {} to {}", partial.display(), path.display()),
         source,
     })?;
-    Ok(true)
+    Ok(Prepared::Generated(reason))
 }
 
 enum Existing {
@@ -86,7 +115,16 @@ fn existing_params(path: &Path) -> Existing {
     }
 }
 
-fn params_match(path: &Path, params: &str) -> Result<bool, Error> {
+/// A simulator database's generation parameters, judged.
+enum Stored {
+    /// Written by this generator version, every catalog table with the catalog's columns: the
+    /// parameters it was generated with.
+    Current(String),
+    /// Another generator version, or tables that differ from the catalog.
+    Stale,
+}
+
+fn stored_params(path: &Path) -> Result<Stored, Error> {
     let db_err = |source| Error::Database { path: path.to_owned(), source };
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(db_err)?;
@@ -96,7 +134,69 @@ fn params_match(path: &Path, params: &str) -> Result<bool, Error> {
         })
         .optional()
         .map_err(db_err)?;
-    Ok(stored.as_deref() == Some(params))
+    let Some(stored) = stored else { return Ok(Stored::Stale) };
+    if stored.split(';').next() != Some(format!("version={GENERATOR_VERSION}").as_str()) {
+        return Ok(Stored::Stale);
+    }
+    for table in TABLES {
+        let mut stmt = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{}')", table.name))
+            .map_err(db_err)?;
+        let columns = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(db_err)?;
+        if !columns.iter().map(String::as_str).eq(table.column_names()) {
+            return Ok(Stored::Stale);
+        }
+    }
+    Ok(Stored::Current(stored))
+}
+
+/// The name of the index on a table's change column.
+fn index_name(table: &str, column: &str) -> String {
+    format!("{table}_{column}_idx")
+}
+
+/// The index statements of the change columns ([`crate::mutate::change_column`]), as a portal's
+/// PostgreSQL database would have them, so that `WHERE last_seen > x` is not a full scan.
+fn index_statements() -> impl Iterator<Item = (String, String)> {
+    TABLES.iter().filter_map(|t| {
+        let column = crate::mutate::change_column(t.name)?;
+        let name = index_name(t.name, column);
+        let sql = format!("CREATE INDEX IF NOT EXISTS \"{name}\" ON \"{}\" (\"{column}\")", t.name);
+        Some((name, sql))
+    })
+}
+
+/// Creates the change-column indexes an existing database lacks (one generated before they
+/// existed); opens the file for writing only when one is missing.
+fn ensure_indexes(path: &Path) -> Result<(), Error> {
+    let db_err = |source| Error::Database { path: path.to_owned(), source };
+    let missing: Vec<String> = {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(db_err)?;
+        let mut missing = Vec::new();
+        for (name, sql) in index_statements() {
+            let exists: bool = conn
+                .query_row(
+                    "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                    [&name],
+                    |row| row.get(0),
+                )
+                .map_err(db_err)?;
+            if !exists {
+                missing.push(sql);
+            }
+        }
+        missing
+    };
+    if !missing.is_empty() {
+        let conn = Connection::open(path).map_err(db_err)?;
+        conn.execute_batch(&missing.join(";\n")).map_err(db_err)?;
+        conn.close().map_err(|(_, e)| db_err(e))?;
+    }
+    Ok(())
 }
 
 /// The string recorded in the meta table: everything that shapes the generated rows.
@@ -166,6 +266,10 @@ fn generate_into(
         let n = rows.get(table.name).copied().unwrap_or(0);
         insert_rows(&tx, table, seed, n, &ids)?;
     }
+    // Built after the rows, which is quicker than keeping them up to date row by row.
+    for (_, sql) in index_statements() {
+        tx.execute_batch(&sql)?;
+    }
     tx.commit()
 }
 
@@ -201,25 +305,34 @@ fn insert_rows(
     let mut row: Vec<Value> = Vec::with_capacity(table.columns.len());
     for index in 0..n {
         let id = own_ids.and_then(|v| usize::try_from(index).ok().and_then(|i| v.get(i)).copied());
-        let mut ctx = RowContext { table: table.name, id, ids, timestamp: None, protocol: None };
-        row.clear();
-        for column in table.columns {
-            let value = if table.id_column == Some(column.name) {
-                Value::Integer(id.unwrap_or_default())
-            } else if column.nullable && rng.random_bool(0.15) {
-                Value::Null
-            } else {
-                ctx.value(&mut rng, column.name, column.ty)
-            };
-            row.push(value);
-        }
+        generate_row(table, &mut RowContext::new(table.name, id, ids), &mut rng, &mut row);
         stmt.execute(rusqlite::params_from_iter(row.iter()))?;
     }
     Ok(())
 }
 
+/// Fills `row` with one generated row of `table`, in column order: the id column is `ctx.id`,
+/// every other column is drawn from `rng` ([`RowContext::column`]). Generation and the
+/// simulator's inserts (`mutate`) share it, so inserted rows look like generated ones.
+pub(crate) fn generate_row(
+    table: &Table,
+    ctx: &mut RowContext<'_>,
+    rng: &mut StdRng,
+    row: &mut Vec<Value>,
+) {
+    row.clear();
+    for column in table.columns {
+        let value = if table.id_column == Some(column.name) {
+            Value::Integer(ctx.id.unwrap_or_default())
+        } else {
+            ctx.column(rng, column)
+        };
+        row.push(value);
+    }
+}
+
 /// A seed for one purpose (`stream`) of one table: FNV-1a over the name, then `SplitMix64` finalising.
-fn mix(seed: u64, table: &str, stream: u64) -> u64 {
+pub(crate) fn mix(seed: u64, table: &str, stream: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in table.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
@@ -250,16 +363,32 @@ fn generate_ids(seed: u64, table: &str, n: u64) -> Vec<i64> {
     ids
 }
 
+/// Where foreign keys point: an existing id of the referenced table, drawn with the row's RNG.
+pub(crate) trait ForeignIds {
+    /// An id of `table`, or `None` when it has no rows (the column then gets 1).
+    fn pick(&self, rng: &mut StdRng, table: &str) -> Option<i64>;
+}
+
+/// At generation: the id lists of every table, generated before any row.
+impl ForeignIds for BTreeMap<&str, Vec<i64>> {
+    fn pick(&self, rng: &mut StdRng, table: &str) -> Option<i64> {
+        match self.get(table) {
+            Some(ids) if !ids.is_empty() => Some(ids[rng.random_range(0..ids.len())]),
+            _ => None,
+        }
+    }
+}
+
 /// What a row's later columns need to know about its earlier ones.
-struct RowContext<'a> {
-    table: &'static str,
-    id: Option<i64>,
-    ids: &'a BTreeMap<&'a str, Vec<i64>>,
+pub(crate) struct RowContext<'a> {
+    pub(crate) table: &'static str,
+    pub(crate) id: Option<i64>,
+    pub(crate) ids: &'a dyn ForeignIds,
     /// The row's last generated timestamp (seconds), so `stop` follows `start` and `last_seen`
     /// follows `registered`.
-    timestamp: Option<i64>,
+    pub(crate) timestamp: Option<i64>,
     /// `media.protocol`, which shapes its address, port and path.
-    protocol: Option<&'static str>,
+    pub(crate) protocol: Option<&'static str>,
 }
 
 const FIRST_NAMES: &[&str] = &[
@@ -462,12 +591,24 @@ fn mac_for(id: i64) -> String {
     format!("{:02X}-{:02X}-{:02X}-{:02X}-{:02X}-{:02X}", oui[0], oui[1], oui[2], b[5], b[6], b[7])
 }
 
-impl RowContext<'_> {
+impl<'a> RowContext<'a> {
+    /// A context for a row of `table` with id `id` (`None` for a table without an id column).
+    pub(crate) fn new(table: &'static str, id: Option<i64>, ids: &'a dyn ForeignIds) -> Self {
+        RowContext { table, id, ids, timestamp: None, protocol: None }
+    }
+
     fn foreign(&self, rng: &mut StdRng, table: &str) -> Value {
-        match self.ids.get(table) {
-            Some(ids) if !ids.is_empty() => Value::Integer(ids[rng.random_range(0..ids.len())]),
-            // An empty referenced table leaves nothing to point at; 1 keeps the column non-null.
-            _ => Value::Integer(1),
+        // An empty referenced table leaves nothing to point at; 1 keeps the column non-null.
+        Value::Integer(self.ids.pick(rng, table).unwrap_or(1))
+    }
+
+    /// The value of one column of the row: NULL for ~15% of a nullable column's rows, else
+    /// [`RowContext::value`]. The id column is not drawn here: it is the row's id.
+    pub(crate) fn column(&mut self, rng: &mut StdRng, column: &Column) -> Value {
+        if column.nullable && rng.random_bool(0.15) {
+            Value::Null
+        } else {
+            self.value(rng, column.name, column.ty)
         }
     }
 

@@ -12,6 +12,10 @@
 //!   them (the real one is): NULL order, type checking with PostgreSQL's errors, timestamp
 //!   literals, identifier case folding, DISTINCT and GROUP BY rules; text order is a
 //!   [`Collation`].
+//! - **Changes**: [`mutate`] inserts, updates and deletes rows as a portal's data changes (an
+//!   update moves the table's change column, e.g. `terminal.last_seen`), and
+//!   [`SimConfig::mutate_rate`] does it while serving. An existing database file is served as it
+//!   is ([`SimConfig::db_path`]).
 //! - **Faults** (latency, HTTP 500, hangs, connection resets, rate limiting, session expiry) come
 //!   from a seeded RNG, so a failing test can be replayed.
 //!
@@ -34,6 +38,7 @@ mod db;
 mod error;
 mod fault;
 mod generate;
+mod mutate;
 mod server;
 mod sql;
 
@@ -48,6 +53,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{Collation, OffsetModel, SimConfig, default_rows};
 pub use error::Error;
+pub use mutate::{Mutation, MutationReport, mutate};
 
 /// Counters of what the simulator has seen since it started: [`Sim::stats`] in-process, and
 /// `GET /stats` (this struct as a JSON object, beside `/api/`) for a simulator run as a process.
@@ -77,6 +83,8 @@ pub struct Sim {
     state: Arc<server::AppState>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    /// `mutate_rate`'s thread; stopped before the temporary database is removed.
+    mutator: Option<mutate::Mutator>,
     /// Removes the database file on drop when the simulator chose it.
     temp: Option<TempDb>,
 }
@@ -91,8 +99,9 @@ impl std::fmt::Debug for Sim {
 }
 
 impl Sim {
-    /// Generates the database if needed (absent, or generated with another seed or sizes) and starts
-    /// serving on the configured address.
+    /// Generates the database if needed (absent, or [`regenerate`](SimConfig::regenerate) asked
+    /// for; see [`SimConfig::db_path`]) and starts serving on the configured address, and
+    /// mutating when [`mutate_rate`](SimConfig::mutate_rate) is set.
     pub async fn start(config: SimConfig) -> Result<Sim, Error> {
         let rows = config.validate()?;
         let (db_path, temp) = if let Some(path) = &config.db_path {
@@ -102,18 +111,39 @@ impl Sim {
             (path.clone(), Some(TempDb(path)))
         };
         let seed = config.seed;
+        let regenerate = config.regenerate;
         let path = db_path.clone();
         let started = std::time::Instant::now();
-        let generated =
-            tokio::task::spawn_blocking(move || generate::ensure_database(&path, seed, &rows))
-                .await
-                .map_err(|e| Error::Task(e.to_string()))??;
-        if generated {
-            tracing::info!(path = %db_path.display(), elapsed_ms = started.elapsed().as_millis(), "generated database");
+        let prepared = tokio::task::spawn_blocking(move || {
+            generate::ensure_database(&path, seed, &rows, regenerate)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        match prepared {
+            generate::Prepared::Generated(reason) => {
+                tracing::info!(path = %db_path.display(), reason, elapsed_ms = started.elapsed().as_millis(), "generated database");
+            }
+            generate::Prepared::Reused { other_params: Some(stored) } => {
+                tracing::info!(path = %db_path.display(), generated_with = %stored, "serving the existing database as it is (its seed or sizes differ from the ones asked for; --regenerate replaces it)");
+            }
+            generate::Prepared::Reused { other_params: None } => {}
         }
         let pool_size =
             std::thread::available_parallelism().map_or(4, std::num::NonZero::get).clamp(4, 16);
         let pool = db::Pool::open(&db_path, pool_size)?;
+        let mutator = match config.mutate_rate {
+            Some(rate) => {
+                let mut names: Vec<&str> =
+                    config.mutate_tables.iter().map(String::as_str).collect();
+                if names.is_empty() {
+                    names.push("terminal");
+                }
+                let tables = mutate::resolve_tables(&names)?;
+                tracing::info!(rate, tables = ?names, "mutating");
+                Some(mutate::Mutator::start(&db_path, tables, rate, seed)?)
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Io { what: format!("binding {}", config.listen), source })?;
@@ -144,7 +174,7 @@ impl Sim {
             }
         });
         tracing::info!(%url, ?offset, "serving");
-        Ok(Sim { url, addr, db_path, state, stop, task: Some(task), temp })
+        Ok(Sim { url, addr, db_path, state, stop, task: Some(task), mutator, temp })
     }
 
     /// The API base, e.g. `http://127.0.0.1:41234/api/`; endpoints are `jsonrpc/` and `jsonsql/` below it.
@@ -175,6 +205,9 @@ impl Sim {
     /// Stops accepting connections, cuts injected hangs short, and waits (up to a few seconds) for
     /// in-flight requests to finish.
     pub async fn shutdown(mut self) {
+        if let Some(mutator) = self.mutator.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(mutator)).await;
+        }
         let _ = self.stop.send(true);
         if let Some(mut task) = self.task.take()
             && tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err()

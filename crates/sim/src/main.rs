@@ -1,7 +1,9 @@
-//! The `iptvportal-sim` binary: runs the simulator until SIGINT or SIGTERM.
+//! The `iptvportal-sim` binary: `serve` runs the simulator until SIGINT or SIGTERM; `mutate`
+//! changes a simulator database as a portal's data changes, and exits.
 //!
-//! The first line of stdout is the API base URL (flushed at once), so a parent process can start
-//! the simulator on port 0 and read where it landed; everything else goes to stderr.
+//! The first line of `serve`'s stdout is the API base URL (flushed at once), so a parent process
+//! can start the simulator on port 0 and read where it landed; everything else goes to stderr.
+//! `mutate` prints one line per table on stdout.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use iptvportal_sim::{Collation, OffsetModel, Sim, SimConfig};
+use iptvportal_sim::{Collation, Mutation, OffsetModel, Sim, SimConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +29,43 @@ struct Cli {
 enum Command {
     /// Generate the database if needed and serve the JSONSQL API.
     Serve(ServeArgs),
+    /// Insert, update and delete rows of a simulator database, as a portal's data changes.
+    ///
+    /// Inserted rows come from the generator the tables were made with, with ids above the
+    /// current maximum. Updated rows get new values, and their change column (`terminal.last_seen`,
+    /// `terminal_playlog.start`; the other tables have none) is set to now, or to `--at`. The rows
+    /// and values are drawn from `--seed`: the same seed on the same database makes the same
+    /// changes. Prints one line per table, e.g. `terminal: inserted 10 (ids 5021..=5030), updated
+    /// 5, deleted 3`. A server may be serving the file meanwhile.
+    Mutate(MutateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MutateArgs {
+    /// The simulator database to change (one `serve --db FILE` generated).
+    #[arg(long)]
+    db: PathBuf,
+    /// Rows to insert into each table.
+    #[arg(long, default_value_t = 0)]
+    insert: u64,
+    /// Existing rows to update in each table.
+    #[arg(long, default_value_t = 0)]
+    update: u64,
+    /// Existing rows to delete from each table (at most what it has).
+    #[arg(long, default_value_t = 0)]
+    delete: u64,
+    /// The table to change, or `all` for every table.
+    #[arg(long, default_value = "terminal")]
+    table: String,
+    /// Seed of the rows chosen and the values written.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The instant (UTC) written to the change column of inserted and updated rows instead of
+    /// now: `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD`. An instant before a previous sync's boundary
+    /// makes rows that were committed late with an older value; the same instant in several runs
+    /// makes rows that share one boundary value.
+    #[arg(long, value_parser = parse_at)]
+    at: Option<i64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -34,10 +73,25 @@ struct ServeArgs {
     /// Address to listen on (port 0: any free port; the URL is printed first on stdout).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// SQLite file to serve, kept between runs and regenerated when the seed or sizes change
-    /// [default: a temporary file removed on exit].
+    /// SQLite file to serve: generated from --seed and --rows when absent or empty, then kept. An
+    /// existing simulator database is served as it is, whatever its row counts and whatever
+    /// --seed and --rows say (it may have been mutated); only --regenerate, or a file written by
+    /// another version of the simulator, makes it generated anew [default: a temporary file
+    /// removed on exit].
     #[arg(long)]
     db: Option<PathBuf>,
+    /// Regenerate the --db file from --seed and --rows even though it exists, discarding its rows
+    /// and any mutations.
+    #[arg(long)]
+    regenerate: bool,
+    /// Mutations per second while serving, of each --mutate-table: inserts, updates and deletes
+    /// in the proportion 2:2:1, change columns set to now, committed every 0.1 s; selects keep
+    /// reading consistent snapshots [default: none].
+    #[arg(long, value_parser = parse_rate, value_name = "N")]
+    mutate_rate: Option<u32>,
+    /// The tables --mutate-rate changes (comma-separated), or `all`.
+    #[arg(long, value_parser = parse_table, value_delimiter = ',', default_value = "terminal")]
+    mutate_table: Vec<String>,
     /// Rows per table, overriding the defaults: `terminal=500000,tv_channel=7308`.
     #[arg(long, value_parser = parse_rows, value_delimiter = ',')]
     rows: Vec<(String, u64)>,
@@ -124,6 +178,36 @@ fn parse_rows(s: &str) -> Result<(String, u64), String> {
     Ok((table.to_owned(), n))
 }
 
+/// A catalog table's name, or `all`.
+fn parse_table(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    if name == "all" || iptvportal_catalog::table(name).is_some() {
+        Ok(name.to_owned())
+    } else {
+        let known: Vec<_> = iptvportal_catalog::TABLES.iter().map(|t| t.name).collect();
+        Err(format!("unknown table {name:?}: use one of {}, or all", known.join(", ")))
+    }
+}
+
+/// The tables `names` (from [`parse_table`]) stand for: `all` is every catalog table.
+fn expand_tables(names: &[String]) -> Vec<&str> {
+    if names.iter().any(|n| n == "all") {
+        iptvportal_catalog::TABLES.iter().map(|t| t.name).collect()
+    } else {
+        names.iter().map(String::as_str).collect()
+    }
+}
+
+/// `--at`: `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD`, whole seconds, as seconds since 1970 UTC.
+fn parse_at(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let full = if s.len() == 10 { format!("{s} 00:00:00") } else { s.to_owned() };
+    match iptvportal_catalog::time::parse_timestamp(&full) {
+        Some(micros) if full.len() == 19 => Ok(micros.div_euclid(1_000_000)),
+        _ => Err(format!("expected YYYY-MM-DD HH:MM:SS or YYYY-MM-DD (UTC), got {s:?}")),
+    }
+}
+
 fn parse_probability(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
@@ -149,7 +233,8 @@ fn config(args: ServeArgs) -> SimConfig {
         .reset_rate(args.reset_rate)
         .offset(args.offset.into())
         .collation(args.collation.into())
-        .credentials(args.user, args.password);
+        .credentials(args.user, args.password)
+        .regenerate(args.regenerate);
     if let Some(db) = args.db {
         config = config.db_path(db);
     }
@@ -161,6 +246,12 @@ fn config(args: ServeArgs) -> SimConfig {
     }
     if let Some(ttl) = args.session_ttl {
         config = config.session_ttl(Duration::from_secs(ttl));
+    }
+    if let Some(rate) = args.mutate_rate {
+        config = config.mutate_rate(rate);
+        for table in expand_tables(&args.mutate_table) {
+            config = config.mutate_table(table);
+        }
     }
     config
 }
@@ -182,14 +273,36 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Command::Serve(args) = cli.command;
-    match runtime.block_on(serve(args)) {
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Mutate(args) => {
+            // An unknown table is a bad argument (exit 2, as clap's), said in one line.
+            if let Err(message) = parse_table(&args.table) {
+                eprintln!("error: --table: {message}");
+                return ExitCode::from(2);
+            }
+            mutate(&args)
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn mutate(args: &MutateArgs) -> Result<(), String> {
+    let tables = expand_tables(std::slice::from_ref(&args.table));
+    let mutation = Mutation::new(args.insert, args.update, args.delete);
+    let reports = iptvportal_sim::mutate(&args.db, &tables, mutation, args.seed, args.at)
+        .map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    for report in reports {
+        writeln!(stdout, "{report}").map_err(|e| format!("writing the report: {e}"))?;
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -236,8 +349,73 @@ mod tests {
 
     fn serve_args(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let cli = Cli::try_parse_from(["iptvportal-sim", "serve"].iter().chain(args))?;
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else { unreachable!("parsed as serve") };
         Ok(args)
+    }
+
+    fn mutate_args(args: &[&str]) -> Result<MutateArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["iptvportal-sim", "mutate"].iter().chain(args))?;
+        let Command::Mutate(args) = cli.command else { unreachable!("parsed as mutate") };
+        Ok(args)
+    }
+
+    #[test]
+    fn mutate_takes_counts_a_table_and_an_instant() {
+        let args = mutate_args(&["--db", "x.db"]).unwrap();
+        assert_eq!((args.insert, args.update, args.delete, args.seed), (0, 0, 0, 42));
+        assert_eq!(args.table, "terminal");
+        assert_eq!(args.at, None);
+        let args = mutate_args(&[
+            "--db",
+            "x.db",
+            "--insert",
+            "3",
+            "--update=2",
+            "--delete",
+            "1",
+            "--at",
+            "2024-02-29 12:34:56",
+            "--table",
+            "all",
+        ])
+        .unwrap();
+        assert_eq!((args.insert, args.update, args.delete), (3, 2, 1));
+        assert_eq!(args.at, Some(1_709_210_096));
+        assert_eq!(expand_tables(&[args.table]).len(), iptvportal_catalog::TABLES.len());
+        assert_eq!(
+            mutate_args(&["--db", "x", "--at", "2024-02-29"]).unwrap().at,
+            Some(1_709_164_800)
+        );
+        for bad in ["2024-02-30", "2024-02-29 12:34:56.5", "yesterday", "2024-02-29T12:34:56"] {
+            assert!(mutate_args(&["--db", "x", "--at", bad]).is_err(), "{bad}");
+        }
+        assert!(mutate_args(&[]).is_err(), "--db is required");
+        assert!(
+            parse_table("nosuch")
+                .unwrap_err()
+                .starts_with("unknown table \"nosuch\": use one of subscriber, ")
+        );
+    }
+
+    #[test]
+    fn serve_takes_regenerate_and_a_mutate_rate() {
+        let args = serve_args(&[]).unwrap();
+        assert!(!args.regenerate);
+        assert_eq!(args.mutate_rate, None);
+        assert_eq!(args.mutate_table, ["terminal"]);
+        let args = serve_args(&[
+            "--regenerate",
+            "--mutate-rate",
+            "20/s",
+            "--mutate-table",
+            "terminal,terminal_playlog",
+        ])
+        .unwrap();
+        assert!(args.regenerate);
+        assert_eq!(args.mutate_rate, Some(20));
+        assert_eq!(args.mutate_table, ["terminal", "terminal_playlog"]);
+        assert!(serve_args(&["--mutate-rate", "0"]).is_err());
+        assert!(serve_args(&["--mutate-table", "nosuch"]).is_err());
     }
 
     #[test]
@@ -269,6 +447,18 @@ mod tests {
         for words in
             ["--offset <OFFSET>", "native", "materialize", "PostgreSQL", "[default: materialize]"]
         {
+            assert!(help.contains(words), "{words:?} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn help_states_when_a_database_is_regenerated() {
+        let help = <Cli as clap::CommandFactory>::command()
+            .find_subcommand_mut("serve")
+            .expect("the serve subcommand")
+            .render_long_help()
+            .to_string();
+        for words in ["--regenerate", "served as it is", "--mutate-rate <N>", "2:2:1"] {
             assert!(help.contains(words), "{words:?} missing from:\n{help}");
         }
     }

@@ -171,7 +171,7 @@ async fn sizes_gaps_nulls_and_non_ascii() {
 }
 
 #[tokio::test]
-async fn a_kept_database_is_reused_or_regenerated_and_foreign_files_are_refused() {
+async fn a_kept_database_is_served_as_it_is_unless_regenerated_and_foreign_files_are_refused() {
     let dir = TempDir::new("keep");
     let path = dir.0.join("portal.sqlite");
     let sim = Sim::start(tiny(1).db_path(&path)).await.unwrap();
@@ -188,8 +188,30 @@ async fn a_kept_database_is_reused_or_regenerated_and_foreign_files_are_refused(
     );
     sim.shutdown().await;
 
-    let sim = Sim::start(tiny(2).db_path(&path)).await.unwrap();
-    assert_ne!(dump(&path), first, "another seed: regenerated");
+    // Another seed or other sizes do not replace an existing database: it is served as it is.
+    let sim = Sim::start(tiny(2).rows("terminal", 5).db_path(&path)).await.unwrap();
+    assert_eq!(dump(&path), first, "another seed and size: served as it is");
+    sim.shutdown().await;
+
+    // Only regenerate does.
+    let sim = Sim::start(tiny(2).db_path(&path).regenerate(true)).await.unwrap();
+    let second = dump(&path);
+    assert_ne!(second, first, "regenerate with another seed: regenerated");
+    sim.shutdown().await;
+    let sim = Sim::start(tiny(2).db_path(&path).regenerate(true)).await.unwrap();
+    assert_eq!(dump(&path), second, "regenerated from the seed and sizes asked for");
+    sim.shutdown().await;
+
+    // A file written by another generator version is regenerated: its tables may differ.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE _sim_meta SET value = replace(value, 'version=', 'version=0') WHERE key = 'params';
+         DELETE FROM terminal WHERE id < 100;",
+    )
+    .unwrap();
+    drop(conn);
+    let sim = Sim::start(tiny(1).db_path(&path)).await.unwrap();
+    assert_eq!(dump(&path), first, "a stale generator version: regenerated");
     sim.shutdown().await;
 
     let foreign = dir.0.join("notes.txt");

@@ -6,6 +6,7 @@ mod dialect;
 mod faults;
 mod generation;
 mod injection;
+mod mutate;
 mod offset;
 mod select;
 mod stats;
