@@ -156,11 +156,22 @@ struct OverlapTally {
     after: u64,
     /// How long the last refusal took, from the start of the process.
     refusal: Duration,
+    /// The second dump starts after a random share of the reference dump's time, up to this
+    /// share. Halved whenever a second dump started after the first had finished: the
+    /// reference's time includes the process start, the login and the count, which the first
+    /// dump has done before it holds the lock, and on a slow machine they weigh more (one CI
+    /// run had 13 of 50 second dumps start too late at a fixed 0.6).
+    delay: f64,
 }
 
 fn overlap(ctx: &Ctx, report: &mut Report, refs: &HashMap<String, Reference>, root: &Path) {
-    let mut tally =
-        OverlapTally { refused: 0, killed: 0, after: 0, refusal: Duration::from_millis(100) };
+    let mut tally = OverlapTally {
+        refused: 0,
+        killed: 0,
+        after: 0,
+        refusal: Duration::from_millis(100),
+        delay: 0.6,
+    };
     let mut compare = Vec::new();
     for trial in 0..OVERLAP_TRIALS {
         let index = usize::try_from(trial).unwrap_or(0);
@@ -222,7 +233,7 @@ fn overlap_trial(
         std::thread::sleep(Duration::from_millis(1));
     }
     let span = reference.took.as_secs_f64();
-    std::thread::sleep(Duration::from_secs_f64(span * rng.random_range(0.0..0.6)));
+    std::thread::sleep(Duration::from_secs_f64(span * tally.delay * rng.random_range(0.0..1.0)));
     let kill_after = tally.refusal.mul_f64(rng.random_range(0.0..2.0));
     let mut b = ctx.cli.cmd(&args).spawn();
     let b_started = Instant::now();
@@ -248,7 +259,10 @@ fn overlap_trial(
         Some((Some(0), true, false)) => {
             return Err("the second dump exited 0 while the first was writing".to_owned());
         }
-        Some((Some(0), _, _)) => tally.after += 1,
+        Some((Some(0), _, _)) => {
+            tally.after += 1;
+            tally.delay /= 2.0;
+        }
         Some((Some(1), _, _)) if b.stderr.contains(LOCKED) => {
             tally.refused += 1;
             // Kill moments are drawn up to twice the last refusal's time: about half of them
