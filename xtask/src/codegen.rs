@@ -158,6 +158,8 @@ struct TableDef {
     name: String,
     description: String,
     id: Option<String>,
+    /// The column that records when a row last changed (what `sync` reads a window of).
+    change: Option<String>,
     columns: Vec<ColumnDef>,
 }
 
@@ -217,6 +219,21 @@ impl Catalog {
                     }
                 }
             }
+            if let Some(change) = &t.change {
+                match t.columns.iter().find(|c| &c.name == change) {
+                    Some(c) if c.ty == "timestamp" => {}
+                    Some(_) => {
+                        bail!(
+                            "catalog: {}.{change} must be a timestamp to be the change column",
+                            t.name
+                        )
+                    }
+                    None => bail!(
+                        "catalog: {} names change column {change}, which it does not have",
+                        t.name
+                    ),
+                }
+            }
         }
         Ok(())
     }
@@ -263,7 +280,9 @@ fn catalog_rust(catalog: &Catalog) -> String {
             .unwrap();
         }
         let id = t.id.as_ref().map_or_else(|| "None".to_owned(), |id| format!("Some({id:?})"));
-        writeln!(out, "], id_column: {id} }},").unwrap();
+        let change =
+            t.change.as_ref().map_or_else(|| "None".to_owned(), |c| format!("Some({c:?})"));
+        writeln!(out, "], id_column: {id}, change_column: {change} }},").unwrap();
     }
     writeln!(out, "];").unwrap();
     out
@@ -321,7 +340,10 @@ fn catalog_markdown(catalog: &Catalog) -> String {
             || "no id column (OFFSET traversal only)".to_owned(),
             |id| format!("id column `{id}`"),
         );
-        writeln!(out, "{}; {id}.", t.description).unwrap();
+        let change = t.change.as_ref().map_or_else(String::new, |c| {
+            format!("; change column `{c}` (what `sync` reads changed rows by)")
+        });
+        writeln!(out, "{}; {id}{change}.", t.description).unwrap();
         writeln!(out).unwrap();
         writeln!(out, "| column | type | nullable | note |").unwrap();
         writeln!(out, "|---|---|---|---|").unwrap();

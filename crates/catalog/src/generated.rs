@@ -122,6 +122,7 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: Some("id"),
+        change_column: None,
     },
     Table {
         name: "terminal",
@@ -171,6 +172,7 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: Some("id"),
+        change_column: Some("last_seen"),
     },
     Table {
         name: "package",
@@ -213,6 +215,7 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: Some("id"),
+        change_column: None,
     },
     Table {
         name: "subscriber_package",
@@ -241,6 +244,7 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: None,
+        change_column: None,
     },
     Table {
         name: "media",
@@ -297,6 +301,7 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: Some("id"),
+        change_column: None,
     },
     Table {
         name: "tv_channel",
@@ -353,6 +358,7 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: Some("id"),
+        change_column: None,
     },
     Table {
         name: "tv_program",
@@ -402,6 +408,7 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: Some("id"),
+        change_column: None,
     },
     Table {
         name: "tv_category",
@@ -430,6 +437,7 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: Some("id"),
+        change_column: None,
     },
     Table {
         name: "tv_program_category",
@@ -451,6 +459,7 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: None,
+        change_column: None,
     },
     Table {
         name: "terminal_playlog",
@@ -500,5 +509,6 @@ pub static TABLES: &[Table] = &[
             },
         ],
         id_column: Some("id"),
+        change_column: Some("start"),
     },
 ];

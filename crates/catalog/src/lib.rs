@@ -95,6 +95,9 @@ pub struct Table {
     pub columns: &'static [Column],
     /// The numeric, unique, ascending key that keyset traversal walks, if the table has one.
     pub id_column: Option<&'static str>,
+    /// The timestamp column that records when a row last changed (inserts and updates set it to
+    /// their instant), if the table has one: what an incremental sync reads a window of.
+    pub change_column: Option<&'static str>,
 }
 
 impl Table {

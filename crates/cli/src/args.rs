@@ -65,6 +65,14 @@ pub(crate) enum Command {
     /// rows, ids, requests, output size, time (from one measured chunk) and where a rerun resumes.
     #[command(after_help = PLAN_EXAMPLES)]
     Plan(PlanArgs),
+    /// Keep tables up to date in --out: the first run a snapshot, each later run only the rows
+    /// new, changed or deleted since the last one (docs/sync.md).
+    #[command(after_help = SYNC_EXAMPLES)]
+    Sync(SyncArgs),
+    /// Write a synced table as of its last run into one file: the snapshot with every later
+    /// run's newest version of each row, without the deleted ones, in id order.
+    #[command(after_help = MATERIALIZE_EXAMPLES)]
+    Materialize(MaterializeArgs),
     /// Run one select and print the rows.
     #[command(after_help = SELECT_EXAMPLES)]
     Select(SelectArgs),
@@ -203,6 +211,34 @@ Examples:
   iptvportal dump terminal --strategy id-range --parallel 4 --chunk-size 10000
   iptvportal dump terminal --where 'last_seen__gte=2024-12-01' --columns id,mac_addr --format csv --compress
   iptvportal dump terminal --reset";
+
+const SYNC_EXAMPLES: &str = "\
+Each table's runs go to --out/{table}/run-00001/, run-00002/, ...: the first holds the snapshot,
+each later one the rows whose id is above the last run's highest or whose change column
+(terminal.last_seen, terminal_playlog.start, or --cursor) fell in the run's window, and
+deleted.jsonl, the ids gone since. --out/{table}/sync.json lists the runs with their windows and
+counts. The window is fixed before the first request and ends --lag before the portal's latest
+change, so a row committed late is caught by the next run; the next window starts exactly where
+this one ended. A run killed at any instant resumes when the same command runs again and writes
+the files an uninterrupted run would have. A table without an id column is copied whole each run.
+Read the table as of the last run with `iptvportal materialize` (or the DuckDB query in
+docs/sync.md). Takes the options of `dump` but --order-by, --resume-offset and --no-resume;
+--reset deletes the table's runs and starts over with a snapshot.
+
+Examples:
+  iptvportal sync terminal --out ./sync
+  iptvportal sync --all --out ./sync --format parquet
+  iptvportal sync subscriber --cursor created_at --lag 10m --out ./sync";
+
+const MATERIALIZE_EXAMPLES: &str = "\
+Reads every run of TABLE in DIR (as `sync` wrote them) and writes the table as of the last
+complete run: for each id, the row of the latest run that holds it, unless a run at or after that
+one deleted it. Memory stays flat (one row per run at a time). --format defaults to the one the
+runs were written in; FILE is written atomically (a temp file renamed).
+
+Examples:
+  iptvportal materialize ./sync terminal --out terminal.parquet --format parquet
+  iptvportal materialize ./sync terminal --out terminal.csv --format csv";
 
 const PLAN_EXAMPLES: &str = "\
 Takes every option of `dump` and refuses the same mistakes with the same words; it writes nothing
@@ -570,6 +606,68 @@ pub(crate) struct PlanArgs {
     pub(crate) plan_format: StatusFormat,
 }
 
+/// `iptvportal sync`: every option of `dump`, and how to read changes.
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    #[command(flatten)]
+    pub(crate) dump: DumpArgs,
+
+    /// The timestamp column that records when a row changed [default: the catalog's change
+    /// column of the table, where it has one].
+    #[arg(long, value_name = "COLUMN")]
+    pub(crate) cursor: Option<String>,
+
+    /// How long a change may take to commit: the window ends this long before the portal's
+    /// latest change (at least 1s), e.g. 90s, 5m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_lag)]
+    pub(crate) lag: Duration,
+}
+
+/// `iptvportal materialize`.
+#[derive(Debug, Args)]
+pub(crate) struct MaterializeArgs {
+    /// The directory `sync` wrote to.
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+
+    /// The table.
+    #[arg(value_name = "TABLE")]
+    pub(crate) table: String,
+
+    /// The file to write.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+
+    /// The file format [default: the runs' format].
+    #[arg(long, value_parser = dump_format())]
+    pub(crate) format: Option<DumpFormat>,
+
+    /// gzip the jsonl, csv or json output.
+    #[arg(long)]
+    pub(crate) compress: bool,
+}
+
+/// `--lag`: whole seconds, or a number with `s`, `m` or `h`, at least one second.
+pub(crate) fn parse_lag(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (number, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => t.split_at(at),
+        None => (t, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{s:?}: give seconds, or a number with s, m or h (e.g. 90s, 5m)")),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{s:?}: give a whole number, e.g. 5m"))?;
+    match n.checked_mul(scale) {
+        Some(0) => Err(format!("{s:?}: the lag must be at least 1s")),
+        Some(secs) if secs <= 7 * 24 * 3600 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("{s:?}: the lag must be at most a week (168h)")),
+    }
+}
+
 /// `iptvportal status`.
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
@@ -691,6 +789,14 @@ mod tests {
     #[test]
     fn seconds_parse() {
         assert_eq!(parse_seconds("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_lag("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_lag("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_lag("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_lag("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_lag("0s"), Err("\"0s\": the lag must be at least 1s".to_owned()));
+        assert!(parse_lag("5d").is_err());
+        assert!(parse_lag("m").is_err());
+        assert!(parse_lag("169h").is_err());
         assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_seconds("3600"), Ok(Duration::from_secs(3600)));
         for bad in ["0", "-1", "x", "inf", "NaN", "3600.5", "1e20"] {

@@ -108,8 +108,10 @@ fn init_debug_logging() {
 /// (docs/benchmarks.md, scenario 4). Commands without sink threads keep one worker per core.
 fn worker_threads(cli: &Cli, cores: usize) -> usize {
     let sink_threads = match &cli.command {
-        Command::Dump(d) if d.all => d.jobs,
-        Command::Dump(d) => d.jobs.min(d.tables.len()),
+        Command::Dump(d) | Command::Sync(crate::args::SyncArgs { dump: d, .. }) if d.all => d.jobs,
+        Command::Dump(d) | Command::Sync(crate::args::SyncArgs { dump: d, .. }) => {
+            d.jobs.min(d.tables.len())
+        }
         _ => 0,
     };
     let at_least = sink_threads.max(1) + usize::from(cli.connection.demo);

@@ -20,7 +20,7 @@ use iptvportal_client::{
     Client, ClientConfig, ENV_DOMAIN, ENV_PASSWORD, ENV_URL, ENV_USERNAME, RetryPolicy, Secret,
 };
 
-use crate::args::{Cli, Command, ConnectionArgs, PlanArgs};
+use crate::args::{Cli, Command, ConnectionArgs, PlanArgs, SyncArgs};
 use crate::config::{self, Config};
 use crate::demo::DemoPortal;
 use crate::failure::Hinted;
@@ -152,7 +152,9 @@ fn apply_file(cli: &mut Cli, file: &Config, given: &dyn Fn(&str) -> bool) {
 
     let d = &file.dump;
     match &mut cli.command {
-        Command::Dump(args) | Command::Plan(PlanArgs { dump: args, .. }) => {
+        Command::Dump(args)
+        | Command::Plan(PlanArgs { dump: args, .. })
+        | Command::Sync(SyncArgs { dump: args, .. }) => {
             fill(&mut args.out, d.out.as_ref(), given, &["out"]);
             fill(&mut args.format, d.format.as_ref(), given, &["format"]);
             fill(&mut args.strategy, d.strategy.as_ref(), given, &["strategy"]);
@@ -185,6 +187,7 @@ fn apply_file(cli: &mut Cli, file: &Config, given: &dyn Fn(&str) -> bool) {
         | Command::Auth
         | Command::Tables(_)
         | Command::Verify(_)
+        | Command::Materialize(_)
         | Command::Completions(_)
         | Command::Reference
         | Command::Man => {}

@@ -99,6 +99,14 @@ pub enum Error {
         /// A file both would write.
         file: PathBuf,
     },
+    /// A sync's runs cannot go on as asked; the runs committed are untouched.
+    #[error("{table}: {problem}")]
+    Sync {
+        /// The table.
+        table: String,
+        /// What is wrong.
+        problem: crate::sync::SyncProblem,
+    },
     /// The dump was cancelled; what was committed is kept and a later run resumes.
     #[error("{table}: cancelled after {rows} rows")]
     Cancelled {
@@ -120,6 +128,7 @@ impl Error {
             | Error::Sink { table, .. }
             | Error::Checkpoint { table, .. }
             | Error::Locked { table, .. }
+            | Error::Sync { table, .. }
             | Error::Cancelled { table, .. } => Some(table),
             Error::Conflict { .. } => None,
         }

@@ -99,6 +99,17 @@ impl<P: Portal> Portal for NamedPortal<P> {
     }
 }
 
+/// A portal chosen at run time (a client, or a named one), shared.
+impl Portal for Arc<dyn Portal> {
+    fn source(&self, config: &DumpConfig, on_retry: RetryHook) -> Arc<dyn RowSource> {
+        (**self).source(config, on_retry)
+    }
+
+    fn identity(&self) -> Option<String> {
+        (**self).identity()
+    }
+}
+
 impl Portal for Arc<dyn RowSource> {
     fn source(&self, _: &DumpConfig, _: RetryHook) -> Arc<dyn RowSource> {
         Arc::clone(self)

@@ -377,7 +377,7 @@ fn check(
 /// The spec the dump wrote with: the state's format, compression and schema through the dump's
 /// own [`DumpConfig::sink_spec`]. Parquet options stay at their defaults: they shape the layout
 /// inside a part, never a file's name.
-fn sink_spec(dir: &Path, state: &DumpState) -> SinkSpec {
+pub(crate) fn sink_spec(dir: &Path, state: &DumpState) -> SinkSpec {
     let mut config = DumpConfig::new(&state.table, dir).format(state.shape.format);
     if let Compression::Gzip { level } = state.shape.compression {
         config = config.compress(true).compression_level(level);
@@ -488,15 +488,15 @@ fn filter(state: &DumpState) -> Result<Option<Expr>, Error> {
 }
 
 /// Counts rows of one table on the portal, under the dump's filter.
-struct Counter<'a> {
-    source: &'a dyn RowSource,
-    table: &'a str,
-    filter: Option<Expr>,
+pub(crate) struct Counter<'a> {
+    pub(crate) source: &'a dyn RowSource,
+    pub(crate) table: &'a str,
+    pub(crate) filter: Option<Expr>,
 }
 
 impl Counter<'_> {
     /// The rows the filter selects, with `ids` of the id column only when given.
-    async fn count(&self, ids: Option<(&str, IdRange)>) -> Result<u64, Error> {
+    pub(crate) async fn count(&self, ids: Option<(&str, IdRange)>) -> Result<u64, Error> {
         let what = match ids {
             Some((_, range)) => format!("counting rows of {} with ids {range}", self.table),
             None => format!("counting rows of {}", self.table),
@@ -610,13 +610,13 @@ async fn narrow(
 }
 
 /// How many ids `range` spans.
-fn width(range: IdRange) -> u128 {
+pub(crate) fn width(range: IdRange) -> u128 {
     u128::from(range.max.abs_diff(range.min)) + 1
 }
 
 /// `range` cut into [`SPLIT`] equal parts (fewer when it holds fewer ids), in order. Part `k`
 /// starts `k / parts` of the way in, so every part holds at least one id.
-fn cut(range: IdRange) -> Vec<IdRange> {
+pub(crate) fn cut(range: IdRange) -> Vec<IdRange> {
     let width = width(range);
     let parts = width.min(SPLIT as u128);
     let start = |k: u128| {
@@ -652,7 +652,7 @@ async fn count_in_file(file: &Target<'_>, parts: &[IdRange]) -> Result<Vec<u64>,
 /// Calls `each` with every id in the first `bytes` bytes of `path` (its committed part), read
 /// as `spec` wrote it. Memory stays flat: a line, a CSV record or a Parquet batch of one column
 /// at a time.
-fn read_ids(
+pub(crate) fn read_ids(
     path: &Path,
     spec: &SinkSpec,
     id: &str,

@@ -5,7 +5,7 @@
 //! New rows come from the generator the tables were made with ([`generate_row`]), so they look
 //! like the others; foreign keys point at rows that exist at the time. Which column of a table
 //! records when a row last changed, and which columns an update rewrites, is the one table
-//! [`CHANGES`].
+//! [`CHANGES`] with the catalog's change columns.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -26,41 +26,42 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::Error;
 use crate::generate::{ForeignIds, RowContext, generate_row, mix};
 
-/// How each generated table changes: `(table, change column, columns an update rewrites)`.
+/// Which columns an update of each generated table rewrites besides its change column.
 ///
-/// The *change column* records when a row last changed, as an incremental sync reads it
-/// (`WHERE last_seen > boundary`): inserts and updates set it to the mutation's instant, and the
-/// schema indexes it. Two tables have one: `terminal.last_seen` (when the box was last seen, which
-/// every contact moves forward) and `terminal_playlog.start` (an append-only log whose rows are
-/// written when a play starts). The other timestamps record creation (`subscriber.created_at`,
-/// `terminal.registered`) or a schedule (`tv_program.start`/`stop`), which an update does not
-/// move, so those tables change without one: an update rewrites the listed non-key columns only.
+/// The *change column* (the catalog's `change_column`) records when a row last changed, as an
+/// incremental sync reads it (`WHERE last_seen > boundary`): inserts and updates set it to the
+/// mutation's instant, and the schema indexes it. Two tables have one: `terminal.last_seen`
+/// (when the box was last seen, which every contact moves forward) and `terminal_playlog.start`
+/// (an append-only log whose rows are written when a play starts). The other timestamps record
+/// creation (`subscriber.created_at`, `terminal.registered`) or a schedule
+/// (`tv_program.start`/`stop`), which an update does not move, so those tables change without
+/// one: an update rewrites the listed non-key columns only.
 ///
 /// `tv_category`'s name and genre are a function of its id in the generator, so its updates
 /// rewrite `genre` with the value it already has. A catalog table missing here has no change
 /// column and its updates rewrite every non-id column.
-pub(crate) const CHANGES: &[(&str, Option<&str>, &[&str])] = &[
-    ("subscriber", None, &["billing"]),
-    ("terminal", Some("last_seen"), &["inet_addr"]),
-    ("package", None, &["cost"]),
-    ("subscriber_package", None, &["enabled"]),
-    ("media", None, &["name"]),
-    ("tv_channel", None, &["sort"]),
-    ("tv_program", None, &["title"]),
-    ("tv_category", None, &["genre"]),
-    ("tv_program_category", None, &["category_id"]),
-    ("terminal_playlog", Some("start"), &["program_id"]),
+pub(crate) const CHANGES: &[(&str, &[&str])] = &[
+    ("subscriber", &["billing"]),
+    ("terminal", &["inet_addr"]),
+    ("package", &["cost"]),
+    ("subscriber_package", &["enabled"]),
+    ("media", &["name"]),
+    ("tv_channel", &["sort"]),
+    ("tv_program", &["title"]),
+    ("tv_category", &["genre"]),
+    ("tv_program_category", &["category_id"]),
+    ("terminal_playlog", &["program_id"]),
 ];
 
-/// The change column of `table` ([`CHANGES`]), if it has one.
+/// The change column of `table`, if the catalog names one.
 pub(crate) fn change_column(table: &str) -> Option<&'static str> {
-    CHANGES.iter().find(|(name, ..)| *name == table).and_then(|(_, column, _)| *column)
+    iptvportal_catalog::table(table).and_then(|t| t.change_column)
 }
 
 /// The columns an update of `table` rewrites besides its change column ([`CHANGES`]).
 fn updated_columns(table: &Table) -> Vec<&'static Column> {
     match CHANGES.iter().find(|(name, ..)| *name == table.name) {
-        Some((_, _, columns)) => columns.iter().filter_map(|c| table.column(c)).collect(),
+        Some((_, columns)) => columns.iter().filter_map(|c| table.column(c)).collect(),
         None => table.columns.iter().filter(|c| table.id_column != Some(c.name)).collect(),
     }
 }
@@ -526,7 +527,8 @@ mod tests {
         for table in iptvportal_catalog::TABLES {
             let entries: Vec<_> = CHANGES.iter().filter(|(name, ..)| *name == table.name).collect();
             assert_eq!(entries.len(), 1, "{}", table.name);
-            let (_, change, updated) = entries[0];
+            let (_, updated) = entries[0];
+            let change = table.change_column;
             if let Some(change) = change {
                 let column = table.column(change).expect("the change column exists");
                 assert_eq!(column.ty, ColumnType::Timestamp, "{}.{change}", table.name);
@@ -535,7 +537,7 @@ mod tests {
             for c in *updated {
                 assert!(table.column(c).is_some(), "{}.{c}", table.name);
                 assert_ne!(table.id_column, Some(*c), "{}.{c}: the id never changes", table.name);
-                assert_ne!(*change, Some(*c), "{}.{c}", table.name);
+                assert_ne!(change, Some(*c), "{}.{c}", table.name);
             }
         }
         assert_eq!(change_column("terminal"), Some("last_seen"));

@@ -25,10 +25,15 @@
 //!   conversion. Text formats write each value as the portal sent it (an integer in a float
 //!   column stays `3`); Parquet stores it with the column's type (`3.0`).
 //!
+//! [`read_rows`] reads a file back as the rows the sink was given, one line, record or Parquet
+//! batch at a time: the exact inverse of each encoder, but for what a format cannot tell apart
+//! (null and the empty string in CSV; an integer in a float column, and the text form of a
+//! timestamp, in Parquet), which its documentation lists.
+//!
 //! Parquet support (arrow-rs, the heavy part of the build) is the cargo feature `parquet`, on by
 //! default. Without it the vocabulary stays ([`Format::Parquet`] is still stored in checkpoints,
-//! [`ParquetOptions`] still shapes output) and only [`open`] of a Parquet spec fails, so a crate
-//! that needs the types alone, like the checkpoint store, does not compile arrow.
+//! [`ParquetOptions`] still shapes output) and only [`open`] and [`read_rows`] of a Parquet spec
+//! fail, so a crate that needs the types alone, like the checkpoint store, does not compile arrow.
 
 #![deny(missing_docs)]
 
@@ -43,6 +48,7 @@ mod fs;
 mod manifest;
 #[cfg(feature = "parquet")]
 mod parquet;
+mod read;
 mod schema;
 mod spec;
 mod text;
@@ -51,6 +57,7 @@ mod verify;
 pub use error::{Error, RowId};
 pub use iptvportal_catalog::{ColumnType, Table};
 pub use manifest::{ChunkRecord, Crc32, FileRecord, IdRange, OpenPart};
+pub use read::read_rows;
 pub use schema::{ColumnSpec, Schema};
 pub use spec::{
     Compression, Format, OutputFile, OutputFileInfo, ParquetCodec, ParquetOptions, SinkPosition,
@@ -97,15 +104,18 @@ pub fn open(spec: &SinkSpec, resume: Option<&SinkPosition>) -> Result<Box<dyn Si
         #[cfg(feature = "parquet")]
         Format::Parquet => Box::new(parquet::ParquetSink::open(spec, resume)?),
         #[cfg(not(feature = "parquet"))]
-        Format::Parquet => {
-            return Err(Error::Config {
-                message: "this build of iptvportal-sink has no parquet support \
-                          (feature \"parquet\")"
-                    .into(),
-            });
-        }
+        Format::Parquet => return Err(no_parquet()),
         _ => Box::new(text::TextSink::open(spec, resume)?),
     })
+}
+
+/// What a Parquet spec fails with in a build without the `parquet` feature.
+#[cfg(not(feature = "parquet"))]
+fn no_parquet() -> Error {
+    Error::Config {
+        message: "this build of iptvportal-sink has no parquet support (feature \"parquet\")"
+            .into(),
+    }
 }
 
 /// The files of `spec`'s output that exist now, with their sizes, in output order: the one file

@@ -131,7 +131,7 @@ impl Schema {
 const F64_EXACT: u64 = 1 << 53;
 
 /// Whether `value` may be written to `col` as it is.
-fn fits(col: &ColumnSpec, value: &Value) -> bool {
+pub(crate) fn fits(col: &ColumnSpec, value: &Value) -> bool {
     match (col.ty, value) {
         (_, Value::Null) => col.nullable,
         (ColumnType::Integer, Value::Number(n)) => n.as_i64().is_some(),
@@ -171,7 +171,7 @@ fn infer_type<'a>(values: impl Iterator<Item = &'a Value>) -> ColumnType {
 }
 
 /// A value rendered for an error message, cut so that a huge string does not flood the terminal.
-fn shorten(value: &Value) -> String {
+pub(crate) fn shorten(value: &Value) -> String {
     const MAX: usize = 80;
     let s = value.to_string();
     match s.char_indices().nth(MAX) {

@@ -2,6 +2,7 @@
 //! per-table errors and interruption that keeps every committed chunk.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,10 +11,13 @@ use std::time::{Duration, SystemTime};
 
 use iptvportal_checkpoint::{CheckpointStore, FileStore};
 use iptvportal_client::Client;
-use iptvportal_dump::{AsyncDumpManager, DumpConfig, DumpService, DumpStats, Error, NamedPortal};
+use iptvportal_dump::sync::{PreparedRun, RunRecord, SyncOptions};
+use iptvportal_dump::{
+    AsyncDumpManager, DumpConfig, DumpService, DumpStats, Error, NamedPortal, Portal,
+};
 use iptvportal_query::{Q, check_value_types, parse_filters_typed, parse_where_json};
 
-use crate::args::{ConnectionArgs, DumpArgs, ProgressMode};
+use crate::args::{ConnectionArgs, DumpArgs, ProgressMode, SyncArgs};
 use crate::bars::Bars;
 use crate::failure::{self, Hinted};
 use crate::progress;
@@ -26,14 +30,40 @@ const INTERRUPTED: u8 = 130;
 /// What is printed when a run stops on a signal.
 const INTERRUPTED_LINE: &str = "interrupted: run the same command again to resume";
 
+/// What a run of the dump pipeline is for.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// `iptvportal dump`.
+    Dump,
+    /// `iptvportal sync`: each table's dump is its next run.
+    Sync(&'a SyncArgs),
+}
+
 /// Runs `iptvportal dump`.
 pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow::Result<ExitCode> {
+    run_mode(connection, args, Mode::Dump).await
+}
+
+/// Runs `iptvportal sync`: the dump pipeline (progress, summary, signals), each table's dump
+/// being its next run.
+pub(super) async fn run_sync(
+    connection: &ConnectionArgs,
+    args: &SyncArgs,
+) -> anyhow::Result<ExitCode> {
+    run_mode(connection, &args.dump, Mode::Sync(args)).await
+}
+
+async fn run_mode(
+    connection: &ConnectionArgs,
+    args: &DumpArgs,
+    mode: Mode<'_>,
+) -> anyhow::Result<ExitCode> {
     let started_at = SystemTime::now();
     // Before anything else: a summary that cannot be written would leave a cron job blind, so
     // the run does not begin.
     let summary_file = args.summary.as_deref().map(SummaryFile::check).transpose()?;
     let mut tables = Vec::new();
-    let (exit_code, rows, error) = match dump(connection, args, &mut tables).await {
+    let (exit_code, rows, error) = match dump(connection, args, mode, &mut tables).await {
         Ok((exit_code, rows)) => (exit_code, rows, Ok(())),
         // The run stopped as a whole before its tables ran (a bad filter, no portal given):
         // every table failed with that error, as far as its checkpoint goes.
@@ -81,13 +111,17 @@ fn progress_mode(args: &DumpArgs) -> ProgressMode {
 async fn dump(
     connection: &ConnectionArgs,
     args: &DumpArgs,
+    purpose: Mode<'_>,
     tables: &mut Vec<String>,
 ) -> anyhow::Result<(u8, Vec<SummaryRow>)> {
     // Everything that needs neither the portal nor the disk is checked first, so that a typo fails
     // without a login and without touching the output directory.
     *tables = table_list(args)?;
     let tables = &*tables;
-    let configs = configs(args, connection, tables)?;
+    if let Mode::Sync(_) = purpose {
+        refuse_for_sync(args)?;
+    }
+    let mut configs = configs(args, connection, tables)?;
     // Kept until the end: with --demo it is the portal.
     let connected = super::connect(connection).await?;
     let client = connected.client.clone();
@@ -109,28 +143,18 @@ async fn dump(
 
     // A demo portal listens on a new port every run, over the same generated data: it is known
     // by its name (and its row counts), so that an interrupted demo dump resumes.
-    let service = if connection.demo {
+    let portal: Arc<dyn Portal> = if connection.demo {
         let name = crate::demo::identity(&connection.demo_rows);
-        DumpService::new(NamedPortal::new(client.clone(), name))
+        Arc::new(NamedPortal::new(client.clone(), name))
     } else {
-        DumpService::new(client.clone())
+        Arc::new(client.clone())
     };
+    let service = DumpService::new(Arc::clone(&portal));
     let interrupted = watch_signals(service.clone(), bars.clone(), connected.before_exit())?;
 
     // Results by table, in the order the tables were given.
-    let mut results: Vec<Option<Result<DumpStats, Error>>> =
-        (0..configs.len()).map(|_| None).collect();
-    let mut to_run = Vec::new();
-    for (index, config) in configs.iter().cloned().enumerate() {
-        if args.reset
-            && let Err(e) = reset(&client, &config).await
-        {
-            results[index] = Some(Err(e));
-            continue;
-        }
-        to_run.push((index, config));
-    }
-
+    let (to_run, mut results, prepared) =
+        start(purpose, args, &client, portal.as_ref(), &mut configs).await;
     if !interrupted.load(Ordering::SeqCst) && !to_run.is_empty() {
         let (indexes, configs): (Vec<usize>, Vec<DumpConfig>) = to_run.into_iter().unzip();
         let outcomes = service.dump_many(configs, args.jobs, callback).await?;
@@ -139,6 +163,9 @@ async fn dump(
         }
     }
     let interrupted = interrupted.load(Ordering::SeqCst);
+
+    // A sync commits each run whose dump completed: its deletes, then its record.
+    let runs = commit_runs(portal.as_ref(), prepared, &configs, &mut results).await;
 
     let mut summary = Vec::new();
     let mut warnings = Vec::new();
@@ -167,6 +194,9 @@ async fn dump(
         summary.push(stopped(&service, config, status, error.as_deref()).await);
     }
     show_summary(bars.as_ref(), &summary, quiet, mode);
+    for (table, run) in &runs {
+        crate::output::note(&run_line(table, run));
+    }
     for w in &warnings {
         crate::output::note(&failure::render_warning(w));
     }
@@ -178,6 +208,119 @@ async fn dump(
         return Ok((INTERRUPTED, summary));
     }
     Ok((u8::from(!errors.is_empty()), summary))
+}
+
+/// Results by table (in the order given), each `None` until it ran.
+type Results = Vec<Option<Result<DumpStats, Error>>>;
+
+/// What runs, by index into `configs`: for `dump` each table's configuration after `--reset`;
+/// for `sync` each table's next run, prepared (its window fixed and recorded), which becomes its
+/// configuration. A table refused on the way has its result already.
+async fn start(
+    purpose: Mode<'_>,
+    args: &DumpArgs,
+    client: &Client,
+    portal: &dyn Portal,
+    configs: &mut [DumpConfig],
+) -> (Vec<(usize, DumpConfig)>, Results, Vec<Option<PreparedRun>>) {
+    let mut results: Results = (0..configs.len()).map(|_| None).collect();
+    let mut prepared: Vec<Option<PreparedRun>> = (0..configs.len()).map(|_| None).collect();
+    let mut to_run = Vec::new();
+    for index in 0..configs.len() {
+        let config = configs[index].clone();
+        let reset = match purpose {
+            Mode::Dump if args.reset => reset(client, &config).await,
+            Mode::Sync(_) if args.reset => iptvportal_dump::sync::reset(&config).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = reset {
+            results[index] = Some(Err(e));
+            continue;
+        }
+        let Mode::Sync(sync) = purpose else {
+            to_run.push((index, config));
+            continue;
+        };
+        match iptvportal_dump::sync::prepare(portal, &config, &sync_options(sync)).await {
+            Ok(run) => {
+                // The table's dump is its run's, in the run's directory.
+                configs[index] = run.config.clone();
+                to_run.push((index, run.config.clone()));
+                prepared[index] = Some(run);
+            }
+            Err(e) => results[index] = Some(Err(e)),
+        }
+    }
+    (to_run, results, prepared)
+}
+
+/// Commits each prepared run whose dump completed; one that cannot be committed is failed.
+async fn commit_runs(
+    portal: &dyn Portal,
+    prepared: Vec<Option<PreparedRun>>,
+    configs: &[DumpConfig],
+    results: &mut Results,
+) -> Vec<(String, RunRecord)> {
+    let mut runs = Vec::new();
+    for (index, run) in prepared.into_iter().enumerate() {
+        let (Some(run), Some(Ok(_))) = (run, &results[index]) else { continue };
+        match run.finish(portal).await {
+            Ok(record) => runs.push((configs[index].table.clone(), record)),
+            Err(e) => results[index] = Some(Err(e)),
+        }
+    }
+    runs
+}
+
+/// The options of `sync` that `dump` does not have.
+fn sync_options(args: &SyncArgs) -> SyncOptions {
+    let mut options = SyncOptions::new().lag(args.lag);
+    if let Some(cursor) = &args.cursor {
+        options = options.cursor(cursor.clone());
+    }
+    options
+}
+
+/// The options of `dump` that a sync cannot take: its runs are keyed by id, in id order, and
+/// always resume.
+fn refuse_for_sync(args: &DumpArgs) -> anyhow::Result<()> {
+    let refused = [
+        (args.order_by.is_some(), "--order-by", "a sync writes every run in id order"),
+        (args.resume_offset.is_some(), "--resume-offset", "a run resumes from its own checkpoint"),
+        (args.no_resume, "--no-resume", "--reset starts the table's runs over"),
+    ];
+    match refused.into_iter().find(|(given, ..)| *given) {
+        Some((_, flag, why)) => {
+            Err(Hinted::new(format!("sync does not take {flag}"), format!("leave it out: {why}"))
+                .into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// The line a committed run prints: what it was, its window and what it found.
+fn run_line(table: &str, run: &RunRecord) -> String {
+    let mut line = format!(
+        "{table}: run {} ({}, {}): {} new, {} changed, {} deleted; {} rows held",
+        run.run,
+        run.kind.as_str(),
+        run.window,
+        run.new,
+        run.changed,
+        run.deleted,
+        run.held
+    );
+    if run.unheld > 0 {
+        let _ = write!(
+            line,
+            "; {} ids on the portal are in no run (committed late below the high-water mark)",
+            run.unheld
+        );
+    }
+    if run.kind == iptvportal_dump::sync::RunKind::Full {
+        line.push_str(" (no id column: every run is a full copy)");
+    }
+    line
 }
 
 /// The summary's row of a table that did not finish: rows and files as its checkpoint has them

@@ -3,6 +3,7 @@
 mod auth;
 mod completions;
 mod dump;
+mod materialize;
 mod plan;
 mod select;
 mod status;
@@ -26,6 +27,8 @@ const DEFAULT_OUT: &str = "./dumps";
 pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Dump(args) => dump::run(&cli.connection, args).await,
+        Command::Sync(args) => dump::run_sync(&cli.connection, args).await,
+        Command::Materialize(args) => materialize::run(args).await,
         Command::Plan(args) => plan::run(&cli.connection, &args.dump, args.plan_format, out).await,
         Command::Select(args) => {
             // The query is checked before connecting, so that a typo in --where is reported
