@@ -50,7 +50,10 @@ pub(crate) fn render_dump(error: &iptvportal_dump::Error) -> String {
             return one_line(&format!("{table}: {what}"), Some(&hint));
         }
         E::Fetch { .. } => fetch_hint(error.is_transient(), error),
-        E::Sink { .. } | E::Checkpoint { .. } if disk_full(error) => DISK_FULL_HINT.to_owned(),
+        E::Sink { .. } | E::Checkpoint { .. } | E::Sync { .. } if disk_full(error) => {
+            DISK_FULL_HINT.to_owned()
+        }
+        E::Sync { problem, .. } => sync_hint(problem).to_owned(),
         E::Sink { table, source } => sink_hint(table, source),
         E::Checkpoint { source, .. } => checkpoint_hint(source).to_owned(),
         E::OutputDir { .. } => "choose another --out or fix its permissions".to_owned(),
@@ -63,6 +66,32 @@ pub(crate) fn render_dump(error: &iptvportal_dump::Error) -> String {
         _ => "run again with --debug for details".to_owned(),
     };
     one_line(&error.to_string(), Some(&hint))
+}
+
+/// What to do about a sync that cannot go on.
+fn sync_hint(problem: &iptvportal_dump::sync::SyncProblem) -> &'static str {
+    use iptvportal_dump::sync::SyncProblem as P;
+    match problem {
+        P::OtherPortal { .. } => {
+            "sync from the portal the runs came from, or start the table's runs over with --reset \
+             (this deletes them)"
+        }
+        P::OtherOptions { .. } => {
+            "rerun with the options of the first run, or start the table's runs over with --reset \
+             (this deletes them)"
+        }
+        P::Cursor { .. } => {
+            "give --cursor a timestamp column of the table that records when a row changed, or \
+             leave it out"
+        }
+        P::Lag(_) => "give --lag 1s or more",
+        P::Record { .. } => {
+            "a sync record is only followed as this tool wrote it: check the runs with \
+             `iptvportal verify`; --reset starts the table's runs over"
+        }
+        P::NoRuns { .. } => "run `iptvportal sync TABLE --out DIR` first, then materialize DIR",
+        _ => "check that the directory is writable and rerun: committed runs are kept",
+    }
 }
 
 /// What to do about a full disk: `--reset` would delete what is committed, and the directory is

@@ -21,6 +21,7 @@ mod progress_live;
 mod quiet;
 mod status;
 mod summary;
+mod sync;
 mod tables;
 mod tour;
 mod verify;
