@@ -44,7 +44,7 @@ use std::time::{Duration, SystemTime};
 
 use iptvportal_checkpoint::{CheckpointStore, DumpState, FileStore, LockMode, TableLock};
 use iptvportal_query::{Expr, Function, Operand, OrderBy, Q, Select};
-use iptvportal_sink::{ColumnType, Crc32, FileRecord, Format, IdRange};
+use iptvportal_sink::{ColumnType, Crc32, FileRecord, Format, IdRange, Problem, ProblemKind};
 use iptvportal_traverse::RowSource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -665,6 +665,98 @@ async fn next_run(
         files: Vec::new(),
         deletes: None,
     })
+}
+
+/// The tables with a sync in `out`: the subdirectories holding a `sync.json`, by name.
+pub fn tables(out: &Path) -> Vec<String> {
+    let mut tables: Vec<String> = fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join(SYNC_FILE).is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    tables.sort();
+    tables
+}
+
+/// Checks every run of `table`'s sync in `out`, one report per run (named `{table}/run-NNNNN`):
+/// its files against its dump's manifest, as `verify` checks a dump, and its deletes file and
+/// held ids against the record. A run directory the record does not list is a problem of the
+/// last report.
+pub async fn verify(out: &Path, table: &str) -> Result<Vec<crate::TableReport>, Error> {
+    let record = load(out, table)?.ok_or_else(|| Error::Sync {
+        table: table.to_owned(),
+        problem: SyncProblem::NoRuns { dir: table_dir(out, table) },
+    })?;
+    let dir = table_dir(out, table);
+    let mut reports = Vec::new();
+    for run in &record.runs {
+        let run_dir = run.dir(&dir);
+        let name = format!("{table}/{}", run_dir_name(run.run));
+        let checked = crate::verify_dir(&run_dir, &[table.to_owned()])
+            .await
+            .map_err(|source| Error::Checkpoint { table: table.to_owned(), source })?;
+        let mut report = match checked.into_iter().next() {
+            Some(mut report) if report.unverified.is_none() || run.state == RunState::Complete => {
+                report.table = name;
+                report
+            }
+            // A run whose dump has not committed a chunk yet has no state: it is running.
+            _ => crate::verify::TableReport::new(name, &run_dir),
+        };
+        if run.state == RunState::Complete {
+            check_run_files(run, &run_dir, &mut report.problems);
+            // Only a complete run is complete, whatever its dump says.
+        } else {
+            report.complete = false;
+        }
+        reports.push(report);
+    }
+    let listed: Vec<String> = record.runs.iter().map(|r| run_dir_name(r.run)).collect();
+    let extra: Vec<PathBuf> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("run-")))
+        .filter(|e| !listed.iter().any(|l| e.file_name().to_str() == Some(l.as_str())))
+        .map(|e| e.path())
+        .collect();
+    if let Some(last) = reports.last_mut() {
+        for path in extra {
+            last.problems.push(Problem::new(path, ProblemKind::Unlisted));
+        }
+    }
+    Ok(reports)
+}
+
+/// The deletes file of a complete run against its record, and the last run's held ids.
+fn check_run_files(run: &RunRecord, run_dir: &Path, problems: &mut Vec<Problem>) {
+    if let Some(deletes) = &run.deletes {
+        let path = run_dir.join(&deletes.name);
+        match fs::read(&path) {
+            Err(_) => problems.push(Problem::new(path, ProblemKind::Missing)),
+            Ok(bytes) if wide(bytes.len()) != deletes.bytes => problems.push(Problem::new(
+                path,
+                ProblemKind::Size { found: wide(bytes.len()), expected: deletes.bytes },
+            )),
+            Ok(bytes) if Crc32::of(&bytes) != deletes.crc32 => problems.push(Problem::new(
+                path,
+                ProblemKind::Checksum { found: Crc32::of(&bytes), expected: deletes.crc32 },
+            )),
+            Ok(_) => {}
+        }
+    }
+    let held = run_dir.join(HELD_FILE);
+    if let Ok(meta) = fs::metadata(&held)
+        && meta.len() != run.held * 8
+    {
+        problems.push(Problem::new(
+            held,
+            ProblemKind::Size { found: meta.len(), expected: run.held * 8 },
+        ));
+    }
 }
 
 /// Deletes `base.table`'s runs in `base.output_dir` (its sync directory), holding its lock, so

@@ -237,7 +237,7 @@ struct Checked {
 }
 
 impl TableReport {
-    fn new(table: String, dir: &Path) -> TableReport {
+    pub(crate) fn new(table: String, dir: &Path) -> TableReport {
         TableReport {
             table,
             dir: dir.to_owned(),

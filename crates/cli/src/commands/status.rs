@@ -5,6 +5,7 @@ use std::path::Path;
 
 use iptvportal_checkpoint::{CheckpointStore, DumpState, FileStore};
 use iptvportal_dump::Compression;
+use iptvportal_dump::sync::{RunRecord, RunState, SyncRecord};
 
 use crate::args::StatusFormat;
 use crate::failure::Hinted;
@@ -23,6 +24,8 @@ pub(crate) struct Entry {
     pub(crate) strategy: Option<String>,
     pub(crate) updated: Option<String>,
     pub(crate) error: Option<String>,
+    /// A synced table's runs (`DIR/TABLE/sync.json`).
+    pub(crate) runs: Option<Vec<RunRecord>>,
 }
 
 impl Entry {
@@ -52,6 +55,7 @@ impl Entry {
                     strategy: Some(s.shape.strategy.to_string()),
                     updated: Some(s.last_updated_at),
                     error: s.last_error.filter(|_| !s.is_complete),
+                    runs: None,
                 }
             }
             Err(e) => Entry {
@@ -64,7 +68,54 @@ impl Entry {
                 strategy: None,
                 updated: None,
                 error: Some(format!("{e}; {}", crate::failure::checkpoint_hint(&e))),
+                runs: None,
             },
+        }
+    }
+
+    /// A synced table's entry: complete when its last run is, its rows those the runs hold.
+    fn of_sync(table: String, record: Result<SyncRecord, iptvportal_dump::Error>) -> Entry {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                let mut entry = Entry::empty(table, "corrupt");
+                entry.error =
+                    Some(crate::failure::render_dump(&e).trim_start_matches("error: ").to_owned());
+                return entry;
+            }
+        };
+        let last = record.runs.last();
+        let state = match last.map(|r| r.state) {
+            Some(RunState::Complete) => "complete",
+            _ => "incomplete",
+        };
+        let mut entry = Entry::empty(table, state);
+        let format = if record.shape.compress {
+            format!("{}.gz", record.shape.format)
+        } else {
+            record.shape.format.to_string()
+        };
+        entry.format = Some(format);
+        entry.strategy = Some("sync".to_owned());
+        entry.rows = record.last_complete().map(|r| r.held);
+        entry.updated = last.map(|r| r.finished_at.clone().unwrap_or_else(|| r.started_at.clone()));
+        entry.runs = Some(record.runs);
+        entry
+    }
+
+    /// An entry with nothing known but its state.
+    fn empty(table: String, state: &'static str) -> Entry {
+        Entry {
+            table,
+            state,
+            writer_pid: None,
+            rows: None,
+            total: None,
+            format: None,
+            strategy: None,
+            updated: None,
+            error: None,
+            runs: None,
         }
     }
 
@@ -91,6 +142,7 @@ impl Entry {
             last_updated_at: self.updated.as_deref(),
             last_error: self.error.as_deref(),
             writer_pid: self.writer_pid,
+            runs: self.runs.as_deref(),
         }
     }
 }
@@ -108,6 +160,9 @@ struct EntryJson<'a> {
     last_updated_at: Option<&'a str>,
     last_error: Option<&'a str>,
     writer_pid: Option<u32>,
+    /// A synced table's runs, as `sync.json` records them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runs: Option<&'a [RunRecord]>,
 }
 
 /// Lists the checkpoints in `dir`. A missing directory is an error (a mistyped `--out` should not
@@ -142,6 +197,15 @@ pub(super) async fn run(
         )
     })?;
     let mut entries: Vec<Entry> = listing.into_iter().map(|(t, s)| Entry::of(t, s)).collect();
+    for table in iptvportal_dump::sync::tables(dir) {
+        let record = iptvportal_dump::sync::load(dir, &table).and_then(|r| {
+            r.ok_or_else(|| iptvportal_dump::Error::Sync {
+                table: table.clone(),
+                problem: iptvportal_dump::sync::SyncProblem::NoRuns { dir: dir.join(&table) },
+            })
+        });
+        entries.push(Entry::of_sync(table, record));
+    }
     mark_writers(&store, &mut entries).await;
     match format {
         StatusFormat::Json => {
@@ -152,7 +216,14 @@ pub(super) async fn run(
         StatusFormat::Table if entries.is_empty() => {
             writeln!(out, "no checkpoints in {}", dir.display())?;
         }
-        StatusFormat::Table => out.write_all(table(&entries).as_bytes())?,
+        StatusFormat::Table => {
+            out.write_all(table(&entries).as_bytes())?;
+            let synced: Vec<&Entry> = entries.iter().filter(|e| e.runs.is_some()).collect();
+            if !synced.is_empty() {
+                writeln!(out)?;
+                out.write_all(runs_table(&synced).as_bytes())?;
+            }
+        }
     }
     Ok(())
 }
@@ -179,6 +250,34 @@ pub(crate) fn table(entries: &[Entry]) -> String {
     crate::output::aligned_table(&cells, |i| (2..=4).contains(&i))
 }
 
+/// The runs of synced tables as an aligned text table.
+fn runs_table(entries: &[&Entry]) -> String {
+    let header =
+        ["table", "run", "kind", "state", "window", "rows", "new", "changed", "deleted", "held"];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for e in entries {
+        for run in e.runs.iter().flatten() {
+            let state = match run.state {
+                RunState::Complete => "complete",
+                _ => "running",
+            };
+            cells.push(vec![
+                e.table.clone(),
+                run.run.to_string(),
+                run.kind.as_str().to_owned(),
+                state.to_owned(),
+                run.window.to_string(),
+                run.rows.to_string(),
+                run.new.to_string(),
+                run.changed.to_string(),
+                run.deleted.to_string(),
+                run.held.to_string(),
+            ]);
+        }
+    }
+    crate::output::aligned_table(&cells, |i| i == 1 || (5..=9).contains(&i))
+}
+
 /// Marks the tables a run is writing right now: those listed, and those whose first chunk is not
 /// committed yet (a lock file, no state). A lock that cannot be read leaves its table as it is.
 async fn mark_writers(store: &FileStore, entries: &mut Vec<Entry>) {
@@ -199,17 +298,11 @@ async fn mark_writers(store: &FileStore, entries: &mut Vec<Entry>) {
                 entry.state = "writing";
                 entry.writer_pid = holder.pid;
             }
-            None => entries.push(Entry {
-                table,
-                state: "writing",
-                writer_pid: holder.pid,
-                rows: None,
-                total: None,
-                format: None,
-                strategy: None,
-                updated: None,
-                error: None,
-            }),
+            None => {
+                let mut entry = Entry::empty(table, "writing");
+                entry.writer_pid = holder.pid;
+                entries.push(entry);
+            }
         }
     }
     entries.sort_by(|a, b| a.table.cmp(&b.table));

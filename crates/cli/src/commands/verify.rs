@@ -38,21 +38,39 @@ pub(super) async fn run(
             );
         }
     }
-    let mut reports = iptvportal_dump::verify_dir(dir, &args.tables).await.map_err(|e| {
-        Hinted::new(
-            format!("cannot list {}: {e}", dir.display()),
-            "check the directory's permissions",
-        )
-    })?;
-    if reports.is_empty() {
+    // A table synced in DIR (DIR/TABLE/sync.json) is checked run by run; the others as dumps.
+    let synced = iptvportal_dump::sync::tables(dir);
+    let (sync_tables, dump_tables): (Vec<String>, Vec<String>) = if args.tables.is_empty() {
+        (synced, Vec::new())
+    } else {
+        args.tables.iter().cloned().partition(|t| synced.contains(t))
+    };
+    let mut reports = if args.tables.is_empty() || !dump_tables.is_empty() {
+        iptvportal_dump::verify_dir(dir, &dump_tables).await.map_err(|e| {
+            Hinted::new(
+                format!("cannot list {}: {e}", dir.display()),
+                "check the directory's permissions",
+            )
+        })?
+    } else {
+        Vec::new()
+    };
+    if reports.is_empty() && sync_tables.is_empty() {
         return Err(Hinted::new(
-            format!("no dumps in {}: it holds no .TABLE.state.json checkpoint", dir.display()),
+            format!(
+                "no dumps in {}: it holds no .TABLE.state.json checkpoint and no TABLE/sync.json",
+                dir.display()
+            ),
             DIR_HINT,
         )
         .into());
     }
+    // The portal recounts dumps: a sync's runs are windows of a table that has moved since.
     if args.source {
         recount(connection, dir, &mut reports).await?;
+    }
+    for table in &sync_tables {
+        reports.extend(iptvportal_dump::sync::verify(dir, table).await?);
     }
     match args.format {
         VerifyFormat::Text => text(&reports, out)?,

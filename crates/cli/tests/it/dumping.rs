@@ -147,15 +147,23 @@ pub(crate) fn output(dir: &Path, table: &str, format: &str, gzip: bool) -> Outpu
     ))
 }
 
-/// Every file in `dir` (hidden ones included) with its bytes; empty when `dir` does not exist.
+/// Every file under `dir` (hidden ones and subdirectories included) by its path relative to
+/// `dir`, with its bytes; empty when `dir` does not exist.
 pub(crate) fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
-    entries
-        .map(|e| e.unwrap().path())
-        .map(|p| {
-            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
-        })
-        .collect()
+    fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for path in entries.map(|e| e.unwrap().path()) {
+            if path.is_dir() {
+                walk(root, &path, files);
+            } else {
+                let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                files.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(dir, dir, &mut files);
+    files
 }
 
 /// JSON lines as rows of values, in column order.

@@ -313,6 +313,34 @@ fn every_documented_error() {
     let mut c = portal.dump(&out);
     c.arg("terminal");
     add("newer-state", c, Some(out));
+    // Syncs: a finished snapshot, then a run that cannot follow it.
+    let synced = |name: &str| {
+        let out = dir(name);
+        let r =
+            run(portal.cmd().args(["sync", "terminal", "--progress", "none", "--out"]).arg(&out));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        out
+    };
+    let sync = |out: &Path, args: &[&str]| {
+        let mut c = portal.cmd();
+        c.args(["sync", "terminal", "--progress", "none", "--out"]).arg(out).args(args);
+        c
+    };
+    let out = synced("sync-other-options");
+    add("sync-other-options", sync(&out, &["--format", "parquet"]), Some(out));
+    let out = synced("sync-other-portal");
+    let mut c = slow.cmd();
+    c.args(["sync", "terminal", "--progress", "none", "--out"]).arg(&out);
+    add("sync-other-portal", c, Some(out));
+    let out = dir("sync-cursor");
+    add("sync-cursor", sync(&out, &["--cursor", "mac_addr"]), Some(out));
+    let out = dir("sync-order-by");
+    add("sync-order-by", sync(&out, &["--order-by", "id"]), Some(out));
+    let out = dir("materialize-no-runs");
+    std::fs::create_dir(&out).unwrap();
+    let mut c = bare();
+    c.arg("materialize").arg(&out).arg("terminal").arg("--out").arg(out.join("t.jsonl"));
+    add("materialize-no-runs", c, Some(out));
 
     let configs = dir("configs");
     std::fs::create_dir(&configs).unwrap();

@@ -266,8 +266,7 @@ fn a_change_column_that_cannot_be_read_is_refused_before_any_request() {
     assert!(line.contains("\"nosuch\" is not a column of terminal"), "{line}");
     let line = failure(&mut portal.sync("terminal", out, &["--cursor", "mac_addr"]));
     assert!(line.contains("is a text column, not a timestamp"), "{line}");
-    let line =
-        failure(&mut portal.sync("tv_program_category", out, &["--cursor", "category_id"]));
+    let line = failure(&mut portal.sync("tv_program_category", out, &["--cursor", "category_id"]));
     assert!(line.contains("has no id column"), "{line}");
     let line = failure(&mut portal.sync("terminal", out, &["--order-by", "id"]));
     assert!(line.contains("sync does not take --order-by"), "{line}");
@@ -286,4 +285,60 @@ fn materialize_without_a_sync_says_so() {
             .arg(dir.path().join("t.jsonl")),
     );
     assert!(line.contains("holds no complete sync run"), "{line}");
+}
+
+#[test]
+fn status_lists_the_runs_and_verify_checks_every_runs_files() {
+    let portal = portal();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    sync_and_check(&portal, out, &[]);
+    portal.change("terminal", 10, 20, 30, 41, JUNE);
+    sync_and_check(&portal, out, &[]);
+
+    let status = success(crate::bare().args(["status", "--out"]).arg(out));
+    let lines: Vec<&str> = status.lines().collect();
+    assert!(lines[1].starts_with("terminal  complete  2980 "), "{status}");
+    assert!(lines[1].contains(" sync "), "{status}");
+    let runs: Vec<Vec<&str>> =
+        lines[3..].iter().map(|l| l.split_whitespace().collect::<Vec<_>>()).collect();
+    assert_eq!(runs[0][..4], ["table", "run", "kind", "state"], "{status}");
+    assert_eq!(runs[1][..4], ["terminal", "1", "snapshot", "complete"], "{status}");
+    assert_eq!(runs[2][..4], ["terminal", "2", "delta", "complete"], "{status}");
+    // rows, new, changed, deleted, held
+    assert_eq!(runs[2][runs[2].len() - 5..], ["30", "10", "20", "30", "2980"], "{status}");
+    let json: Value = serde_json::from_str(&success(
+        crate::bare().args(["status", "--format", "json", "--out"]).arg(out),
+    ))
+    .unwrap();
+    assert_eq!(json[0]["strategy"], "sync");
+    assert_eq!(json[0]["runs"][1]["deleted"], 30);
+
+    let verified = success(crate::bare().arg("verify").arg(out));
+    assert_eq!(
+        verified,
+        "terminal/run-00001: ok, 3000 rows in 1 file\n\
+         terminal/run-00002: ok, 30 rows in 1 file\n\
+         verified 2 tables: 2 ok\n"
+    );
+    // A deletes file changed after the run, and a run directory no record lists.
+    let deletes = out.join("terminal/run-00002/deleted.jsonl");
+    let mut text = std::fs::read(&deletes).unwrap();
+    text[2] ^= 1;
+    std::fs::write(&deletes, text).unwrap();
+    std::fs::create_dir(out.join("terminal/run-00007")).unwrap();
+    let r = run(crate::bare().arg("verify").arg(out));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("run-00002/deleted.jsonl: its contents changed"), "{}", r.stdout);
+    assert!(r.stdout.contains("run-00007: "), "{}", r.stdout);
+    // materialize refuses the changed deletes rather than apply them.
+    let line = failure(
+        crate::bare()
+            .arg("materialize")
+            .arg(out)
+            .arg("terminal")
+            .arg("--out")
+            .arg(out.join("t.jsonl")),
+    );
+    assert!(line.contains("deleted.jsonl") && line.contains("verify"), "{line}");
 }
