@@ -293,16 +293,13 @@ async fn mark_writers(store: &FileStore, entries: &mut Vec<Entry>) {
     tables.sort();
     for table in tables {
         let Ok(Some(holder)) = store.holder(&table).await else { continue };
-        match entries.iter_mut().find(|e| e.table == table) {
-            Some(entry) => {
-                entry.state = "writing";
-                entry.writer_pid = holder.pid;
-            }
-            None => {
-                let mut entry = Entry::empty(table, "writing");
-                entry.writer_pid = holder.pid;
-                entries.push(entry);
-            }
+        if let Some(entry) = entries.iter_mut().find(|e| e.table == table) {
+            entry.state = "writing";
+            entry.writer_pid = holder.pid;
+        } else {
+            let mut entry = Entry::empty(table, "writing");
+            entry.writer_pid = holder.pid;
+            entries.push(entry);
         }
     }
     entries.sort_by(|a, b| a.table.cmp(&b.table));
