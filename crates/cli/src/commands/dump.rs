@@ -319,6 +319,8 @@ fn run_line(table: &str, run: &RunRecord) -> String {
     }
     if run.kind == iptvportal_dump::sync::RunKind::Full {
         line.push_str(" (no id column: every run is a full copy)");
+    } else if run.window.cursor.is_none() {
+        line.push_str(" (no change column: rows updated in place are not seen; see --cursor)");
     }
     line
 }
