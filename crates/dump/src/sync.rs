@@ -60,8 +60,9 @@ pub const DELETES_FILE: &str = "deleted.jsonl";
 const HELD_FILE: &str = ".held-ids";
 /// The version of `sync.json` this build writes.
 const VERSION: u32 = 1;
-/// A range whose counts differ is read id by id once it holds at most this many held ids.
-const LEAF: u64 = 10_000;
+/// A range whose counts differ is read id by id once it holds at most this many held ids, or
+/// when it differs by at least as many ids as a cut makes parts.
+const LEAF: u64 = 5_000;
 /// Ids read from the portal per request at a leaf.
 const ID_PAGE: u64 = 50_000;
 
@@ -1051,7 +1052,8 @@ impl PreparedRun {
         let source = portal.source(&self.config, Arc::new(|| {}));
         let user = self.base_filter()?;
         let mut held = IdFile::open(&merged_path).map_err(io(&merged_path))?;
-        let found = find_deleted(source.as_ref(), &table, &id, user.as_ref(), &mut held).await?;
+        let asker = Asker { source, table: table.clone(), id: id.clone(), filter: user };
+        let found = find_deleted(&asker, self.config.max_parallel, &mut held).await?;
         run.deleted = wide(found.deleted.len());
         run.unheld = found.unheld;
         run.held = merged.saturating_sub(run.deleted);
@@ -1256,62 +1258,122 @@ struct Found {
     unheld: u64,
 }
 
+/// What the deletes check asks the portal, shared by its concurrent requests.
+#[derive(Clone)]
+struct Asker {
+    source: Arc<dyn RowSource>,
+    table: String,
+    id: String,
+    filter: Option<Expr>,
+}
+
+impl Asker {
+    async fn count(self, range: IdRange) -> Result<u64, Error> {
+        let counter = crate::verify::Counter {
+            source: self.source.as_ref(),
+            table: &self.table,
+            filter: self.filter.clone(),
+        };
+        counter.count(Some((&self.id, range))).await
+    }
+
+    async fn ids(self, range: IdRange) -> Result<Vec<i64>, Error> {
+        ids_in(self.source.as_ref(), &self.table, &self.id, self.filter.as_ref(), range).await
+    }
+}
+
+/// Runs `ask` on every range, at most `parallel` at once, and returns the answers in order.
+async fn ask_all<T, F>(
+    asker: &Asker,
+    ranges: &[IdRange],
+    parallel: usize,
+    ask: fn(Asker, IdRange) -> F,
+) -> Result<Vec<T>, Error>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let mut answers: Vec<Option<T>> = ranges.iter().map(|_| None).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next = 0;
+    loop {
+        while next < ranges.len() && tasks.len() < parallel.max(1) {
+            let (asker, range, at) = (asker.clone(), ranges[next], next);
+            tasks.spawn(async move { (at, ask(asker, range).await) });
+            next += 1;
+        }
+        let Some(done) = tasks.join_next().await else { break };
+        let (at, answer) = match done {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        answers[at] = Some(answer?);
+    }
+    Ok(answers.into_iter().map(|a| a.expect("every range was asked")).collect())
+}
+
 /// Compares the held ids with the portal's by counts over ranges, narrowing a difference down
-/// to leaves read id by id.
-async fn find_deleted(
-    source: &dyn RowSource,
-    table: &str,
-    id: &str,
-    filter: Option<&Expr>,
-    held: &mut IdFile,
-) -> Result<Found, Error> {
+/// to leaves whose ids are read and compared one by one. Requests run `parallel` at once.
+async fn find_deleted(asker: &Asker, parallel: usize, held: &mut IdFile) -> Result<Found, Error> {
     let mut found = Found::default();
     if held.len == 0 {
         return Ok(found);
     }
     let io = |e: io::Error| Error::Sync {
-        table: table.to_owned(),
+        table: asker.table.clone(),
         problem: SyncProblem::Io { path: PathBuf::from(HELD_FILE), source: e },
     };
     let first = held.at(0).map_err(io)?;
     let last = held.at(held.len - 1).map_err(io)?;
-    let counter = crate::verify::Counter { source, table, filter: filter.cloned() };
     let mut level = vec![IdRange { min: first, max: last }];
     while !level.is_empty() {
+        let spans =
+            level.iter().map(|r| held.span(*r)).collect::<io::Result<Vec<_>>>().map_err(io)?;
+        let theirs = ask_all(asker, &level, parallel, Asker::count).await?;
+        let mut leaves = Vec::new();
         let mut next = Vec::new();
-        for range in level {
-            let span = held.span(range).map_err(io)?;
+        for ((range, span), theirs) in level.iter().zip(spans).zip(theirs) {
             let mine = span.1 - span.0;
-            let theirs = counter.count(Some((id, range))).await?;
             if mine == theirs {
                 continue;
             }
-            if mine <= LEAF || crate::verify::width(range) <= u128::from(LEAF) {
-                let ours = held.ids(span).map_err(io)?;
-                let portal = ids_in(source, table, id, filter, range).await?;
-                let (mut a, mut b) = (0, 0);
-                while a < ours.len() || b < portal.len() {
-                    match (ours.get(a), portal.get(b)) {
-                        (Some(x), Some(y)) if x == y => {
-                            a += 1;
-                            b += 1;
-                        }
-                        (Some(x), Some(y)) if x < y => {
-                            found.deleted.push(*x);
-                            a += 1;
-                        }
-                        (Some(x), None) => {
-                            found.deleted.push(*x);
-                            a += 1;
-                        }
-                        _ => {
-                            found.unheld += 1;
-                            b += 1;
-                        }
+            // Many differences (as many as the parts a cut would make) are likely in every
+            // part: reading the ids costs less than counting the parts first. A few are found
+            // by cutting, which reads only the parts that hold them.
+            let differences = mine.abs_diff(theirs);
+            if mine <= LEAF
+                || differences >= crate::verify::SPLIT as u64
+                || crate::verify::width(*range) <= u128::from(LEAF)
+            {
+                leaves.push((*range, span));
+            } else {
+                next.extend(crate::verify::cut(*range));
+            }
+        }
+        let ranges: Vec<IdRange> = leaves.iter().map(|(r, _)| *r).collect();
+        let portal = ask_all(asker, &ranges, parallel, Asker::ids).await?;
+        for ((_, span), portal) in leaves.into_iter().zip(portal) {
+            let ours = held.ids(span).map_err(io)?;
+            let (mut a, mut b) = (0, 0);
+            while a < ours.len() || b < portal.len() {
+                match (ours.get(a), portal.get(b)) {
+                    (Some(x), Some(y)) if x == y => {
+                        a += 1;
+                        b += 1;
+                    }
+                    (Some(x), Some(y)) if x < y => {
+                        found.deleted.push(*x);
+                        a += 1;
+                    }
+                    (Some(x), None) => {
+                        found.deleted.push(*x);
+                        a += 1;
+                    }
+                    _ => {
+                        found.unheld += 1;
+                        b += 1;
                     }
                 }
-            } else {
-                next.extend(crate::verify::cut(range));
             }
         }
         level = next;
