@@ -1416,3 +1416,156 @@ async fn ids_in(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use iptvportal_testkit::source::FakeSource;
+
+    use super::*;
+
+    /// A held-ids file of `ids` (sorted) in `dir`.
+    fn held(dir: &Path, ids: &[i64]) -> IdFile {
+        let path = dir.join(HELD_FILE);
+        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+        fs::write(&path, bytes).unwrap();
+        IdFile::open(&path).unwrap()
+    }
+
+    fn asker(source: &Arc<FakeSource>) -> Asker {
+        let source: Arc<dyn RowSource> = source.clone();
+        Asker { source, table: "t".into(), id: "id".into(), filter: None }
+    }
+
+    #[tokio::test]
+    async fn deletes_are_found_exactly_and_unchanged_data_costs_one_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<i64> = (1..=200_000).map(|i| i * 3).collect();
+        let mut file = held(dir.path(), &ids);
+
+        let same = Arc::new(FakeSource::with_ids(ids.iter().copied()));
+        let found = find_deleted(&asker(&same), 3, &mut file).await.unwrap();
+        assert!(found.deleted.is_empty());
+        assert_eq!(same.requests().len(), 1);
+
+        // A few deletes are narrowed by counts; only their parts' ids are read.
+        let lost = [3, 90_000, 299_997, 600_000];
+        let few = Arc::new(FakeSource::with_ids(ids.iter().copied().filter(|i| !lost.contains(i))));
+        let found = find_deleted(&asker(&few), 3, &mut file).await.unwrap();
+        assert_eq!(found.deleted, lost);
+        assert_eq!(found.unheld, 0);
+        assert!(few.requests().len() < 120, "{}", few.requests().len());
+
+        // Deletes everywhere: the ids are read, a page at a time, rather than counted.
+        let lost: Vec<i64> = ids.iter().copied().filter(|i| i % 97 == 0).collect();
+        let many = Arc::new(FakeSource::with_ids(ids.iter().copied().filter(|i| i % 97 != 0)));
+        let found = find_deleted(&asker(&many), 3, &mut file).await.unwrap();
+        assert_eq!(found.deleted, lost);
+        assert!(many.requests().len() <= 1 + 5, "{}", many.requests().len());
+
+        // An id the portal has and no run holds is counted, not taken for a delete.
+        let late = Arc::new(FakeSource::with_ids(ids.iter().copied().chain([4])));
+        let found = find_deleted(&asker(&late), 3, &mut file).await.unwrap();
+        assert_eq!((found.deleted, found.unheld), (vec![], 1));
+        // The limit docs/sync.md states: a delete and a late id in one range cancel out.
+        let both =
+            Arc::new(FakeSource::with_ids(ids.iter().copied().chain([4]).filter(|&i| i != 6)));
+        let found = find_deleted(&asker(&both), 3, &mut file).await.unwrap();
+        assert_eq!((found.deleted, found.unheld), (vec![], 0));
+    }
+
+    #[test]
+    fn held_ids_merge_and_lose_the_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let previous = dir.path().join("previous");
+        fs::write(&previous, [1i64, 5, 9].iter().flat_map(|i| i.to_le_bytes()).collect::<Vec<_>>())
+            .unwrap();
+        let merged = dir.path().join("merged");
+        assert_eq!(merge_held(Some(&previous), &[2, 5, 10, 11], &merged).unwrap(), 6);
+        let to = dir.path().join("held");
+        assert_eq!(write_held(&merged, &[2, 11], &to).unwrap(), Some(10));
+        let mut file = IdFile::open(&to).unwrap();
+        assert_eq!(file.ids((0, file.len)).unwrap(), [1, 5, 9, 10]);
+        assert_eq!(file.span(IdRange { min: 2, max: 9 }).unwrap(), (1, 3));
+        assert_eq!(write_held(&merged, &[1, 2, 5, 9, 10, 11], &to).unwrap(), None);
+    }
+
+    #[test]
+    fn a_window_ends_the_lag_before_the_latest_change_unless_the_portal_is_quiet() {
+        // Live: the latest change is now; the window leaves the last lag to the next run.
+        assert_eq!(window_end(1_000, 1_000, 300), 700);
+        // This machine's clock a little ahead: still the lag before the latest.
+        assert_eq!(window_end(1_000, 1_100, 300), 800);
+        // Quiet for longer than the lag: the latest change itself.
+        assert_eq!(window_end(1_000, 1_400, 300), 1_000);
+        // A portal clock ahead of this one (a zone east of UTC): the lag before its latest.
+        assert_eq!(window_end(5_000, 1_400, 300), 4_700);
+    }
+
+    fn run(
+        kind: RunKind,
+        ids: Option<(Option<i64>, Option<i64>)>,
+        cursor: Option<(Option<&str>, Option<&str>)>,
+    ) -> RunRecord {
+        RunRecord {
+            run: 2,
+            kind,
+            state: RunState::Running,
+            window: Window {
+                ids: ids.map(|(after, upto)| IdWindow { after, upto }),
+                cursor: cursor.map(|(after, upto)| CursorWindow {
+                    column: "last_seen".into(),
+                    after: after.map(str::to_owned),
+                    upto: upto.map(str::to_owned),
+                }),
+            },
+            started_at: String::new(),
+            finished_at: None,
+            rows: 0,
+            new: 0,
+            changed: 0,
+            deleted: 0,
+            unheld: 0,
+            held: 0,
+            high_water: None,
+            files: Vec::new(),
+            deletes: None,
+        }
+    }
+
+    #[test]
+    fn a_runs_filter_is_its_window_and_the_users() {
+        let json = |run: &RunRecord, user: Option<Expr>| {
+            run_filter(user.as_ref(), Some("id"), run)
+                .unwrap()
+                .map(|e| e.to_json().unwrap().to_string())
+        };
+        let snapshot = run(
+            RunKind::Snapshot,
+            Some((None, Some(100))),
+            Some((None, Some("2025-01-01 00:00:00"))),
+        );
+        assert_eq!(json(&snapshot, None).as_deref(), Some(r#"{"lte":["id",100]}"#));
+        let delta = run(
+            RunKind::Delta,
+            Some((Some(100), Some(120))),
+            Some((Some("2025-01-01 00:00:00"), Some("2025-01-02 00:00:00"))),
+        );
+        assert_eq!(
+            json(&delta, None).as_deref(),
+            Some(
+                r#"{"and":[{"lte":["id",120]},{"or":[{"gt":["id",100]},{"and":[{"gt":["last_seen","2025-01-01 00:00:00"]},{"lte":["last_seen","2025-01-02 00:00:00"]}]}]}]}"#
+            )
+        );
+        // An empty cursor window adds nothing; the user's filter comes first.
+        let quiet = run(
+            RunKind::Delta,
+            Some((Some(100), Some(100))),
+            Some((Some("2025-01-01 00:00:00"), Some("2025-01-01 00:00:00"))),
+        );
+        let user = Q::eq("subscriber_id", 7).unwrap().into_expr();
+        assert_eq!(
+            json(&quiet, Some(user)).as_deref(),
+            Some(r#"{"and":[{"eq":["subscriber_id",7]},{"lte":["id",100]},{"gt":["id",100]}]}"#)
+        );
+    }
+}
