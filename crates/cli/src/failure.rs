@@ -94,6 +94,25 @@ fn sync_hint(problem: &iptvportal_dump::sync::SyncProblem) -> &'static str {
     }
 }
 
+/// Refuses a path that is a URL (`s3://bucket/prefix`): object storage is not an output yet, and
+/// taken as a path it would be a local directory named `s3:`. `what` names the option.
+pub(crate) fn local_path(path: &std::path::Path, what: &str) -> Result<(), Hinted> {
+    let text = path.to_string_lossy();
+    match text.split_once("://") {
+        Some((scheme, _))
+            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            Err(Hinted::new(
+                format!(
+                    "{what} {text} is a URL: writing to object storage ({scheme}://) is not supported yet"
+                ),
+                "give a local directory and copy it to the bucket with the store's own tool (e.g. `aws s3 sync`)",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What to do about a full disk: `--reset` would delete what is committed, and the directory is
 /// writable, so neither is the advice.
 const DISK_FULL_HINT: &str =

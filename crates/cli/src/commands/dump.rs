@@ -370,6 +370,7 @@ pub(super) fn configs(
     connection: &ConnectionArgs,
     tables: &[String],
 ) -> anyhow::Result<Vec<DumpConfig>> {
+    failure::local_path(&args.out, "--out")?;
     let excluded = excluded_columns(args)?;
     let columns_given = args.columns.iter().any(|c| !c.trim().is_empty());
     if let Some(both) = tables.iter().find(|t| columns_given && excluded.contains_key(*t)) {

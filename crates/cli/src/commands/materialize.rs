@@ -6,6 +6,8 @@ use crate::args::MaterializeArgs;
 
 /// Runs `iptvportal materialize`.
 pub(super) async fn run(args: &MaterializeArgs) -> anyhow::Result<ExitCode> {
+    crate::failure::local_path(&args.dir, "DIR")?;
+    crate::failure::local_path(&args.out, "--out")?;
     let done =
         iptvportal_dump::materialize(&args.dir, &args.table, &args.out, args.format, args.compress)
             .await?;

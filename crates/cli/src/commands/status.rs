@@ -172,6 +172,7 @@ pub(super) async fn run(
     format: StatusFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    crate::failure::local_path(dir, "--out")?;
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {

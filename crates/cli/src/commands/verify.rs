@@ -25,6 +25,7 @@ pub(super) async fn run(
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
     let dir = args.dir.as_path();
+    crate::failure::local_path(dir, "DIR")?;
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {

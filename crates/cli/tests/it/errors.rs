@@ -313,6 +313,12 @@ fn every_documented_error() {
     let mut c = portal.dump(&out);
     c.arg("terminal");
     add("newer-state", c, Some(out));
+    // An object-storage URL is refused before anything is written: no local `s3:` directory.
+    let here = dir("out-url");
+    std::fs::create_dir(&here).unwrap();
+    let mut c = portal.cmd();
+    c.current_dir(&here).args(["dump", "terminal", "--out", "s3://bucket/prefix"]);
+    add("out-url", c, Some(here));
     // Syncs: a finished snapshot, then a run that cannot follow it.
     let synced = |name: &str| {
         let out = dir(name);
