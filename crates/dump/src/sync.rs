@@ -330,6 +330,27 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl RunRecord {
+    /// A run just begun: its window fixed, nothing fetched yet.
+    fn running(run: u32, kind: RunKind, window: Window, started_at: String) -> RunRecord {
+        RunRecord {
+            run,
+            kind,
+            state: RunState::Running,
+            window,
+            started_at,
+            finished_at: None,
+            rows: 0,
+            new: 0,
+            changed: 0,
+            deleted: 0,
+            unheld: 0,
+            held: 0,
+            high_water: None,
+            files: Vec::new(),
+            deletes: None,
+        }
+    }
+
     /// The directory of this run's files, in `table_dir`.
     pub fn dir(&self, table_dir: &Path) -> PathBuf {
         table_dir.join(run_dir_name(self.run))
@@ -649,23 +670,8 @@ async fn next_run(
         (Some(_), None) => RunKind::Snapshot,
         (Some(_), Some(_)) => RunKind::Delta,
     };
-    Ok(RunRecord {
-        run: previous.map_or(1, |p| p.run.saturating_add(1)),
-        kind,
-        state: RunState::Running,
-        window,
-        started_at: now_rfc3339(),
-        finished_at: None,
-        rows: 0,
-        new: 0,
-        changed: 0,
-        deleted: 0,
-        unheld: 0,
-        held: 0,
-        high_water: None,
-        files: Vec::new(),
-        deletes: None,
-    })
+    let run = previous.map_or(1, |p| p.run.saturating_add(1));
+    Ok(RunRecord::running(run, kind, window, now_rfc3339()))
 }
 
 /// The tables with a sync in `out`: the subdirectories holding a `sync.json`, by name.
@@ -1506,30 +1512,15 @@ mod tests {
         ids: Option<(Option<i64>, Option<i64>)>,
         cursor: Option<(Option<&str>, Option<&str>)>,
     ) -> RunRecord {
-        RunRecord {
-            run: 2,
-            kind,
-            state: RunState::Running,
-            window: Window {
-                ids: ids.map(|(after, upto)| IdWindow { after, upto }),
-                cursor: cursor.map(|(after, upto)| CursorWindow {
-                    column: "last_seen".into(),
-                    after: after.map(str::to_owned),
-                    upto: upto.map(str::to_owned),
-                }),
-            },
-            started_at: String::new(),
-            finished_at: None,
-            rows: 0,
-            new: 0,
-            changed: 0,
-            deleted: 0,
-            unheld: 0,
-            held: 0,
-            high_water: None,
-            files: Vec::new(),
-            deletes: None,
-        }
+        let window = Window {
+            ids: ids.map(|(after, upto)| IdWindow { after, upto }),
+            cursor: cursor.map(|(after, upto)| CursorWindow {
+                column: "last_seen".into(),
+                after: after.map(str::to_owned),
+                upto: upto.map(str::to_owned),
+            }),
+        };
+        RunRecord::running(2, kind, window, String::new())
     }
 
     #[test]

@@ -58,18 +58,11 @@ impl Entry {
                     runs: None,
                 }
             }
-            Err(e) => Entry {
-                table,
-                state: "corrupt",
-                writer_pid: None,
-                rows: None,
-                total: None,
-                format: None,
-                strategy: None,
-                updated: None,
-                error: Some(format!("{e}; {}", crate::failure::checkpoint_hint(&e))),
-                runs: None,
-            },
+            Err(e) => {
+                let mut entry = Entry::empty(table, "corrupt");
+                entry.error = Some(format!("{e}; {}", crate::failure::checkpoint_hint(&e)));
+                entry
+            }
         }
     }
 
