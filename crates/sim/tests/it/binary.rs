@@ -1,50 +1,33 @@
 //! The `iptvportal-sim` binary as a process: URL first on stdout, clean exit on SIGTERM, exit 2 on
 //! bad arguments.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::support::login;
+use crate::support::{login, spawn_serve, stop};
 
 const BIN: &str = env!("CARGO_BIN_EXE_iptvportal-sim");
 
 #[tokio::test]
 async fn serves_prints_its_url_and_stops_on_sigterm() {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--rows",
-            "terminal=200,subscriber=100",
-            "--seed",
-            "3",
-            "--rate-limit",
-            "100/s",
-            "--offset",
-            "native",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line.trim_end().to_owned()
-    })
-    .await
-    .unwrap();
+    let (child, url) = spawn_serve(&[
+        "--rows",
+        "terminal=200,subscriber=100",
+        "--seed",
+        "3",
+        "--rate-limit",
+        "100/s",
+        "--offset",
+        "native",
+    ])
+    .await;
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/api/"), "{url:?}");
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let session = login(&http, &url, "admin", "admin").await.unwrap();
     assert_eq!(session.len(), 32);
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
-    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    stop(child).await;
 }
 
 #[test]

@@ -2,9 +2,8 @@
 //! does, `serve --db` serves a changed file as it is, and the change columns are indexed.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use iptvportal_catalog::time::format_timestamp;
@@ -13,7 +12,7 @@ use reqwest::StatusCode;
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::support::{login, open_db, post};
+use crate::support::{login, open_db, post, spawn_serve, stop};
 
 const BIN: &str = env!("CARGO_BIN_EXE_iptvportal-sim");
 
@@ -277,33 +276,6 @@ async fn unknown_tables_and_files_fail_with_one_line() {
 }
 
 /// Starts the binary's `serve` with `args`; returns the child and the URL it printed.
-async fn spawn_serve(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line.trim_end().to_owned()
-    })
-    .await
-    .unwrap();
-    assert!(url.ends_with("/api/"), "serve printed {url:?}");
-    (child, url)
-}
-
-async fn stop(mut child: Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
-    assert_eq!(exit.code(), Some(0), "{exit:?}");
-}
-
 /// `select count(*), max(id) from terminal` over JSONSQL.
 async fn count_and_max(http: &reqwest::Client, url: &str, session: &str) -> (i64, i64) {
     let body = json!({"jsonrpc":"2.0","id":3,"method":"select","params":{

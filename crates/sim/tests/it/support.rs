@@ -1,6 +1,8 @@
 //! Helpers shared by the test modules: a started simulator with a logged-in session, and direct
 //! access to its SQLite file for the expected answers.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use iptvportal_sim::{Sim, SimConfig};
@@ -132,4 +134,35 @@ pub(crate) fn column_i64(result: &Value) -> Vec<i64> {
         .iter()
         .map(|row| row[0].as_i64().unwrap_or_else(|| panic!("{row}")))
         .collect()
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_iptvportal-sim");
+
+/// `iptvportal-sim serve ARGS` as a process, and the URL it printed first on stdout.
+pub(crate) async fn spawn_serve(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    })
+    .await
+    .unwrap();
+    assert!(url.ends_with("/api/"), "serve printed {url:?}");
+    (child, url)
+}
+
+/// Stops a `serve` process with SIGTERM and requires a clean exit.
+pub(crate) async fn stop(mut child: Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
 }
