@@ -218,8 +218,9 @@ each later one the rows whose id is above the last run's highest or whose change
 (terminal.last_seen, terminal_playlog.start, or --cursor) fell in the run's window, and
 deleted.jsonl, the ids gone since. --out/{table}/sync.json lists the runs with their windows and
 counts. The window is fixed before the first request and ends --lag before the portal's latest
-change, so a row committed late is caught by the next run; the next window starts exactly where
-this one ended. A run killed at any instant resumes when the same command runs again and writes
+change (or at it, when this machine's clock says nothing changed for longer than --lag), so a row
+committed less than --lag after its change was made is caught by the next run; the next window
+starts exactly where this one ended. A run killed at any instant resumes when the same command runs again and writes
 the files an uninterrupted run would have. A table without an id column is copied whole each run.
 Read the table as of the last run with `iptvportal materialize` (or the DuckDB query in
 docs/sync.md). Takes the options of `dump` but --order-by, --resume-offset and --no-resume;

@@ -6,6 +6,7 @@ pub(crate) mod integrity;
 pub(crate) mod kill;
 pub(crate) mod matrix;
 pub(crate) mod secrets;
+pub(crate) mod sync;
 
 /// A traversal, as the command line asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
