@@ -22,6 +22,9 @@
 //! 8. eta: the ETA of `--progress json` vs the time really left, at 10 %, 25 %, 50 % and 75 % of
 //!    the rows, for OFFSET, parallel id-range and `--all --jobs 2`; within 25 % from 10 % of the
 //!    rows on, within 10 % from 50 % on.
+//! 9. sync: `iptvportal sync` of 1,000,000 `terminal` rows, a snapshot, then deltas after 1 %
+//!    inserted, 1 % updated, 0.1 % deleted and nothing changed (`xtask/src/bench/sync.rs`); each
+//!    delta within 0.05 of the snapshot's wall time (latency 0; at 20 ms for information).
 //!
 //! `--only NAME[,NAME]` runs those scenarios alone ([`SCENARIOS`] names them).
 //!
@@ -32,6 +35,7 @@ mod eta;
 mod plan;
 mod process;
 mod report;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,8 +59,8 @@ pub(crate) struct Options {
 }
 
 /// The names `--only` takes, in the order the scenarios run.
-pub(crate) const SCENARIOS: [&str; 8] =
-    ["traversal", "pipeline", "formats", "plan", "memory", "many-tables", "verify", "eta"];
+pub(crate) const SCENARIOS: [&str; 9] =
+    ["traversal", "pipeline", "formats", "plan", "memory", "many-tables", "verify", "eta", "sync"];
 
 /// Runs the bench: build, measure, print the table, write the JSON file.
 pub(crate) fn run(options: &Options) -> Result<()> {
@@ -306,6 +310,9 @@ fn run_plan(tools: &Tools, plan: &Plan, work: &Path) -> Result<Report> {
     }
     if plan.runs("eta") {
         rows.extend(bench.eta()?);
+    }
+    if plan.runs("sync") {
+        rows.extend(bench.sync()?);
     }
     machine.load_after = report::load_average();
     Ok(Report {
@@ -773,6 +780,13 @@ mod tests {
                 assert!(r.rows > 0 && r.rows_per_sec > 0.0, "{scenario} / {}:\n{table}", r.variant);
             }
         }
+        // A snapshot and four deltas per latency, each with its phases read from its log.
+        let sync: Vec<&Row> = report.rows.iter().filter(|r| r.scenario == "9 sync").collect();
+        assert_eq!(sync.len(), 10, "{table}");
+        assert!(
+            sync.iter().all(|r| r.ratio_meaning.as_deref().is_some_and(|m| !m.contains('?'))),
+            "{table}"
+        );
         assert!(report.rows.iter().all(|r| r.verdict != Some(report::Verdict::Miss)), "{table}");
         // The native-skip OFFSET run is information: a ratio, no target.
         let native = report
