@@ -492,7 +492,7 @@ fn now_rfc3339() -> String {
 }
 
 /// A run whose window is fixed and recorded, ready for its dump ([`PreparedRun::config`]), then
-/// [`finish`]. It holds the table's lock until dropped.
+/// [`PreparedRun::finish`]. It holds the table's lock until dropped.
 #[derive(Debug)]
 pub struct PreparedRun {
     /// The dump that fetches this run's rows.
