@@ -184,8 +184,8 @@ fn a_missing_or_empty_directory_is_one_error_line() {
     assert_eq!(
         line,
         format!(
-            "error: no dumps in {}: it holds no .TABLE.state.json checkpoint; pass the directory \
-             the dump wrote to (its --out)",
+            "error: no dumps in {}: it holds no .TABLE.state.json checkpoint and no TABLE/sync.json; \
+             pass the directory the dump wrote to (its --out)",
             root.path().display()
         )
     );
