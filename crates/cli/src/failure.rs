@@ -85,6 +85,7 @@ fn sync_hint(problem: &iptvportal_dump::sync::SyncProblem) -> &'static str {
              leave it out"
         }
         P::Lag(_) => "give --lag 1s or more",
+        P::IdLeftOut { .. } => "keep the id column in --columns (and out of --exclude-columns)",
         P::Record { .. } => {
             "a sync record is only followed as this tool wrote it: check the runs with \
              `iptvportal verify`; --reset starts the table's runs over"

@@ -140,6 +140,12 @@ pub enum SyncProblem {
         /// Why not.
         reason: String,
     },
+    /// The columns asked for leave out the id column, which the runs are merged by.
+    #[error("the columns asked for leave out {id}, the id column a sync merges its runs by")]
+    IdLeftOut {
+        /// The id column.
+        id: String,
+    },
     /// The lag is shorter than a second.
     #[error("the lag must be at least 1 second, got {0:?}")]
     Lag(Duration),
@@ -584,6 +590,15 @@ fn shape_of(base: &DumpConfig, options: &SyncOptions) -> Result<SyncShape, Error
         }
         None => known.and_then(|t| t.change_column).map(str::to_owned),
     };
+    // The runs are merged by id: every run's files must hold it.
+    if let (Some(id), Some(columns)) = (&id_column, base.requested_columns(known))
+        && !columns.iter().any(|c| c == id)
+    {
+        return Err(Error::Sync {
+            table: table.clone(),
+            problem: SyncProblem::IdLeftOut { id: id.clone() },
+        });
+    }
     let filter = match &base.where_clause {
         Some(expr) => Some(
             expr.to_json()
@@ -1027,6 +1042,15 @@ impl PreparedRun {
         })
         .await
         .map_err(|source| Error::Sink { table: table.clone(), source: Box::new(source) })?;
+        if wide(ids.len()) != run.rows {
+            return Err(Error::Sync {
+                table: table.clone(),
+                problem: SyncProblem::Record {
+                    path: run_dir.clone(),
+                    detail: format!("{} of the run's {} rows have an {id}", ids.len(), run.rows),
+                },
+            });
+        }
         if ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::Sync {
                 table: table.clone(),

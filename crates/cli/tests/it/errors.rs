@@ -340,6 +340,8 @@ fn every_documented_error() {
     add("sync-other-portal", c, Some(out));
     let out = dir("sync-cursor");
     add("sync-cursor", sync(&out, &["--cursor", "mac_addr"]), Some(out));
+    let out = dir("sync-id-left-out");
+    add("sync-id-left-out", sync(&out, &["--columns", "mac_addr"]), Some(out));
     let out = dir("sync-order-by");
     add("sync-order-by", sync(&out, &["--order-by", "id"]), Some(out));
     let out = dir("materialize-no-runs");

@@ -268,6 +268,10 @@ fn a_change_column_that_cannot_be_read_is_refused_before_any_request() {
     assert!(line.contains("is a text column, not a timestamp"), "{line}");
     let line = failure(&mut portal.sync("tv_program_category", out, &["--cursor", "category_id"]));
     assert!(line.contains("has no id column"), "{line}");
+    let line = failure(&mut portal.sync("terminal", out, &["--columns", "mac_addr,last_seen"]));
+    assert!(line.contains("leave out id, the id column a sync merges its runs by"), "{line}");
+    let line = failure(&mut portal.sync("terminal", out, &["--exclude-columns", "terminal.id"]));
+    assert!(line.contains("leave out id"), "{line}");
     let line = failure(&mut portal.sync("terminal", out, &["--order-by", "id"]));
     assert!(line.contains("sync does not take --order-by"), "{line}");
     assert!(!out.join("terminal").exists());
