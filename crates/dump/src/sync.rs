@@ -1075,9 +1075,20 @@ impl PreparedRun {
             .map(|r| r.dir(&table_dir).join(HELD_FILE));
         let merged_path = run_dir.join(format!("{HELD_FILE}.merged"));
         let (prev_, merged_) = (previous.clone(), merged_path.clone());
-        let merged = blocking(move || merge_held(prev_.as_deref(), &ids, &merged_))
-            .await
-            .map_err(io(&merged_path))?;
+        // Nothing new to hold (a delta of changed rows only, or of nothing): the previous file
+        // is the merged one, read in place.
+        let (merged, merged_path) = blocking(move || {
+            if let Some(prev) = prev_.as_deref()
+                && holds_all(prev, &ids)?
+            {
+                let len = fs::metadata(prev)?.len() / 8;
+                return Ok((len, prev.to_owned()));
+            }
+            merge_held(prev_.as_deref(), &ids, &merged_).map(|len| (len, merged_))
+        })
+        .await
+        .map_err(io(&merged_path))?;
+        let reused = previous.as_deref() == Some(merged_path.as_path());
 
         let source = portal.source(&self.config, Arc::new(|| {}));
         let user = self.base_filter()?;
@@ -1094,9 +1105,8 @@ impl PreparedRun {
             (merged_path.clone(), held_path.clone(), deletes_path.clone(), id.clone());
         let deleted = found.deleted;
         let (high_water, deletes) = blocking(move || {
-            let high_water = write_held(&m, &deleted, &h)?;
+            let high_water = commit_held(&m, reused, &deleted, &h)?;
             let deletes = write_deletes(&d, &id_, &deleted)?;
-            fs::remove_file(&m)?;
             sync_dir(d.parent().unwrap_or(Path::new(".")))?;
             Ok::<_, io::Error>((high_water, deletes))
         })
@@ -1179,6 +1189,59 @@ fn merge_held(previous: Option<&Path>, ids: &[i64], to: &Path) -> io::Result<u64
     let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
     file.sync_all()?;
     Ok(count)
+}
+
+/// Makes `merged` less `deleted` the held ids at `held`; returns the largest. With nothing
+/// deleted the merged ids are the held ones: linked (a previous run's file, `reused`, which is
+/// never rewritten) or renamed into place, not copied.
+fn commit_held(
+    merged: &Path,
+    reused: bool,
+    deleted: &[i64],
+    held: &Path,
+) -> io::Result<Option<i64>> {
+    if !deleted.is_empty() {
+        let high_water = write_held(merged, deleted, held)?;
+        if !reused {
+            fs::remove_file(merged)?;
+        }
+        return Ok(high_water);
+    }
+    match fs::remove_file(held) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    if reused {
+        fs::hard_link(merged, held)?;
+    } else {
+        fs::rename(merged, held)?;
+    }
+    let mut file = IdFile::open(held)?;
+    if file.len == 0 { Ok(None) } else { file.at(file.len - 1).map(Some) }
+}
+
+/// Whether the held-ids file `held` holds every one of `ids` (sorted), read once in order.
+fn holds_all(held: &Path, ids: &[i64]) -> io::Result<bool> {
+    if ids.is_empty() {
+        return Ok(true);
+    }
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(held)?);
+    let mut b = [0u8; 8];
+    let mut wanted = ids.iter().copied().peekable();
+    while let Some(&want) = wanted.peek() {
+        match reader.read_exact(&mut b) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let id = i64::from_le_bytes(b);
+        if id == want {
+            wanted.next();
+        } else if id > want {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Writes the ids of `merged` but `deleted` (both sorted) to `to` atomically; returns the
@@ -1517,6 +1580,12 @@ mod tests {
         assert_eq!(file.ids((0, file.len)).unwrap(), [1, 5, 9, 10]);
         assert_eq!(file.span(IdRange { min: 2, max: 9 }).unwrap(), (1, 3));
         assert_eq!(write_held(&merged, &[1, 2, 5, 9, 10, 11], &to).unwrap(), None);
+        // A run whose ids the held ones all include (changed rows only) writes no new file.
+        assert!(holds_all(&previous, &[1, 9]).unwrap());
+        assert!(holds_all(&previous, &[]).unwrap());
+        assert!(!holds_all(&previous, &[5, 6]).unwrap());
+        assert!(!holds_all(&previous, &[9, 10]).unwrap());
+        assert!(!holds_all(&previous, &[0]).unwrap());
     }
 
     #[test]
