@@ -1443,9 +1443,29 @@ async fn find_deleted(asker: &Asker, parallel: usize, held: &mut IdFile) -> Resu
                 next.extend(crate::verify::cut(*range));
             }
         }
-        let ranges: Vec<IdRange> = leaves.iter().map(|(r, _)| *r).collect();
-        let portal = ask_all(asker, &ranges, parallel, Asker::ids).await?;
-        for ((_, span), portal) in leaves.into_iter().zip(portal) {
+        // A leaf of many ids is read in pages cut at its held ids, so that its pages are asked
+        // `parallel` at once like everything else; the pages tile the leaf, in order.
+        let mut pages: Vec<(usize, IdRange)> = Vec::new();
+        for (k, (range, span)) in leaves.iter().enumerate() {
+            let mut start = range.min;
+            let mut at = span.0 + ID_PAGE;
+            while at < span.1 {
+                let bound = held.at(at).map_err(io)?;
+                if bound > start {
+                    pages.push((k, IdRange { min: start, max: bound - 1 }));
+                    start = bound;
+                }
+                at += ID_PAGE;
+            }
+            pages.push((k, IdRange { min: start, max: range.max }));
+        }
+        let ranges: Vec<IdRange> = pages.iter().map(|(_, r)| *r).collect();
+        let mut read = ask_all(asker, &ranges, parallel, Asker::ids).await?.into_iter();
+        let mut portal_of: Vec<Vec<i64>> = leaves.iter().map(|_| Vec::new()).collect();
+        for (k, _) in &pages {
+            portal_of[*k].extend(read.next().into_iter().flatten());
+        }
+        for ((_, span), portal) in leaves.into_iter().zip(portal_of) {
             let ours = held.ids(span).map_err(io)?;
             let (mut a, mut b) = (0, 0);
             while a < ours.len() || b < portal.len() {
