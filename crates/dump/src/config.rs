@@ -470,7 +470,7 @@ fn filter_column_type(table: &Table, column: &ColumnRef) -> Option<ValueType> {
 }
 
 /// A count as `u64`, which holds every `usize` of the platforms this builds on.
-fn wide(n: usize) -> u64 {
+pub(crate) fn wide(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 

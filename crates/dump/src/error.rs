@@ -118,6 +118,31 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error of taking `table`'s lock: another run holds it, or the store failed.
+    pub(crate) fn of_lock(table: &str, source: iptvportal_checkpoint::Error) -> Error {
+        match source {
+            iptvportal_checkpoint::Error::Locked { table, place, pid } => {
+                Error::Locked { table, place, pid }
+            }
+            source => Error::Checkpoint { table: table.to_owned(), source },
+        }
+    }
+
+    /// The filter a checkpoint or a sync record holds as JSONSQL text, read back.
+    pub(crate) fn parse_filter(
+        table: &str,
+        text: Option<&str>,
+    ) -> Result<Option<iptvportal_query::Expr>, Error> {
+        let Some(text) = text else { return Ok(None) };
+        let invalid = |reason: String| Error::Config {
+            table: table.to_owned(),
+            invalid: crate::Invalid::Filter(reason),
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        iptvportal_query::Expr::from_json(&value).map(Some).map_err(|e| invalid(e.to_string()))
+    }
+
     /// The table the error is about, if it is about one.
     pub fn table(&self) -> Option<&str> {
         match self {

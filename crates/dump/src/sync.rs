@@ -49,6 +49,8 @@ use iptvportal_traverse::RowSource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::wide;
+use crate::writer::blocking;
 use crate::{DumpConfig, Error, Portal};
 
 /// The name of a table's sync record, in `out/{table}/`.
@@ -621,12 +623,7 @@ fn shape_of(base: &DumpConfig, options: &SyncOptions) -> Result<SyncShape, Error
 
 /// The lock of `table` in `out` (the one `dump` takes there too).
 async fn lock_table(out: &Path, table: &str, mode: LockMode) -> Result<Option<TableLock>, Error> {
-    FileStore::new(out).lock(table, mode).await.map_err(|source| match source {
-        iptvportal_checkpoint::Error::Locked { table, place, pid } => {
-            Error::Locked { table, place, pid }
-        }
-        source => Error::Checkpoint { table: table.to_owned(), source },
-    })
+    FileStore::new(out).lock(table, mode).await.map_err(|source| Error::of_lock(table, source))
 }
 
 /// `table`'s record in `out`, checked against this portal and these options, or a new one.
@@ -1119,23 +1116,7 @@ impl PreparedRun {
 
     /// The user's filter, as recorded.
     fn base_filter(&self) -> Result<Option<Expr>, Error> {
-        let Some(text) = &self.record.shape.filter else { return Ok(None) };
-        let invalid = |reason: String| self.config.invalid(crate::Invalid::Filter(reason));
-        let value: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        Expr::from_json(&value).map(Some).map_err(|e| invalid(e.to_string()))
-    }
-}
-
-fn wide(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
-}
-
-async fn blocking<T: Send + 'static, E: Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, E> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Error::parse_filter(&self.config.table, self.record.shape.filter.as_deref())
     }
 }
 

@@ -30,7 +30,7 @@ use iptvportal_traverse::{RowSource, Strategy};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::{DumpConfig, Error, Invalid};
+use crate::{DumpConfig, Error};
 
 /// Into how many equal parts a differing id range is cut.
 pub const SPLIT: usize = 16;
@@ -478,13 +478,7 @@ fn in_id_order(state: &DumpState, id: &str) -> bool {
 
 /// The dump's filter, from the JSONSQL text its state records.
 fn filter(state: &DumpState) -> Result<Option<Expr>, Error> {
-    let Some(text) = &state.shape.filter else { return Ok(None) };
-    let invalid = |reason: String| Error::Config {
-        table: state.table.clone(),
-        invalid: Invalid::Filter(reason),
-    };
-    let value: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-    Expr::from_json(&value).map(Some).map_err(|e| invalid(e.to_string()))
+    Error::parse_filter(&state.table, state.shape.filter.as_deref())
 }
 
 /// Counts rows of one table on the portal, under the dump's filter.

@@ -8,12 +8,8 @@ use crate::Error;
 
 impl AsyncDumpManager {
     pub(super) async fn lock(&self, mode: LockMode) -> Result<Option<TableLock>, Error> {
-        self.store.lock(&self.config.table, mode).await.map_err(|source| match source {
-            iptvportal_checkpoint::Error::Locked { table, place, pid } => {
-                Error::Locked { table, place, pid }
-            }
-            source => Error::Checkpoint { table: self.config.table.clone(), source },
-        })
+        let table = &self.config.table;
+        self.store.lock(table, mode).await.map_err(|source| Error::of_lock(table, source))
     }
 
     /// The lock of a table whose output directory this run has just created. Another run may
