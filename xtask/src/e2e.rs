@@ -13,6 +13,19 @@ use anyhow::{Context, Result, bail};
 
 use crate::project_root;
 
+/// `cargo xtask venv`: creates (or refreshes) the Python environment of the tests that need a
+/// real S3 API, before `cargo test` runs them: `moto_server`, pinned in
+/// `tests/moto-requirements.txt`, in `target/moto-venv/bin`, where `crates/store`'s tests look
+/// for it first. Prints the server's path.
+pub(crate) fn venv() -> Result<()> {
+    let root = project_root();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let python = python_env(&root.join("tests/moto-requirements.txt"), &target.join("moto-venv"))?;
+    println!("{}", python.with_file_name("moto_server").display());
+    Ok(())
+}
+
 /// Runs the whole e2e suite; `args` (`--seed N`, `--kills N`, `--trial N`, `--only a,b`) pass through
 /// to the harness.
 pub(crate) fn run(args: &[&str]) -> Result<()> {
@@ -69,7 +82,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The venv's interpreter, with the pinned readers installed.
+/// The venv's interpreter, with the pinned requirements installed.
 fn python_env(requirements: &Path, venv: &Path) -> Result<PathBuf> {
     let python = venv.join("bin/python");
     let wanted = std::fs::read_to_string(requirements)

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         ["codegen"] => codegen::run(codegen::Mode::Write),
         ["codegen", "--check"] => codegen::run(codegen::Mode::Check),
         ["e2e", rest @ ..] => e2e::run(rest),
+        ["venv"] => e2e::venv(),
         ["bench", rest @ ..] => {
             let Some(options) = bench_options(rest) else {
                 eprintln!(
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask codegen [--check] | e2e [--seed N] [--kills N] [--trial N] [--only PHASES] | bench [--quick] [--json FILE] [--only NAME[,NAME]]"
+                "usage: cargo xtask codegen [--check] | venv | e2e [--seed N] [--kills N] [--trial N] [--only PHASES] | bench [--quick] [--json FILE] [--only NAME[,NAME]]"
             );
             return ExitCode::from(2);
         }
