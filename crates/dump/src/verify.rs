@@ -237,7 +237,8 @@ struct Checked {
 }
 
 impl TableReport {
-    pub(crate) fn new(table: String, dir: &Path) -> TableReport {
+    /// A report of `table` in `dir` that found nothing yet: not complete, no rows, no problem.
+    pub fn new(table: String, dir: &Path) -> TableReport {
         TableReport {
             table,
             dir: dir.to_owned(),

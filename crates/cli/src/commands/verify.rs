@@ -132,9 +132,10 @@ fn text(reports: &[TableReport], out: &mut impl Write) -> std::io::Result<()> {
             }
             TableStatus::Incomplete => writeln!(
                 out,
-                "{table}: incomplete, {rows} committed so far{}; rerun the same dump command to \
+                "{table}: incomplete, {rows} committed so far{}; rerun the same {} command to \
                  resume it",
-                notes(report)
+                notes(report),
+                if is_run(report) { "sync" } else { "dump" }
             )?,
             _ => {}
         }
@@ -169,14 +170,22 @@ fn unverified(why: &Unverified) -> String {
     }
 }
 
-/// `verified 3 tables: 2 ok, 1 with problems`.
+/// Whether a report is of a sync run (`terminal/run-00002`), not of a dumped table.
+fn is_run(report: &TableReport) -> bool {
+    report.table.rsplit_once('/').is_some_and(|(_, run)| run.starts_with("run-"))
+}
+
+/// `verified 3 tables: 2 ok, 1 with problems`; `verified 1 table and 2 sync runs: 3 ok`.
 fn summary(reports: &[TableReport]) -> String {
     let count = |status| reports.iter().filter(|r| r.status() == status).count() as u64;
-    let mut line = format!(
-        "verified {}: {} ok",
-        plural(reports.len() as u64, "table"),
-        count(TableStatus::Ok)
-    );
+    let runs = reports.iter().filter(|r| is_run(r)).count() as u64;
+    let tables = reports.len() as u64 - runs;
+    let what = match (tables, runs) {
+        (t, 0) => plural(t, "table"),
+        (0, r) => plural(r, "sync run"),
+        (t, r) => format!("{} and {}", plural(t, "table"), plural(r, "sync run")),
+    };
+    let mut line = format!("verified {what}: {} ok", count(TableStatus::Ok));
     for (status, words) in
         [(TableStatus::Incomplete, "incomplete"), (TableStatus::Problems, "with problems")]
     {
@@ -334,5 +343,38 @@ fn format_name(format: Format, compression: Option<Compression>) -> String {
     match compression {
         Some(Compression::Gzip { .. }) => format!("{format}.gz"),
         _ => format.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(table: &str, complete: bool) -> TableReport {
+        let mut report = TableReport::new(table.to_owned(), Path::new("out"));
+        report.complete = complete;
+        report
+    }
+
+    #[test]
+    fn the_summary_counts_tables_and_sync_runs_apart() {
+        let t = || report("terminal", true);
+        let r1 = || report("media/run-00001", true);
+        let r2 = || report("media/run-00002", false);
+        assert_eq!(summary(&[t()]), "verified 1 table: 1 ok");
+        assert_eq!(summary(&[r1()]), "verified 1 sync run: 1 ok");
+        assert_eq!(
+            summary(&[t(), r1(), r2()]),
+            "verified 1 table and 2 sync runs: 2 ok, 1 incomplete"
+        );
+        // A table whose name merely holds a slash and "run" is a table.
+        assert!(!is_run(&report("a/runner", true)));
+        let mut out = Vec::new();
+        text(&[r2()], &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "media/run-00002: incomplete, 0 rows committed so far; rerun the same sync command \
+             to resume it\nverified 1 sync run: 0 ok, 1 incomplete\n"
+        );
     }
 }

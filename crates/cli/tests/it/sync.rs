@@ -323,7 +323,7 @@ fn status_lists_the_runs_and_verify_checks_every_runs_files() {
         verified,
         "terminal/run-00001: ok, 3000 rows in 1 file\n\
          terminal/run-00002: ok, 30 rows in 1 file\n\
-         verified 2 tables: 2 ok\n"
+         verified 2 sync runs: 2 ok\n"
     );
     // A deletes file changed after the run, and a run directory no record lists.
     let deletes = out.join("terminal/run-00002/deleted.jsonl");
