@@ -730,6 +730,7 @@ pub async fn verify(out: &Path, table: &str) -> Result<Vec<crate::TableReport>, 
         } else {
             report.complete = false;
         }
+        report.run = Some(run.run);
         reports.push(report);
     }
     let listed: Vec<String> = record.runs.iter().map(|r| run_dir_name(r.run)).collect();

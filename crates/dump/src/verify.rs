@@ -202,8 +202,10 @@ pub struct SourceReport {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct TableReport {
-    /// The table.
+    /// The table (`{table}/run-NNNNN` for a sync run).
     pub table: String,
+    /// The run's number, when this is a run of a sync rather than a dumped table.
+    pub run: Option<u32>,
     /// The directory checked.
     pub dir: PathBuf,
     /// Whether the checkpoint says the dump is complete.
@@ -241,6 +243,7 @@ impl TableReport {
     pub fn new(table: String, dir: &Path) -> TableReport {
         TableReport {
             table,
+            run: None,
             dir: dir.to_owned(),
             complete: false,
             rows: 0,
