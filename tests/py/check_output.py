@@ -4,7 +4,8 @@ Run by the e2e harness (tests/src) as `python check_output.py BATCH.json`; print
 stdout. BATCH holds:
   db         the simulator's SQLite file (read directly: the ground truth)
   catalog    crates/catalog/catalog.toml (column order and types)
-  cells      outputs to check: {name, table, format, compress, dir, where_sql, columns, order_sql}
+  cells      outputs to check: {name, table, format, compress, dir, where_sql, columns, order_sql,
+             parts} (parts: text written with --part-rows, read part by part and by one glob)
              (order_sql: the dump's --order-by as SQLite SQL with PostgreSQL's NULL order written
              out; the id, or every column, when absent)
   compare    Parquet outputs to compare: {name, table, reference, actual}
@@ -124,6 +125,26 @@ def text_path(cell):
     return Path(cell["dir"]) / name
 
 
+def text_paths(cell):
+    """The one text file, or with `parts` the parts `{table}-NNNNN.{ext}` in order."""
+    if not cell.get("parts"):
+        path = text_path(cell)
+        return [path] if path.exists() else []
+    ext = text_path(cell).name[len(cell["table"]) + 1:]
+    return sorted(p for p in Path(cell["dir"]).glob(f'{cell["table"]}-*.{ext}') if not p.name.startswith("."))
+
+
+def glob_count(con, cell, reader, want, opts=""):
+    """Parts: one glob reads the whole table, as docs/dump.md tells users to read it."""
+    if not cell.get("parts"):
+        return
+    ext = text_path(cell).name[len(cell["table"]) + 1:]
+    glob = str(Path(cell["dir"]) / f'{cell["table"]}-*.{ext}')
+    (count,) = con.execute(f"SELECT count(*) FROM {reader}('{glob}'{opts})").fetchone()
+    if count != want:
+        raise Mismatch(f"duckdb {reader} of {glob}: {count} rows, expected {want}")
+
+
 def parquet_parts(directory, table):
     # Visible parts only: a `.{table}-NNNNN.parquet.tmp` is an unclosed part by design.
     return sorted(p for p in Path(directory).glob(f"{table}-*.parquet") if not p.name.startswith("."))
@@ -210,66 +231,75 @@ def check_cell(db, catalog, cell):
         ran("duckdb", duckdb_check)
         ran("pandas", pandas_check)
     else:
-        path = text_path(cell)
-        if not path.exists():
-            raise Mismatch(f"missing {path.name}")
-        p = str(path)
+        paths = text_paths(cell)
+        if not paths:
+            raise Mismatch(f"missing {text_path(cell).name}")
+        names_sql = ", ".join(chr(34) + n + chr(34) for n in names)
         if fmt == "jsonl":
             def python_check():
-                with open_text(path) as f:
-                    text = f.read()
-                if text and not text.endswith("\n"):
-                    raise Mismatch("python: last line is not terminated")
-                objects = [json.loads(line) for line in text.splitlines()]
+                objects = []
+                for path in paths:
+                    with open_text(path) as f:
+                        text = f.read()
+                    if text and not text.endswith("\n"):
+                        raise Mismatch(f"python: last line of {path.name} is not terminated")
+                    objects += [json.loads(line) for line in text.splitlines()]
                 check_json_types("python json", objects, columns)
                 compare_rows("python json", expected, [tuple(o.values()) for o in objects], columns)
 
             def pandas_check():
                 if not expected:
                     return
-                df = pd.read_json(p, lines=True, dtype=False, convert_dates=False, precise_float=True)
+                df = pd.concat([pd.read_json(str(p), lines=True, dtype=False, convert_dates=False, precise_float=True) for p in paths], ignore_index=True)
                 compare_rows("pandas read_json", expected, list(df[names].itertuples(index=False, name=None)), columns)
 
             def duckdb_check():
                 if not expected:
                     return
-                rows = duck_rows(con, f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM read_json_auto('{p}')")
+                rows = [r for p in paths for r in duck_rows(con, f"SELECT {names_sql} FROM read_json_auto('{p}')")]
                 compare_rows("duckdb read_json_auto", expected, rows, columns)
+                glob_count(con, cell, "read_json_auto", len(expected))
         elif fmt == "json":
             def python_check():
-                with open_text(path) as f:
-                    objects = json.load(f)
-                if not isinstance(objects, list):
-                    raise Mismatch("python: not a JSON array")
+                objects = []
+                for path in paths:
+                    with open_text(path) as f:
+                        part = json.load(f)
+                    if not isinstance(part, list):
+                        raise Mismatch(f"python: {path.name} is not a JSON array")
+                    objects += part
                 check_json_types("python json", objects, columns)
                 compare_rows("python json", expected, [tuple(o.values()) for o in objects], columns)
 
             def pandas_check():
                 if not expected:
                     return
-                df = pd.read_json(p, dtype=False, convert_dates=False, precise_float=True)
+                df = pd.concat([pd.read_json(str(p), dtype=False, convert_dates=False, precise_float=True) for p in paths], ignore_index=True)
                 compare_rows("pandas read_json", expected, list(df[names].itertuples(index=False, name=None)), columns)
 
             def duckdb_check():
                 if not expected:
                     return
-                rows = duck_rows(con, f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM read_json_auto('{p}')")
+                rows = [r for p in paths for r in duck_rows(con, f"SELECT {names_sql} FROM read_json_auto('{p}')")]
                 compare_rows("duckdb read_json_auto", expected, rows, columns)
+                glob_count(con, cell, "read_json_auto", len(expected))
         else:
             textual = {c["name"]: "VARCHAR" for c in columns if c["type"] in ("text", "timestamp")}
 
             def python_check():
-                with open_text(path) as f:
-                    records = list(csv.reader(f))
-                if not records or records[0] != names:
-                    raise Mismatch(f"python csv: header {records[:1]}, expected {names}")
-                # NULL is the empty field; no generated text is empty, so empty reads back as null.
-                rows = [tuple(None if v == "" else v for v in r) for r in records[1:]]
+                rows = []
+                for path in paths:
+                    with open_text(path) as f:
+                        records = list(csv.reader(f))
+                    if not records or records[0] != names:
+                        raise Mismatch(f"python csv: {path.name} header {records[:1]}, expected {names}")
+                    # NULL is the empty field; no generated text is empty, so empty reads back as null.
+                    rows += [tuple(None if v == "" else v for v in r) for r in records[1:]]
                 compare_rows("python csv", expected, rows, columns)
 
             def pandas_check():
                 # Text read as text (a user's dtype=str): pandas would otherwise guess numbers.
-                df = pd.read_csv(p, dtype={n: str for n in textual}, keep_default_na=False, na_values=[""])
+                df = pd.concat([pd.read_csv(str(p), dtype={n: str for n in textual}, keep_default_na=False, na_values=[""]) for p in paths], ignore_index=True)
                 if list(df.columns) != names:
                     raise Mismatch(f"pandas read_csv columns {list(df.columns)}")
                 compare_rows("pandas read_csv", expected, list(df.itertuples(index=False, name=None)), columns)
@@ -277,8 +307,9 @@ def check_cell(db, catalog, cell):
             def duckdb_check():
                 types = "{" + ", ".join(f"'{k}': 'VARCHAR'" for k in textual) + "}"
                 opts = f", types={types}" if textual else ""
-                rows = duck_rows(con, f"SELECT * FROM read_csv_auto('{p}', header=true{opts})")
+                rows = [r for p in paths for r in duck_rows(con, f"SELECT * FROM read_csv_auto('{p}', header=true{opts})")]
                 compare_rows("duckdb read_csv_auto", expected, rows, columns)
+                glob_count(con, cell, "read_csv_auto", len(expected), ", header=true")
 
         ran("python", python_check)
         ran("pandas", pandas_check)

@@ -37,6 +37,9 @@ pub struct OutputShape {
     pub compression: Compression,
     /// The traversal strategy, which gives the saved cursor its meaning.
     pub strategy: Strategy,
+    /// Text formats: the rows per part when the output is in parts, `None` for one file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_rows: Option<u64>,
     /// The portal the rows came from (its API URL without credentials, or a name such as
     /// `demo`), when the source tells it. A checkpoint of one portal never resumes against another;
     /// a checkpoint or a source without one (states written before this field) is not compared.
@@ -88,6 +91,8 @@ impl OutputShape {
             compression_kind(requested.compression),
         );
         diff("strategy", self.strategy.to_string(), requested.strategy.to_string());
+        let parts = |p: Option<u64>| p.map_or_else(|| "one file".to_owned(), |n| n.to_string());
+        diff("part rows", parts(self.part_rows), parts(requested.part_rows));
         if let (Some(saved), Some(now)) = (&self.portal, &requested.portal) {
             diff("portal", saved.clone(), now.clone());
         }
@@ -268,6 +273,13 @@ impl DumpState {
                     "its manifest lists {} parts but its position says {}",
                     sink.files.len(),
                     sink.file_index
+                ));
+            }
+        } else if self.shape.part_rows.is_some() {
+            let (listed, at) = (sink.files.len(), sink.file_index as usize);
+            if (listed != at && listed != at + 1) || sink.open_part.is_some() {
+                return Some(format!(
+                    "its manifest lists {listed} parts but its position is at part {at}"
                 ));
             }
         } else if sink.files.len() != 1 || sink.file_index != 0 || sink.open_part.is_some() {

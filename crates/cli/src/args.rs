@@ -366,8 +366,8 @@ pub(crate) const MAX_TIMEOUT_SECS: u32 = DumpConfig::MAX_BATCH_TIMEOUT.as_secs()
 pub(crate) const MAX_RETRIES: u32 = DumpConfig::MAX_RETRIES;
 /// The largest backoff factor (`--retry-backoff`): the first retry waits about that many seconds.
 const MAX_RETRY_BACKOFF: f64 = DumpConfig::MAX_RETRY_BACKOFF;
-/// The most rows per Parquet part (`--parquet-part-rows`): a hundred times the default.
-const MAX_PART_ROWS: u64 = 100_000_000;
+/// The most rows per part (`--part-rows`): a hundred times Parquet's default.
+pub(crate) const MAX_PART_ROWS: u64 = DumpConfig::MAX_PART_ROWS;
 /// The largest row count or position (`--limit`, `--offset`, `--resume-offset`): PostgreSQL's
 /// `bigint`, what LIMIT and OFFSET take.
 const MAX_ROWS: u64 = i64::MAX.unsigned_abs();
@@ -458,6 +458,12 @@ pub(crate) struct DumpArgs {
     #[arg(long, value_name = "N", value_parser = gzip_level())]
     pub(crate) compress_level: Option<u32>,
 
+    /// Write parts of about N rows, TABLE-00000.jsonl, TABLE-00001.jsonl, ... (each a whole file
+    /// of its format, cut at a chunk's end), not one file; for parquet, the rows per part
+    /// [default: one file; parquet 1000000].
+    #[arg(long, value_name = "N", alias = "parquet-part-rows", value_parser = count::<u64, MAX_PART_ROWS>)]
+    pub(crate) part_rows: Option<u64>,
+
     /// Rows per request, 1 to 1000000.
     #[arg(long, value_name = "N", default_value_t = DumpConfig::DEFAULT_CHUNK_SIZE, value_parser = count::<u64, MAX_CHUNK_SIZE>)]
     pub(crate) chunk_size: u64,
@@ -537,10 +543,6 @@ pub(crate) struct DumpArgs {
     /// the run is interrupted). The format is in docs/dump.md.
     #[arg(long, value_name = "FILE")]
     pub(crate) summary: Option<PathBuf>,
-
-    /// Rows per Parquet part file (tests use small parts to make them rotate).
-    #[arg(long, value_name = "N", hide = true, value_parser = count::<u64, MAX_PART_ROWS>)]
-    pub(crate) parquet_part_rows: Option<u64>,
 }
 
 /// `--format` of `dump`: the library's formats, each with the help the command line gives it.

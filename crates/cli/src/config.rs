@@ -9,7 +9,9 @@ use std::time::Duration;
 use iptvportal_dump::{DumpFormat, DumpStrategy};
 use serde::Deserialize;
 
-use crate::args::{MAX_CHUNK_SIZE, MAX_JOBS, MAX_PARALLEL, MAX_RETRIES, MAX_TIMEOUT_SECS};
+use crate::args::{
+    MAX_CHUNK_SIZE, MAX_JOBS, MAX_PARALLEL, MAX_PART_ROWS, MAX_RETRIES, MAX_TIMEOUT_SECS,
+};
 use crate::failure::Hinted;
 
 /// The variable naming the config file.
@@ -59,6 +61,8 @@ pub(crate) struct Dump {
     pub(crate) parallel: Option<usize>,
     pub(crate) jobs: Option<usize>,
     pub(crate) compress: Option<bool>,
+    /// Rows per part (`--part-rows`).
+    pub(crate) part_rows: Option<u64>,
     /// Where `dump` writes its JSON summary.
     pub(crate) summary: Option<PathBuf>,
     /// Tables `--all` leaves out, each a catalog table.
@@ -100,6 +104,7 @@ struct DumpSection {
     parallel: Option<u64>,
     jobs: Option<u64>,
     compress: Option<bool>,
+    part_rows: Option<u64>,
     summary: Option<PathBuf>,
     exclude: Option<Vec<String>>,
     exclude_columns: Option<Vec<String>>,
@@ -226,6 +231,7 @@ fn check(path: &Path, file: File) -> anyhow::Result<Config> {
         ("dump.chunk_size", d.chunk_size, MAX_CHUNK_SIZE),
         ("dump.parallel", d.parallel, MAX_PARALLEL),
         ("dump.jobs", d.jobs, MAX_JOBS),
+        ("dump.part_rows", d.part_rows, MAX_PART_ROWS),
     ] {
         match value {
             Some(0) => return Err(invalid(path, key, "must be at least 1")),
@@ -236,6 +242,25 @@ fn check(path: &Path, file: File) -> anyhow::Result<Config> {
     let count = |key: &str, n: Option<u64>| {
         n.map(|n| usize::try_from(n).map_err(|_| invalid(path, key, "is too large"))).transpose()
     };
+    check_exclusions(path, &d)?;
+    let dump = Dump {
+        out: d.out,
+        format,
+        chunk_size: d.chunk_size,
+        strategy,
+        parallel: count("dump.parallel", d.parallel)?,
+        jobs: count("dump.jobs", d.jobs)?,
+        compress: d.compress,
+        part_rows: d.part_rows,
+        summary: d.summary,
+        exclude: d.exclude,
+        exclude_columns: d.exclude_columns,
+    };
+    Ok(Config { connection, dump })
+}
+
+/// The file's `exclude` and `exclude_columns`: tables and columns of the catalog only.
+fn check_exclusions(path: &Path, d: &DumpSection) -> anyhow::Result<()> {
     if let Some(unknown) =
         d.exclude.iter().flatten().find(|t| iptvportal_catalog::table(t).is_none())
     {
@@ -259,19 +284,7 @@ fn check(path: &Path, file: File) -> anyhow::Result<Config> {
             ));
         }
     }
-    let dump = Dump {
-        out: d.out,
-        format,
-        chunk_size: d.chunk_size,
-        strategy,
-        parallel: count("dump.parallel", d.parallel)?,
-        jobs: count("dump.jobs", d.jobs)?,
-        compress: d.compress,
-        summary: d.summary,
-        exclude: d.exclude,
-        exclude_columns: d.exclude_columns,
-    };
-    Ok(Config { connection, dump })
+    Ok(())
 }
 
 /// Parses the file; an error names the file, the line and the key.
@@ -356,6 +369,7 @@ strategy = "id-range"
 parallel = 4
 jobs = 3
 compress = false
+part_rows = 250000
 summary = "/data/summary.json"
 exclude = ["media"]
 exclude_columns = ["subscriber.password", "subscriber.phone"]
@@ -369,6 +383,7 @@ exclude_columns = ["subscriber.password", "subscriber.phone"]
         assert_eq!(config.dump.format, Some(DumpFormat::Parquet));
         assert_eq!(config.dump.strategy, Some(DumpStrategy::IdRange));
         assert_eq!(config.dump.parallel, Some(4));
+        assert_eq!(config.dump.part_rows, Some(250_000));
         assert_eq!(config.dump.summary.as_deref(), Some(Path::new("/data/summary.json")));
         assert_eq!(config.dump.exclude, Some(vec!["media".to_owned()]));
         assert_eq!(
@@ -409,6 +424,10 @@ exclude_columns = ["subscriber.password", "subscriber.phone"]
         assert!(line.contains("dump.chunk_size must be 1 to 1000000"), "{line}");
         let line = refused("[dump]\nparallel = 9223372036854775807\n");
         assert!(line.contains("dump.parallel must be 1 to 64"), "{line}");
+        let line = refused("[dump]\npart_rows = 0\n");
+        assert!(line.contains("dump.part_rows must be at least 1"), "{line}");
+        let line = refused("[dump]\npart_rows = 100000001\n");
+        assert!(line.contains("dump.part_rows must be 1 to 100000000"), "{line}");
         let line = refused("[dump]\njobs = 65\n");
         assert!(line.contains("dump.jobs must be 1 to 64"), "{line}");
         let line = refused("[dump]\nexclude = [\"medias\"]\n");

@@ -162,6 +162,8 @@ fn apply_file(cli: &mut Cli, file: &Config, given: &dyn Fn(&str) -> bool) {
             fill(&mut args.parallel, d.parallel.as_ref(), given, &["parallel"]);
             fill(&mut args.jobs, d.jobs.as_ref(), given, &["jobs"]);
             fill(&mut args.compress, d.compress.as_ref(), given, &["compress", "no_compress"]);
+            let part_rows = d.part_rows.map(Some);
+            fill(&mut args.part_rows, part_rows.as_ref(), given, &["part_rows"]);
             let summary = d.summary.clone().map(Some);
             fill(&mut args.summary, summary.as_ref(), given, &["summary"]);
             // The file's `exclude` is for `--all`: tables given by name are the whole list.

@@ -575,6 +575,7 @@ mod tests {
             format: iptvportal_dump::Format::Jsonl,
             compression: iptvportal_dump::Compression::None,
             strategy: Strategy::Offset,
+            part_rows: None,
             portal: None,
         };
         // The cursor as a checkpoint holds it: the type is the traversal's, not named here.

@@ -62,6 +62,10 @@ pub struct DumpConfig {
     pub max_parallel: usize,
     /// Layout of Parquet part files.
     pub parquet: ParquetOptions,
+    /// Text formats: write parts of this many rows (`{table}-00000.jsonl`, …, each closed at the
+    /// first commit that fills it) instead of one file (default `None`: one file). Parquet's
+    /// parts are [`ParquetOptions::part_rows`].
+    pub text_part_rows: Option<u64>,
 }
 
 impl DumpConfig {
@@ -89,6 +93,8 @@ impl DumpConfig {
     /// The largest backoff factor: the tenth retry of a factor of 10 would wait 10^10 s, so the
     /// client's cap on one delay applies long before.
     pub const MAX_RETRY_BACKOFF: f64 = 10.0;
+    /// The most rows per part: a hundred times Parquet's default part.
+    pub const MAX_PART_ROWS: u64 = 100_000_000;
     /// The longest timeout of one request.
     pub const MAX_BATCH_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -113,6 +119,7 @@ impl DumpConfig {
             retry_backoff: DumpConfig::DEFAULT_RETRY_BACKOFF,
             max_parallel: DumpConfig::DEFAULT_MAX_PARALLEL,
             parquet: ParquetOptions::default(),
+            text_part_rows: None,
         }
     }
 
@@ -231,6 +238,18 @@ impl DumpConfig {
         self
     }
 
+    /// Writes text formats in parts of `rows` rows instead of one file.
+    #[must_use]
+    pub fn text_part_rows(mut self, rows: u64) -> Self {
+        self.text_part_rows = Some(rows);
+        self
+    }
+
+    /// The rows per text part, for a text format in parts; `None` for one file or Parquet.
+    pub(crate) fn text_parts(&self) -> Option<u64> {
+        self.text_part_rows.filter(|_| self.format != Format::Parquet)
+    }
+
     /// The compression the sink uses.
     pub(crate) fn compression(&self) -> Compression {
         match (self.compress, self.compression_level) {
@@ -250,6 +269,7 @@ impl DumpConfig {
             schema,
         );
         spec.parquet = self.parquet.clone();
+        spec.text_part_rows = self.text_parts();
         // The manifest records each file's id range: the catalog's id column, or for a table it
         // does not know, a column named `id` if there is one.
         let known = iptvportal_catalog::table(&self.table);
@@ -345,6 +365,7 @@ impl DumpConfig {
             (Setting::ChunkSize, self.chunk_size, DumpConfig::MAX_CHUNK_SIZE),
             (Setting::MaxParallel, wide(self.max_parallel), wide(DumpConfig::MAX_PARALLEL)),
             (Setting::MaxRetries, u64::from(self.max_retries), u64::from(DumpConfig::MAX_RETRIES)),
+            (Setting::TextPartRows, self.text_part_rows.unwrap_or(0), DumpConfig::MAX_PART_ROWS),
         ];
         if let Some(e) = counts.into_iter().find_map(|(s, value, max)| too_large(s, value, max)) {
             return Err(e);
@@ -353,6 +374,9 @@ impl DumpConfig {
             && (1.0..=DumpConfig::MAX_RETRY_BACKOFF).contains(&self.retry_backoff))
         {
             return Err(self.invalid(Invalid::RetryBackoff(self.retry_backoff)));
+        }
+        if self.text_part_rows == Some(0) {
+            return Err(self.invalid(Invalid::ZeroPartRows));
         }
         if self.compress && self.format == Format::Parquet {
             return Err(self.invalid(Invalid::CompressParquet));

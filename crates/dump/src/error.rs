@@ -204,6 +204,8 @@ pub enum Setting {
     MaxParallel,
     /// `max_retries`.
     MaxRetries,
+    /// `text_part_rows`.
+    TextPartRows,
 }
 
 /// What is wrong with a [`DumpConfig`](crate::DumpConfig), found before any request or file.
@@ -217,6 +219,8 @@ pub enum Invalid {
     Traversal(iptvportal_traverse::Invalid),
     /// The request timeout is zero.
     ZeroTimeout,
+    /// Text parts of zero rows.
+    ZeroPartRows,
     /// The backoff factor is below 1 or not a number.
     RetryBackoff(f64),
     /// gzip was asked for Parquet, which is always compressed (zstd).
@@ -291,6 +295,7 @@ impl Invalid {
             Invalid::Traversal(T::ZeroChunkSize) => Setting::ChunkSize,
             Invalid::Traversal(T::ZeroParallel) => Setting::MaxParallel,
             Invalid::ZeroTimeout | Invalid::LongTimeout(_) => Setting::BatchTimeout,
+            Invalid::ZeroPartRows => Setting::TextPartRows,
             Invalid::TooLarge { setting, .. } => *setting,
             Invalid::RetryBackoff(_) => Setting::RetryBackoff,
             Invalid::CompressParquet => Setting::Compress,
@@ -318,6 +323,7 @@ impl fmt::Display for Invalid {
             Invalid::TableName => f.write_str("a table name has only letters, digits and _"),
             Invalid::Traversal(reason) => reason.fmt(f),
             Invalid::ZeroTimeout => f.write_str("the request timeout must be more than 0 seconds"),
+            Invalid::ZeroPartRows => f.write_str("a part must hold at least 1 row"),
             Invalid::RetryBackoff(factor) => write!(
                 f,
                 "retry backoff must be a number from 1 to {}, got {factor}",
@@ -334,6 +340,7 @@ impl fmt::Display for Invalid {
                     Setting::ChunkSize => "the chunk size",
                     Setting::MaxParallel => "the parallelism",
                     Setting::MaxRetries => "the retries of a request",
+                    Setting::TextPartRows => "the rows per part",
                     _ => "the value",
                 };
                 write!(f, "{what} must be at most {max}, got {value}")

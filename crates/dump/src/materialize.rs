@@ -192,6 +192,7 @@ fn write(
             read_spec.dir.clone_from(&input.dir);
             read_spec.format = input.state.shape.format;
             read_spec.compression = input.state.shape.compression;
+            read_spec.text_part_rows = input.state.shape.part_rows;
             scope.spawn(move || read_run(table, &read_spec, input, id_index, &send));
             streams.push(Stream { receive, batch: Vec::new().into_iter() });
         }

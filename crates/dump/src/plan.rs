@@ -146,6 +146,7 @@ fn shape(
         format: config.format,
         compression: config.compression(),
         strategy,
+        part_rows: config.text_parts(),
         portal: None,
     })
 }

@@ -378,14 +378,15 @@ fn check(
     report
 }
 
-/// The spec the dump wrote with: the state's format, compression and schema through the dump's
-/// own [`DumpConfig::sink_spec`]. Parquet options stay at their defaults: they shape the layout
-/// inside a part, never a file's name.
+/// The spec the dump wrote with: the state's format, compression, text parts and schema through
+/// the dump's own [`DumpConfig::sink_spec`]. Parquet options stay at their defaults: they shape
+/// the layout inside a part, never a file's name.
 pub(crate) fn sink_spec(dir: &Path, state: &DumpState) -> SinkSpec {
     let mut config = DumpConfig::new(&state.table, dir).format(state.shape.format);
     if let Compression::Gzip { level } = state.shape.compression {
         config = config.compress(true).compression_level(level);
     }
+    config.text_part_rows = state.shape.part_rows;
     config.sink_spec(state.schema.clone())
 }
 

@@ -13,13 +13,14 @@ use crate::spec::{OutputFile, PartName, SinkSpec, part_index};
 pub(crate) struct Found {
     /// Where it is.
     pub(crate) path: PathBuf,
-    /// Which Parquet file (closed part, temp part or piece) it is; `None` for the one file of a
-    /// text format.
+    /// Which part-family file (closed part, Parquet temp part or piece) it is; `None` for the one
+    /// file of a text format written whole.
     pub(crate) part: Option<PartName>,
 }
 
-/// Every file of `spec`'s output that exists: the one file of a text format, or the closed and
-/// temp Parquet parts and the pieces of parts being filled, closed parts first in index order
+/// Every file of `spec`'s output that exists: the one file of a text format, or its parts (for
+/// Parquet the closed and temp parts and the pieces of parts being filled), closed parts first in
+/// index order
 /// (then temp parts, then pieces: [`PartName`]'s order). A missing directory holds none.
 ///
 /// The one scan behind listing, removing and resuming, so that the three cannot disagree about
@@ -33,7 +34,7 @@ pub(crate) fn scan(spec: &SinkSpec) -> Result<Vec<Found>, Error> {
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&path, e)),
             },
-            OutputFile::Parts { dir, table } => {
+            OutputFile::Parts { dir, table, ext } => {
                 let entries = match std::fs::read_dir(&dir) {
                     Ok(entries) => entries,
                     Err(e) if e.kind() == ErrorKind::NotFound => continue,
@@ -43,7 +44,7 @@ pub(crate) fn scan(spec: &SinkSpec) -> Result<Vec<Found>, Error> {
                     let entry = entry.map_err(|e| Error::io(&dir, e))?;
                     // A name that is not UTF-8 is no name this crate writes.
                     let name = entry.file_name();
-                    if let Some(part) = name.to_str().and_then(|n| part_index(&table, n)) {
+                    if let Some(part) = name.to_str().and_then(|n| part_index(&table, &ext, n)) {
                         found.push(Found { path: entry.path(), part: Some(part) });
                     }
                 }

@@ -161,6 +161,12 @@ pub struct SinkSpec {
     pub schema: Schema,
     /// Parquet layout; ignored by text formats.
     pub parquet: ParquetOptions,
+    /// Text formats: `None` writes one file `{table}.{ext}`; `Some(n)` writes parts
+    /// `{table}-00000.{ext}`, `{table}-00001.{ext}`, …, each closed at the first commit at which it
+    /// holds at least `n` rows (so parts end on chunk boundaries), each a complete file of its own
+    /// (CSV with its header, JSON one array, gzip whole members). Parquet ignores it
+    /// ([`ParquetOptions::part_rows`]).
+    pub text_part_rows: Option<u64>,
     /// The column whose values are the table's ids, if it has one among the columns written:
     /// the manifest records each file's id range from it.
     pub id_column: Option<String>,
@@ -182,6 +188,7 @@ impl SinkSpec {
             compression,
             schema,
             parquet: ParquetOptions::default(),
+            text_part_rows: None,
             id_column: None,
         }
     }
@@ -225,6 +232,9 @@ impl SinkSpec {
             }
             _ => {}
         }
+        if self.format != Format::Parquet && self.text_part_rows == Some(0) {
+            return config("text part sizes must be positive".into());
+        }
         if self.format == Format::Parquet {
             if self.parquet.row_group_rows == 0 || self.parquet.part_rows == 0 {
                 return config("parquet row group and part sizes must be positive".into());
@@ -241,16 +251,35 @@ impl SinkSpec {
     /// The files this spec writes, so that an orchestrator can refuse two specs writing the same
     /// files and a reset can find them.
     pub fn files(&self) -> Vec<OutputFile> {
-        match self.format {
-            Format::Parquet => {
-                vec![OutputFile::Parts { dir: self.dir.clone(), table: self.table.clone() }]
+        let (dir, table) = (self.dir.clone(), self.table.clone());
+        match (self.format, self.text_part_rows) {
+            (Format::Parquet, _) | (_, Some(_)) => {
+                vec![OutputFile::Parts { dir, table, ext: self.extension() }]
             }
-            format => {
-                let gz =
-                    if matches!(self.compression, Compression::Gzip { .. }) { ".gz" } else { "" };
-                vec![OutputFile::Path(self.dir.join(format!("{}.{format}{gz}", self.table)))]
+            (_, None) => {
+                vec![OutputFile::Path(self.dir.join(format!(
+                    "{}.{}",
+                    self.table,
+                    self.extension()
+                )))]
             }
         }
+    }
+
+    /// The file name extension of this spec's files: `parquet`, or the text format's with `.gz`
+    /// when gzipped (`jsonl`, `csv.gz`).
+    pub(crate) fn extension(&self) -> String {
+        match (self.format, self.compression) {
+            (Format::Parquet, _) => "parquet".to_owned(),
+            (format, Compression::Gzip { .. }) => format!("{format}.gz"),
+            (format, _) => format.to_string(),
+        }
+    }
+
+    /// Whether the output is a sequence of parts: always for Parquet, for text with
+    /// [`SinkSpec::text_part_rows`].
+    pub fn is_parted(&self) -> bool {
+        self.format == Format::Parquet || self.text_part_rows.is_some()
     }
 
     /// Whether this spec and `other` would write some file in common.
@@ -258,11 +287,17 @@ impl SinkSpec {
         self.files().iter().any(|a| other.files().iter().any(|b| a.overlaps(b)))
     }
 
-    /// The path of Parquet part `index`: `{dir}/{table}-NNNNN.parquet`, the index zero-padded to
-    /// five digits. The one place a part is named: the Parquet sink writes its parts here, and
-    /// an orchestrator naming a part (the first one, to stand for all) asks here too.
+    /// The path of part `index`: `{dir}/{table}-NNNNN.parquet` (or `.jsonl`, `.csv.gz`, … for text
+    /// parts), the index zero-padded to five digits. The one place a part is named: the sinks
+    /// write their parts here, and an orchestrator naming a part (the first one, to stand for all)
+    /// asks here too.
     pub fn part_path(&self, index: u32) -> PathBuf {
-        self.dir.join(part_name(&self.table, index))
+        self.dir.join(self.part_name(index))
+    }
+
+    /// The file name of part `index` (see [`SinkSpec::part_path`]).
+    pub(crate) fn part_name(&self, index: u32) -> String {
+        part_file_name(&self.table, &self.extension(), index)
     }
 
     /// The temp path part `index` is written under until it is closed.
@@ -286,13 +321,16 @@ impl SinkSpec {
 pub enum OutputFile {
     /// Exactly this file (the text formats).
     Path(PathBuf),
-    /// Parquet parts `{dir}/{table}-NNNNN.parquet`, their temp files
-    /// `{dir}/.{table}-NNNNN.parquet.tmp` and their pieces `{dir}/.{table}-NNNNN.parquet.MMMMM.piece`.
+    /// Parts `{dir}/{table}-NNNNN.{ext}`: Parquet parts with their temp files
+    /// `{dir}/.{table}-NNNNN.parquet.tmp` and their pieces `{dir}/.{table}-NNNNN.parquet.MMMMM.piece`,
+    /// or the parts of a text format (`ext` `jsonl`, `csv.gz`, …).
     Parts {
         /// The directory.
         dir: PathBuf,
         /// The table naming the parts.
         table: String,
+        /// The extension after the part's number, without the dot: `parquet`, `jsonl.gz`, ….
+        ext: String,
     },
 }
 
@@ -301,12 +339,12 @@ impl OutputFile {
     pub fn matches(&self, path: &Path) -> bool {
         match self {
             OutputFile::Path(p) => p == path,
-            OutputFile::Parts { dir, table } => {
+            OutputFile::Parts { dir, table, ext } => {
                 path.parent() == Some(dir.as_path())
                     && path
                         .file_name()
                         .and_then(|n| n.to_str())
-                        .is_some_and(|n| part_index(table, n).is_some())
+                        .is_some_and(|n| part_index(table, ext, n).is_some())
             }
         }
     }
@@ -323,8 +361,8 @@ impl fmt::Display for OutputFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OutputFile::Path(p) => write!(f, "{}", p.display()),
-            OutputFile::Parts { dir, table } => {
-                write!(f, "{}", dir.join(format!("{table}-*.parquet")).display())
+            OutputFile::Parts { dir, table, ext } => {
+                write!(f, "{}", dir.join(format!("{table}-*.{ext}")).display())
             }
         }
     }
@@ -340,12 +378,13 @@ pub struct OutputFileInfo {
     pub bytes: u64,
 }
 
-/// What a Parquet-family file name is: a closed part, a part being written, or a committed
-/// piece of the part being filled. Ordered closed parts first, then temp parts, then pieces, each
-/// kind by index (pieces by part, then piece).
+/// What a part-family file name is: a closed part, a Parquet part being written, or a committed
+/// piece of the Parquet part being filled. Ordered closed parts first, then temp parts, then
+/// pieces, each kind by index (pieces by part, then piece). Text parts are only ever closed names:
+/// a text part is appended to under its final name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum PartName {
-    /// `{table}-NNNNN.parquet`.
+    /// `{table}-NNNNN.{ext}`.
     Closed(u32),
     /// `.{table}-NNNNN.parquet.tmp`.
     Temp(u32),
@@ -359,30 +398,33 @@ pub(crate) enum PartName {
     },
 }
 
-/// Parses a file name of `table`'s Parquet family. The match is exact (five or more digits and
-/// nothing else), so table `a` never claims table `a-00000`'s parts `a-00000-00000.parquet` or
-/// pieces `.a-00000-00000.parquet.00000.piece`.
-pub(crate) fn part_index(table: &str, name: &str) -> Option<PartName> {
+/// Parses a file name of `table`'s parts with extension `ext` (`parquet`, `jsonl.gz`, …). The
+/// match is exact (five or more digits and nothing else), so table `a` never claims table
+/// `a-00000`'s parts `a-00000-00000.parquet` or pieces `.a-00000-00000.parquet.00000.piece`.
+pub(crate) fn part_index(table: &str, ext: &str, name: &str) -> Option<PartName> {
     let digits = |s: &str| -> Option<u32> {
         (s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
     };
+    let number = |head: &str| head.strip_prefix(table)?.strip_prefix('-').and_then(digits);
     if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".piece")) {
-        // The last `.parquet.`: the piece's digits hold none, whatever the table's name holds.
-        let (head, piece) = rest.rsplit_once(".parquet.")?;
-        let part = head.strip_prefix(table)?.strip_prefix('-')?;
-        return Some(PartName::Piece { part: digits(part)?, piece: digits(piece)? });
+        // The last `.{ext}.`: the piece's digits hold none, whatever the table's name holds.
+        let (head, piece) = rest.rsplit_once(&format!(".{ext}."))?;
+        return Some(PartName::Piece { part: number(head)?, piece: digits(piece)? });
     }
-    if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".parquet.tmp")) {
-        let index = rest.strip_prefix(table)?.strip_prefix('-')?;
-        return digits(index).map(PartName::Temp);
+    if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+        return number(rest.strip_suffix(ext)?.strip_suffix('.')?).map(PartName::Temp);
     }
-    let index = name.strip_suffix(".parquet")?.strip_prefix(table)?.strip_prefix('-')?;
-    digits(index).map(PartName::Closed)
+    number(name.strip_suffix(ext)?.strip_suffix('.')?).map(PartName::Closed)
 }
 
-/// The name of part `index`.
+/// The name of part `index` of `table` with extension `ext`.
+pub(crate) fn part_file_name(table: &str, ext: &str, index: u32) -> String {
+    format!("{table}-{index:05}.{ext}")
+}
+
+/// The name of Parquet part `index`.
 pub(crate) fn part_name(table: &str, index: u32) -> String {
-    format!("{table}-{index:05}.parquet")
+    part_file_name(table, "parquet", index)
 }
 
 /// The temp name part `index` is written under until it is closed.
@@ -474,41 +516,81 @@ mod tests {
         assert_eq!(name(spec("t", Format::Csv, Compression::gzip())), "/out/t.csv.gz");
         assert_eq!(name(spec("t", Format::Json, Compression::Gzip { level: 6 })), "/out/t.json.gz");
         assert_eq!(name(spec("t", Format::Parquet, Compression::None)), "/out/t-*.parquet");
+        let parted = |format, compression| {
+            let mut s = spec("t", format, compression);
+            s.text_part_rows = Some(10);
+            s
+        };
+        assert_eq!(name(parted(Format::Jsonl, Compression::gzip())), "/out/t-*.jsonl.gz");
+        assert_eq!(
+            parted(Format::Csv, Compression::None).part_path(3),
+            Path::new("/out/t-00003.csv")
+        );
+        assert!(!spec("t", Format::Csv, Compression::None).is_parted());
+        assert!(parted(Format::Csv, Compression::None).is_parted());
+        // One file and parts of one table are different files; parts of text and Parquet too.
+        let one = spec("t", Format::Jsonl, Compression::None);
+        assert!(!one.conflicts_with(&parted(Format::Jsonl, Compression::None)));
+        assert!(
+            parted(Format::Jsonl, Compression::None)
+                .conflicts_with(&parted(Format::Jsonl, Compression::None))
+        );
+        assert!(!parted(Format::Jsonl, Compression::None).conflicts_with(&spec(
+            "t",
+            Format::Parquet,
+            Compression::None
+        )));
+        let mut zero = parted(Format::Json, Compression::None);
+        zero.text_part_rows = Some(0);
+        assert!(matches!(zero.validate(), Err(Error::Config { .. })));
     }
 
     #[test]
     fn part_names_match_exactly() {
-        assert_eq!(part_index("a", "a-00000.parquet"), Some(PartName::Closed(0)));
-        assert_eq!(part_index("a", "a-123456.parquet"), Some(PartName::Closed(123_456)));
-        assert_eq!(part_index("a", ".a-00007.parquet.tmp"), Some(PartName::Temp(7)));
-        assert_eq!(part_index("a", "a-00000-00000.parquet"), None);
-        assert_eq!(part_index("a", "ab-00000.parquet"), None);
-        assert_eq!(part_index("a", "a-0001.parquet"), None);
-        assert_eq!(part_index("a", "a.parquet"), None);
-        assert_eq!(part_index("a-00000", "a-00000-00001.parquet"), Some(PartName::Closed(1)));
+        assert_eq!(part_index("a", "parquet", "a-00000.parquet"), Some(PartName::Closed(0)));
+        assert_eq!(part_index("a", "parquet", "a-123456.parquet"), Some(PartName::Closed(123_456)));
+        assert_eq!(part_index("a", "parquet", ".a-00007.parquet.tmp"), Some(PartName::Temp(7)));
+        assert_eq!(part_index("a", "parquet", "a-00000-00000.parquet"), None);
+        assert_eq!(part_index("a", "parquet", "ab-00000.parquet"), None);
+        assert_eq!(part_index("a", "parquet", "a-0001.parquet"), None);
+        assert_eq!(part_index("a", "parquet", "a.parquet"), None);
+        assert_eq!(
+            part_index("a-00000", "parquet", "a-00000-00001.parquet"),
+            Some(PartName::Closed(1))
+        );
         assert_eq!(part_name("a", 3), "a-00003.parquet");
-        assert_eq!(part_index("a", &temp_part_name("a", 3)), Some(PartName::Temp(3)));
+        assert_eq!(part_index("a", "parquet", &temp_part_name("a", 3)), Some(PartName::Temp(3)));
+        // Text parts: the extension is exact, compression included.
+        assert_eq!(part_index("a", "jsonl.gz", "a-00002.jsonl.gz"), Some(PartName::Closed(2)));
+        assert_eq!(part_index("a", "jsonl", "a-00002.jsonl.gz"), None);
+        assert_eq!(part_index("a", "jsonl.gz", "a-00002.jsonl"), None);
+        assert_eq!(part_index("a", "csv", "a-00002.parquet"), None);
+        assert_eq!(part_index("a", "csv", "a-00002csv"), None);
+        assert_eq!(part_index("a", "csv", "a.csv"), None);
     }
 
     #[test]
     fn piece_names_match_exactly() {
         let piece = |part, piece| Some(PartName::Piece { part, piece });
         assert_eq!(piece_name("a", 3, 12), ".a-00003.parquet.00012.piece");
-        assert_eq!(part_index("a", &piece_name("a", 3, 12)), piece(3, 12));
-        assert_eq!(part_index("a", ".a-123456.parquet.100000.piece"), piece(123_456, 100_000));
+        assert_eq!(part_index("a", "parquet", &piece_name("a", 3, 12)), piece(3, 12));
+        assert_eq!(
+            part_index("a", "parquet", ".a-123456.parquet.100000.piece"),
+            piece(123_456, 100_000)
+        );
         // Another table's pieces, near misses, and the closed and temp names of the same part.
-        assert_eq!(part_index("a", &piece_name("a-00000", 0, 0)), None);
-        assert_eq!(part_index("a-00000", &piece_name("a-00000", 0, 1)), piece(0, 1));
-        assert_eq!(part_index("a", &piece_name("ab", 0, 0)), None);
-        assert_eq!(part_index("a", "a-00000.parquet.00000.piece"), None, "not hidden");
-        assert_eq!(part_index("a", ".a-00000.parquet.0000.piece"), None);
-        assert_eq!(part_index("a", ".a-00000.parquet.00000.piece.tmp"), None);
-        assert_eq!(part_index("a", ".a-00000.parquet.00000x.piece"), None);
-        assert_eq!(part_index("a", ".a-00000.00000.piece"), None);
+        assert_eq!(part_index("a", "parquet", &piece_name("a-00000", 0, 0)), None);
+        assert_eq!(part_index("a-00000", "parquet", &piece_name("a-00000", 0, 1)), piece(0, 1));
+        assert_eq!(part_index("a", "parquet", &piece_name("ab", 0, 0)), None);
+        assert_eq!(part_index("a", "parquet", "a-00000.parquet.00000.piece"), None, "not hidden");
+        assert_eq!(part_index("a", "parquet", ".a-00000.parquet.0000.piece"), None);
+        assert_eq!(part_index("a", "parquet", ".a-00000.parquet.00000.piece.tmp"), None);
+        assert_eq!(part_index("a", "parquet", ".a-00000.parquet.00000x.piece"), None);
+        assert_eq!(part_index("a", "parquet", ".a-00000.00000.piece"), None);
         // A table whose name looks like a piece's tail still parses at the last `.parquet.`.
         let odd = "x.parquet.00001";
-        assert_eq!(part_index(odd, &piece_name(odd, 2, 3)), piece(2, 3));
-        assert_eq!(part_index("x", &piece_name(odd, 2, 3)), None);
+        assert_eq!(part_index(odd, "parquet", &piece_name(odd, 2, 3)), piece(2, 3));
+        assert_eq!(part_index("x", "parquet", &piece_name(odd, 2, 3)), None);
         // Closed parts sort first, then temp parts, then pieces by part and number.
         let mut names = [piece(1, 0), piece(0, 2), Some(PartName::Temp(0)), piece(0, 10)];
         names.sort();

@@ -122,6 +122,33 @@ pub fn verify(
     let mut problems = Vec::new();
     let mut problem = |path: &PathBuf, kind| problems.push(Problem { path: path.clone(), kind });
 
+    if spec.format != Format::Parquet && spec.text_part_rows.is_some() {
+        // Text parts: every part the manifest lists, the closed ones exactly, the open one (at
+        // `file_index`, until the output is complete) at least as long as committed.
+        for (index, record) in (0..).zip(&position.files) {
+            let path = spec.part_path(index);
+            let open = index >= position.file_index && !complete;
+            match size_of(&path) {
+                None => problem(&path, ProblemKind::Missing),
+                Some(found) if found < record.bytes || (!open && found != record.bytes) => {
+                    problem(&path, ProblemKind::Size { found, expected: record.bytes });
+                }
+                Some(_) if depth == Depth::Full => {
+                    check_sum(&path, record, &mut problem)?;
+                }
+                Some(_) => {}
+            }
+        }
+        // A resumable output may hold a part begun after its last commit, which a resume removes.
+        let names: Vec<PathBuf> =
+            (0..).zip(&position.files).map(|(i, _)| spec.part_path(i)).collect();
+        for file in on_disk.iter().filter(|_| complete) {
+            if !names.contains(&file.path) {
+                problem(&file.path, ProblemKind::Unlisted);
+            }
+        }
+        return Ok(problems);
+    }
     if spec.format != Format::Parquet {
         let path = text_path(spec);
         let expected = position.files.first().map_or(position.bytes, |r| r.bytes);
@@ -188,8 +215,9 @@ pub fn check_outputs(
     }
 }
 
-/// Files of `spec`'s table in its directory that another format or compression would have
-/// written (`terminal.csv` beside a JSONL dump of `terminal`, Parquet parts beside a text one):
+/// Files of `spec`'s table in its directory that another format, compression or layout would have
+/// written (`terminal.csv` beside a JSONL dump of `terminal`, Parquet parts beside a text one, text
+/// parts beside one file):
 /// left by an earlier dump, they are no part of this output, and a reader globbing the directory
 /// would mix them in.
 pub fn stale_outputs(spec: &SinkSpec) -> Result<Vec<PathBuf>, Error> {
@@ -200,9 +228,15 @@ pub fn stale_outputs(spec: &SinkSpec) -> Result<Vec<PathBuf>, Error> {
         } else {
             &[Compression::None, Compression::gzip()]
         };
-        for &compression in compressions {
-            let other =
+        // Text formats as one file and as parts (any size: the names do not tell it).
+        let layouts: &[Option<u64>] =
+            if format == Format::Parquet { &[None] } else { &[None, Some(1)] };
+        for (&compression, &parts) in
+            compressions.iter().flat_map(|c| layouts.iter().map(move |p| (c, p)))
+        {
+            let mut other =
                 SinkSpec::new(&spec.dir, &spec.table, format, compression, spec.schema.clone());
+            other.text_part_rows = parts;
             if other.files() == spec.files() {
                 continue;
             }

@@ -48,7 +48,7 @@ pub(crate) fn dump_args(dir: &Path, output: Output, strategy: Strategy) -> Vec<S
     args.extend(strings(&["--chunk-size", "25", "--progress", "none"]));
     if output.format == Format::Parquet {
         // Several parts, so that kills land before, inside and after part closes.
-        args.extend(strings(&["--parquet-part-rows", "600"]));
+        args.extend(strings(&["--part-rows", "600"]));
     }
     args
 }

@@ -102,7 +102,7 @@ pub(crate) fn run(ctx: &Ctx, report: &mut crate::report::Report) {
                 }
                 if output.format == Format::Parquet && strategy != Strategy::Offset {
                     // Small parts, so that several part files are read back as one table.
-                    args.extend(strings(&["--parquet-part-rows", "1000"]));
+                    args.extend(strings(&["--part-rows", "1000"]));
                 }
                 let json_progress = n.is_multiple_of(3);
                 args.extend(strings(&["--progress", if json_progress { "json" } else { "none" }]));
@@ -177,6 +177,38 @@ pub(crate) fn run(ctx: &Ctx, report: &mut crate::report::Report) {
                 let name = format!("all/{}/{table}", output.label());
                 cells.push(python::cell(&name, table, output, &dir, None, None));
             }
+        }
+    }
+
+    // Text in parts (`--part-rows`), each format once: read part by part and by one glob.
+    for (output, strategy) in [
+        (Output { format: Format::Jsonl, gzip: true }, Strategy::Parallel3),
+        (Output { format: Format::Csv, gzip: false }, Strategy::Offset),
+        (Output { format: Format::Json, gzip: true }, Strategy::IdRange),
+    ] {
+        let name = format!("parts/{}/{}/terminal", output.label(), strategy.label());
+        let dir = root.join(name.replace('/', "-"));
+        let mut args = strings(&["dump", "terminal", "--out"]);
+        args.push(dir.display().to_string());
+        args.extend(output.args());
+        args.extend(strategy.args());
+        args.extend(strings(&["--chunk-size", "700", "--part-rows", "1000", "--progress", "none"]));
+        let outcome = ctx.cli.cmd(&args).run(LIMIT).success().and_then(|()| {
+            let parts = std::fs::read_dir(&dir)
+                .map_err(|e| e.to_string())?
+                .filter(|e| {
+                    e.as_ref().is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                })
+                .count();
+            // terminal's rows in parts of 1,400 (two chunks of 700): several files.
+            if parts >= 3 { Ok(()) } else { Err(format!("{parts} files in {}", dir.display())) }
+        });
+        let ok = outcome.is_ok();
+        report.check(&format!("matrix {name}: dump"), outcome);
+        if ok {
+            let mut cell = python::cell(&name, "terminal", output, &dir, None, None);
+            cell["parts"] = Value::Bool(true);
+            cells.push(cell);
         }
     }
 

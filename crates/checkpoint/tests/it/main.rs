@@ -19,6 +19,7 @@ fn shape() -> OutputShape {
         format: Format::Jsonl,
         compression: Compression::None,
         strategy: Strategy::IdRange,
+        part_rows: None,
         portal: Some("http://127.0.0.1:4000/api".to_owned()),
     }
 }
@@ -208,6 +209,13 @@ fn shape_differences_name_each_changed_option() {
     assert_eq!(fields, ["columns", "filter", "format", "compression"]);
     let text = saved.differences(&requested)[2].to_string();
     assert_eq!(text, "format was jsonl and is now csv");
+    // One file and parts are different files; so are parts of another size.
+    let parts = |n| OutputShape { part_rows: n, ..shape() };
+    let said: Vec<_> =
+        saved.differences(&parts(Some(500))).iter().map(ToString::to_string).collect();
+    assert_eq!(said, ["part rows was one file and is now 500"]);
+    assert_eq!(parts(Some(500)).differences(&parts(Some(600))).len(), 1);
+    assert!(parts(Some(500)).differences(&parts(Some(500))).is_empty());
 
     // Another portal's rows never resume this one's; a side that does not say is not compared
     // (a state written before the field existed, or a source without an identity).

@@ -511,10 +511,14 @@ fn config(
     if !excluded.is_empty() {
         config = config.exclude_columns(excluded);
     }
-    if let Some(rows) = args.parquet_part_rows {
-        let mut parquet = config.parquet.clone();
-        parquet.part_rows = rows;
-        config = config.parquet(parquet);
+    match (args.part_rows, args.format) {
+        (Some(rows), iptvportal_dump::DumpFormat::Parquet) => {
+            let mut parquet = config.parquet.clone();
+            parquet.part_rows = rows;
+            config = config.parquet(parquet);
+        }
+        (Some(rows), _) => config = config.text_part_rows(rows),
+        (None, _) => {}
     }
     config
 }

@@ -42,8 +42,8 @@ fn numeric_flags_past_their_range_are_usage_errors() {
             "invalid value '10' for '--compress-level <N>': 10 is not in 0..=9",
         ),
         (
-            &["--parquet-part-rows", "100000001"],
-            "invalid value '100000001' for '--parquet-part-rows <N>': must be 1 to 100000000",
+            &["--part-rows", "100000001"],
+            "invalid value '100000001' for '--part-rows <N>': must be 1 to 100000000",
         ),
         (
             &["--resume-offset", huge],

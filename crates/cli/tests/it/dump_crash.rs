@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Output as ProcessOutput, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::dumping::{Rng, assert_same, dump_process, output, portal};
+use crate::dumping::{Output, Rng, assert_same, dump_process, output, portal, text_parts};
 
 /// Rows of `terminal`, rows per chunk, rows per Parquet part and the portal's latency: about fifty
 /// chunks, so that a dump takes a few hundred milliseconds and kills land all over it, and Parquet
@@ -22,6 +22,8 @@ struct Scenario {
     name: &'static str,
     format: &'static str,
     gzip: bool,
+    /// Text in parts of `PART_ROWS` rows (`--part-rows`) instead of one file.
+    parts: bool,
     strategy: &'static [&'static str],
 }
 
@@ -29,15 +31,16 @@ const OFFSET: &[&str] = &["--strategy", "offset"];
 const ID_RANGE: &[&str] = &["--strategy", "id-range", "--parallel", "1"];
 const PARALLEL: &[&str] = &["--strategy", "id-range", "--parallel", "3"];
 
-/// Every format, each strategy over several of them.
-const SCENARIOS: [Scenario; 7] = [
-    Scenario { name: "jsonl", format: "jsonl", gzip: false, strategy: OFFSET },
-    Scenario { name: "jsonl.gz", format: "jsonl", gzip: true, strategy: ID_RANGE },
-    Scenario { name: "csv", format: "csv", gzip: false, strategy: PARALLEL },
-    Scenario { name: "csv.gz", format: "csv", gzip: true, strategy: OFFSET },
-    Scenario { name: "json", format: "json", gzip: false, strategy: ID_RANGE },
-    Scenario { name: "json.gz", format: "json", gzip: true, strategy: PARALLEL },
-    Scenario { name: "parquet", format: "parquet", gzip: false, strategy: PARALLEL },
+/// Every format, each strategy over several of them, and text in parts.
+const SCENARIOS: [Scenario; 8] = [
+    Scenario { name: "jsonl", format: "jsonl", gzip: false, parts: false, strategy: OFFSET },
+    Scenario { name: "jsonl.gz", format: "jsonl", gzip: true, parts: false, strategy: ID_RANGE },
+    Scenario { name: "csv", format: "csv", gzip: false, parts: false, strategy: PARALLEL },
+    Scenario { name: "csv.gz", format: "csv", gzip: true, parts: false, strategy: OFFSET },
+    Scenario { name: "json", format: "json", gzip: false, parts: false, strategy: ID_RANGE },
+    Scenario { name: "json.gz", format: "json", gzip: true, parts: false, strategy: PARALLEL },
+    Scenario { name: "parquet", format: "parquet", gzip: false, parts: false, strategy: PARALLEL },
+    Scenario { name: "json.gz-p", format: "json", gzip: true, parts: true, strategy: PARALLEL },
 ];
 
 impl Scenario {
@@ -51,10 +54,19 @@ impl Scenario {
         if self.gzip {
             cmd.arg("--compress");
         }
-        if self.format == "parquet" {
-            cmd.args(["--parquet-part-rows", PART_ROWS]);
+        if self.format == "parquet" || self.parts {
+            cmd.args(["--part-rows", PART_ROWS]);
         }
         cmd
+    }
+
+    fn output(&self, dir: &Path) -> Output {
+        if self.parts {
+            let ext = format!("{}{}", self.format, if self.gzip { ".gz" } else { "" });
+            text_parts(dir, "terminal", &ext)
+        } else {
+            output(dir, "terminal", self.format, self.gzip)
+        }
     }
 }
 
@@ -128,7 +140,12 @@ fn crash_and_resume(url: &str, root: &Path, scenario: &Scenario, seed: u64) -> T
     // Delays are drawn up to the length of a whole run, so kills land in every phase: login,
     // counting, opening and cutting back files, mid-chunk, mid-commit, finishing.
     let whole = began.elapsed();
-    let want = output(&reference, "terminal", scenario.format, scenario.gzip);
+    let want = scenario.output(&reference);
+    if scenario.parts {
+        let Output::Text(text) = &want else { unreachable!("text parts read as text") };
+        let parts = text.windows(9).filter(|w| w == b"terminal-").count();
+        assert!(parts >= 12, "{}", context(&format!("{parts} parts of 240 rows for 3000 rows")));
+    }
 
     let mut tally = Tally { whole, kills: 0, runs: 0, rounds: 0 };
     while tally.kills < MIN_KILLS {
@@ -150,11 +167,10 @@ fn crash_and_resume(url: &str, root: &Path, scenario: &Scenario, seed: u64) -> T
             break;
         }
         let round = format!("round {}", tally.rounds);
-        assert_same(
-            &output(&dir, "terminal", scenario.format, scenario.gzip),
-            &want,
-            &context(&round),
-        );
+        assert_same(&scenario.output(&dir), &want, &context(&round));
+        let verified = crate::bare().arg("verify").arg(&dir).output().unwrap();
+        let said = String::from_utf8_lossy(&verified.stdout);
+        assert!(verified.status.success(), "{}", context(&format!("verify: {said}")));
         let leftovers: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -147,6 +147,23 @@ pub(crate) fn output(dir: &Path, table: &str, format: &str, gzip: bool) -> Outpu
     ))
 }
 
+/// The parts `{table}-NNNNN.{ext}` in `dir`, in order, as one text: each part's name on a line,
+/// then its contents (gzip decoded), so that names, cuts and bytes are all compared.
+pub(crate) fn text_parts(dir: &Path, table: &str, ext: &str) -> Output {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{table}-")) && n.ends_with(&format!(".{ext}")))
+        .collect();
+    names.sort();
+    let mut text = Vec::new();
+    for name in names {
+        text.extend_from_slice(format!("{name}\n").as_bytes());
+        text.extend(read_output(&dir.join(&name)));
+    }
+    Output::Text(text)
+}
+
 /// Every file under `dir` (hidden ones and subdirectories included) by its path relative to
 /// `dir`, with its bytes; empty when `dir` does not exist.
 pub(crate) fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -12,6 +12,7 @@ mod dump_errors;
 mod dump_exclude;
 mod dump_hangup;
 mod dump_output;
+mod dump_parts;
 mod dump_strategy;
 mod dumping;
 mod errors;

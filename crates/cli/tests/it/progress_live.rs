@@ -126,7 +126,7 @@ fn json_lines_and_the_summary() {
         "1",
         "--format",
         "parquet",
-        "--parquet-part-rows",
+        "--part-rows",
         "400",
         "--progress",
         "json",

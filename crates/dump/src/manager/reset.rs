@@ -34,6 +34,7 @@ impl AsyncDumpManager {
             let mut spec = self.config.sink_spec(state.schema);
             spec.format = state.shape.format;
             spec.compression = state.shape.compression;
+            spec.text_part_rows = state.shape.part_rows;
             specs.push(spec);
         }
         for spec in specs {

@@ -69,6 +69,14 @@ fn configs(dir: &std::path::Path) -> Vec<SinkSpec> {
         out.push(spec(&dir.join(format!("{format}-plain")), format, Compression::None));
         out.push(spec(&dir.join(format!("{format}-gz")), format, Compression::gzip()));
     }
+    // Text in parts of 4 rows: parts close at commits, crashes land in and between them.
+    for format in [Format::Jsonl, Format::Csv, Format::Json] {
+        for (name, compression) in [("plain", Compression::None), ("gz", Compression::gzip())] {
+            let mut s = spec(&dir.join(format!("{format}-{name}-parts")), format, compression);
+            s.text_part_rows = Some(4);
+            out.push(s);
+        }
+    }
     let mut p = spec(&dir.join("parquet"), Format::Parquet, Compression::None);
     p.parquet.part_rows = 5;
     p.parquet.row_group_rows = 3;
@@ -80,12 +88,20 @@ fn configs(dir: &std::path::Path) -> Vec<SinkSpec> {
 enum Output {
     Text(Vec<u8>),
     Parquet(Vec<arrow_schema::SchemaRef>, Vec<Vec<Value>>),
+    /// Text parts: each file's name and exact bytes, in order.
+    Parts(Vec<(String, Vec<u8>)>),
 }
 
 fn output(spec: &SinkSpec) -> Output {
     if spec.format == Format::Parquet {
         let (schemas, rows) = parquet_output(spec);
         Output::Parquet(schemas, rows)
+    } else if spec.text_part_rows.is_some() {
+        let files = iptvportal_sink::list_outputs(spec).unwrap().into_iter().map(|f| {
+            let name = f.path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&f.path).unwrap())
+        });
+        Output::Parts(files.collect())
     } else {
         Output::Text(text_output(spec))
     }
@@ -120,15 +136,22 @@ fn crashed(spec: &SinkSpec, chunks: &[Vec<Vec<Value>>], crash_at: usize, torn: &
     // A torn write: bytes past the committed length that no commit covered.
     let torn_path = match spec.files().remove(0) {
         OutputFile::Path(p) => p,
+        // The part being written: the one the last commit left open or pointed to next (a
+        // closed part is never written again). A crash right after a part closed tears nothing.
+        _ if spec.format != Format::Parquet => {
+            spec.part_path(checkpoint.as_ref().map_or(0, |(pos, _)| pos.file_index))
+        }
         _ => spec.dir.join(".channel-00099.parquet.tmp"),
     };
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&torn_path)
-        .unwrap()
-        .write_all(torn)
-        .unwrap();
+    if spec.text_part_rows.is_none() || torn_path.exists() {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&torn_path)
+            .unwrap()
+            .write_all(torn)
+            .unwrap();
+    }
 
     let (mut sink, from) = match &checkpoint {
         Some((pos, next)) => (open(spec, Some(pos)).unwrap(), *next),

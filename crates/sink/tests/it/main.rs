@@ -6,6 +6,7 @@ mod errors;
 mod formats;
 mod manifest;
 mod parquet_read;
+mod parts;
 
 use std::path::Path;
 
