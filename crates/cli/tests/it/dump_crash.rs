@@ -217,6 +217,30 @@ pub(crate) fn committed_rows(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Starts `cmd`, waits until its checkpoint in `dir` holds `rows` rows, sends it `signals` one
+/// after the other and returns its stderr, once it has exited with 130 (interrupted).
+pub(crate) fn interrupt(
+    mut cmd: std::process::Command,
+    dir: &Path,
+    rows: u64,
+    signals: &[&str],
+    name: &str,
+) -> String {
+    let child = cmd.spawn().unwrap();
+    let waited = Instant::now();
+    while committed_rows(dir) < rows {
+        assert!(waited.elapsed() < Duration::from_secs(20), "{name}: no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for s in signals {
+        signal(child.id(), s);
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{name}: {text}");
+    text
+}
+
 pub(crate) fn signal(pid: u32, name: &str) {
     let status =
         std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
@@ -241,18 +265,7 @@ fn a_signal_stops_the_dump_resumably_and_a_second_one_at_once() {
     for (name, signals) in [("int", &["INT"][..]), ("term", &["TERM"]), ("twice", &["INT", "INT"])]
     {
         let dir = root.path().join(name);
-        let child = command(&dir).spawn().unwrap();
-        let waited = Instant::now();
-        while committed_rows(&dir) < 200 {
-            assert!(waited.elapsed() < Duration::from_secs(20), "{name}: no progress");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        for s in signals {
-            signal(child.id(), s);
-        }
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(130), "{name}: {text}");
+        let text = interrupt(command(&dir), &dir, 200, signals, name);
         assert!(
             text.lines().any(|l| l == "interrupted: run the same command again to resume"),
             "{name}: {text}"

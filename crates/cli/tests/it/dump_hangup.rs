@@ -4,9 +4,8 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use crate::dump_crash::{committed_rows, signal};
+use crate::dump_crash::{committed_rows, interrupt};
 use crate::dumping::{jsonl_rows, portal};
 
 /// Rows of `terminal`: 100 chunks of 20, a few milliseconds each, so that the signals land mid-run.
@@ -26,18 +25,7 @@ fn a_hangup_stops_the_dump_resumably_and_a_second_one_at_once() {
     };
     for (name, signals) in [("hup", &["HUP"][..]), ("twice", &["HUP", "HUP"])] {
         let dir = root.path().join(name);
-        let child = command(&dir).spawn().unwrap();
-        let waited = Instant::now();
-        while committed_rows(&dir) < 100 {
-            assert!(waited.elapsed() < Duration::from_secs(20), "{name}: no progress");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        for s in signals {
-            signal(child.id(), s);
-        }
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(130), "{name}: {text}");
+        let text = interrupt(command(&dir), &dir, 100, signals, name);
         // Once; a second signal may come while the first run's line is being printed.
         let line = "interrupted: run the same command again to resume";
         match name {

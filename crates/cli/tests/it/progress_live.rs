@@ -3,9 +3,8 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use crate::dump_crash::{committed_rows, signal};
+use crate::dump_crash::interrupt;
 use crate::dumping::{assert_same, output, portal};
 use crate::run;
 
@@ -197,18 +196,7 @@ fn ctrl_c_with_bars_clears_them_and_resumes_to_the_same_output() {
 
     for (name, signals) in [("int", &["INT"][..]), ("twice", &["INT", "INT"])] {
         let dir = root.path().join(name);
-        let child = command(&dir).spawn().unwrap();
-        let waited = Instant::now();
-        while committed_rows(&dir) < 200 {
-            assert!(waited.elapsed() < Duration::from_secs(20), "{name}: no progress");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        for s in signals {
-            signal(child.id(), s);
-        }
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(130), "{name}: {text}");
+        let text = interrupt(command(&dir), &dir, 200, signals, name);
         // The message is a line of its own, after the bars, not drawn over by them.
         assert_eq!(text.lines().last(), Some(INTERRUPTED), "{name}: {text}");
         assert!(!text.contains("error:") && !text.contains("panicked"), "{name}: {text}");
