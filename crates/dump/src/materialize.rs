@@ -119,6 +119,8 @@ pub async fn materialize(
     let temp = temp_dir_for(table, to)?;
     let mut spec = SinkSpec::new(&temp, table, format, compression, schema);
     spec.parquet.part_rows = u64::MAX;
+    // One file, written whole and renamed into place: no commit to make durable on the way.
+    spec.journal = false;
     let (table_, to_) = (table.to_owned(), to.to_owned());
     let written = tokio::task::spawn_blocking(move || {
         let result = write(&table_, &spec, &inputs, id_index, &to_);

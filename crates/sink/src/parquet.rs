@@ -68,6 +68,9 @@ pub(crate) struct ParquetSink {
     part: Option<Part>,
     /// The piece being written: the chunks since the last commit, if they hold any rows.
     piece: Option<Piece>,
+    /// Without the journal ([`SinkSpec::journal`] off): the rows and ids written, which no piece
+    /// counts.
+    unjournaled: (u64, Option<IdRange>),
     /// The last committed position.
     committed: SinkPosition,
     /// The part closed at the last commit and its number of pieces, which are removed once the
@@ -186,6 +189,7 @@ impl ParquetSink {
             id_index,
             part: None,
             piece: None,
+            unjournaled: (0, None),
             committed,
             closed: None,
         };
@@ -247,7 +251,7 @@ impl ParquetSink {
     }
 
     fn rows_written(&self) -> u64 {
-        self.committed.rows + self.piece.as_ref().map_or(0, |p| p.rows)
+        self.committed.rows + self.piece.as_ref().map_or(0, |p| p.rows) + self.unjournaled.0
     }
 
     fn piece_path(&self, part: u32, piece: u32) -> PathBuf {
@@ -376,6 +380,11 @@ impl Sink for ParquetSink {
         let ids = self.id_index.and_then(|i| IdRange::of_rows(rows, i));
         let part = self.part()?;
         part.writer.write(&batch).map_err(|e| Error::parquet(&part.temp, e))?;
+        if !self.spec.journal {
+            let (rows_so_far, ids_so_far) = self.unjournaled;
+            self.unjournaled = (rows_so_far + rows.len() as u64, IdRange::join(ids_so_far, ids));
+            return Ok(());
+        }
         let piece = self.piece()?;
         piece.writer.write(&batch).map_err(|e| Error::parquet(&piece.path, e))?;
         piece.rows += rows.len() as u64;
@@ -384,6 +393,11 @@ impl Sink for ParquetSink {
     }
 
     fn commit(&mut self) -> Result<Option<SinkPosition>, Error> {
+        if !self.spec.journal {
+            return Err(Error::Config {
+                message: "a Parquet sink without its journal commits only at finish".into(),
+            });
+        }
         // The orchestrator saved the position naming the part closed at the last commit before
         // it got here: that part's pieces are no longer needed. Their removal need not be durable
         // (a resume removes pieces of closed parts), so it shares the directory sync below.
@@ -414,10 +428,22 @@ impl Sink for ParquetSink {
 
     fn finish(mut self: Box<Self>) -> Result<SinkPosition, Error> {
         // Rows written since the last commit belong to the output too.
-        self.commit()?;
+        if self.spec.journal {
+            self.commit()?;
+        } else if self.unjournaled.0 > 0 {
+            let (rows, ids) = std::mem::take(&mut self.unjournaled);
+            let open = self.committed.open_part.unwrap_or_default();
+            self.committed.rows += rows;
+            self.committed.open_part = Some(OpenPart {
+                rows: open.rows + rows,
+                ids: IdRange::join(open.ids, ids),
+                ..open
+            });
+        }
         // An empty table still yields one part, so readers find the schema; otherwise only an
-        // open part with pieces is closed (no empty trailing part).
-        if self.committed.open_part.is_some_and(|p| p.pieces > 0) || self.committed.file_index == 0
+        // open part with rows is closed (no empty trailing part).
+        if self.committed.open_part.is_some_and(|p| p.pieces > 0 || p.rows > 0)
+            || self.committed.file_index == 0
         {
             self.close_part()?;
         }

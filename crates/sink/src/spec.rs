@@ -167,6 +167,12 @@ pub struct SinkSpec {
     /// (CSV with its header, JSON one array, gzip whole members). Parquet ignores it
     /// ([`ParquetOptions::part_rows`]).
     pub text_part_rows: Option<u64>,
+    /// Parquet: journal each commit's chunks as a durable piece, so that a commit is durable
+    /// before its part closes (the default). Off for a writer that never commits before
+    /// [`Sink::finish`](crate::Sink::finish) and never resumes (`materialize`, which writes a
+    /// temp file and renames it): no piece is written, and [`Sink::commit`](crate::Sink::commit)
+    /// fails. Text formats ignore it.
+    pub journal: bool,
     /// The column whose values are the table's ids, if it has one among the columns written:
     /// the manifest records each file's id range from it.
     pub id_column: Option<String>,
@@ -189,6 +195,7 @@ impl SinkSpec {
             schema,
             parquet: ParquetOptions::default(),
             text_part_rows: None,
+            journal: true,
             id_column: None,
         }
     }

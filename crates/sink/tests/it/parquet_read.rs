@@ -156,3 +156,37 @@ fn list_outputs_reports_the_closed_parts_with_their_sizes() {
     assert_eq!(listed[2].path, s.part_path(2));
     assert_eq!(listed.iter().map(|f| f.bytes).sum::<u64>(), end.bytes);
 }
+
+#[test]
+fn without_the_journal_no_piece_is_written_and_the_part_is_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let journaled = spec(&dir.path().join("journaled"), Format::Parquet, Compression::None)
+        .with_id_column(Some("id"));
+    let mut bare = journaled.clone();
+    bare.dir = dir.path().join("bare");
+    bare.journal = false;
+    let mut with = open(&journaled, None).unwrap();
+    let mut without = open(&bare, None).unwrap();
+    for chunk in sample_rows().chunks(2) {
+        with.write_chunk(chunk).unwrap();
+        without.write_chunk(chunk).unwrap();
+        with.commit().unwrap();
+    }
+    let hidden = |d: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "piece"))
+            .map(|p| p.display().to_string())
+            .collect()
+    };
+    assert_eq!(hidden(&journaled.dir).len(), 3, "a piece per commit");
+    assert_eq!(hidden(&bare.dir), Vec::<String>::new(), "no piece without the journal");
+    let err = without.commit().unwrap_err();
+    assert!(err.to_string().contains("without its journal commits only at finish"), "{err}");
+    let (a, b) = (with.finish().unwrap(), without.finish().unwrap());
+    assert_eq!((b.file_index, b.rows, b.open_part), (1, 5, None));
+    assert_eq!(a.files[0].rows, b.files[0].rows);
+    assert_eq!(a.files[0].ids, b.files[0].ids);
+    assert_eq!(parquet_output(&journaled), parquet_output(&bare));
+}
