@@ -210,7 +210,7 @@ impl AsyncDumpManager {
             p.state = RunState::Running;
         });
 
-        ensure_dir(&config.output_dir).map_err(|source| Error::OutputDir {
+        ensure_dir(&config.output_dir, &table).map_err(|source| Error::OutputDir {
             table: table.clone(),
             dir: config.output_dir.clone(),
             source,

@@ -168,15 +168,39 @@ pub(crate) async fn blocking<T: Send + 'static, E: Send + 'static>(
 }
 
 /// Creates the output directory and proves it writable, before the first fetch.
-pub(crate) fn ensure_dir(dir: &Path) -> std::io::Result<()> {
-    // The probe's name is unique per call, not just per process: tables of one `dump_many` probe
-    // the same directory at once, and one's removal must not race another's.
-    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+///
+/// The probe is `.{table}.probe`: one name per table, so that a probe left by a run killed between
+/// writing and removing it is overwritten and removed by the table's next run, which always
+/// probes again (nothing was committed before the probe). Tables of one `dump_many` probe the same
+/// directory at once under their own names; two runs of one table (the second is refused by the
+/// table lock just after) may remove each other's probe, which is not an error.
+pub(crate) fn ensure_dir(dir: &Path, table: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     // Creating the directory can succeed where writing into it cannot (a read-only mount, another
     // user's directory): find out now, not after the first fetch.
-    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let probe = dir.join(format!(".iptvportal-probe-{}-{n}", std::process::id()));
+    let probe = dir.join(format!(".{table}.probe"));
     std::fs::write(&probe, b"")?;
-    std::fs::remove_file(&probe)
+    match std::fs::remove_file(&probe) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ensure_dir;
+
+    #[test]
+    fn a_probe_left_by_a_killed_run_is_removed_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join(".terminal.probe"), b"").unwrap();
+        ensure_dir(&out, "terminal").unwrap();
+        ensure_dir(&out, "media").unwrap();
+        let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        ensure_dir(&dir.path().join("new/deeper"), "terminal").unwrap();
+        assert!(dir.path().join("new/deeper").is_dir());
+    }
 }

@@ -408,6 +408,11 @@ impl Sink for TextSink {
     fn write_chunk(&mut self, rows: &[Vec<Value>]) -> Result<(), Error> {
         self.spec.schema.validate(&self.spec.table, rows, self.rows)?;
         if matches!(self.out, Out::Unopened) {
+            // An empty chunk (a traversal's last, empty page) opens no part: after a part closed
+            // at the table's last row, there is no empty part to leave behind.
+            if rows.is_empty() {
+                return Ok(());
+            }
             self.start_file(self.spec.part_path(self.index))?;
         }
         let mut buf = std::mem::take(&mut self.buf);

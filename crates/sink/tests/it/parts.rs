@@ -133,9 +133,18 @@ fn an_empty_table_is_one_part_and_an_exact_multiple_leaves_no_empty_part() {
     .unwrap();
     assert_eq!(header, "id,name,balance,active,created\n");
 
-    // 18 rows in chunks of 3: the last commit closes the third part, and finish adds none.
+    // 18 rows in chunks of 3: the last commit closes the third part, and finish adds none,
+    // even after an empty chunk (a traversal's last, empty page) and its commit.
     let s = parted(&dir.path().join("exact"), Format::Json, Compression::None);
-    let (_, last) = dump(&s, &rows()[..18]);
+    let mut sink = open(&s, None).unwrap();
+    for chunk in rows()[..18].chunks(3) {
+        sink.write_chunk(chunk).unwrap();
+        sink.commit().unwrap();
+    }
+    sink.write_chunk(&[]).unwrap();
+    let after_empty = sink.commit().unwrap().unwrap();
+    assert_eq!((after_empty.file_index, after_empty.files.len()), (3, 3));
+    let last = sink.finish().unwrap();
     assert_eq!(names(&s).len(), 3);
     assert_eq!(last.files.len(), 3);
 }
