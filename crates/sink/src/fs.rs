@@ -100,6 +100,21 @@ pub(crate) fn check_len(path: &Path, len: u64) -> Result<(), Error> {
     }
 }
 
+/// Checks that `path` holds exactly `len` bytes (a closed part, never written again), touching
+/// nothing.
+pub(crate) fn check_exact_len(path: &Path, len: u64) -> Result<(), Error> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == len => Ok(()),
+        Ok(m) if m.len() < len => Err(short(path, m.len(), len)),
+        Ok(m) => Err(Error::ResumeMismatch {
+            path: path.to_owned(),
+            reason: format!("the closed part holds {} bytes, not the {len} committed", m.len()),
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(missing(path, len)),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 fn missing(path: &Path, len: u64) -> Error {
     Error::ResumeMismatch {
         path: path.to_owned(),

@@ -258,18 +258,11 @@ impl SinkSpec {
     /// The files this spec writes, so that an orchestrator can refuse two specs writing the same
     /// files and a reset can find them.
     pub fn files(&self) -> Vec<OutputFile> {
-        let (dir, table) = (self.dir.clone(), self.table.clone());
-        match (self.format, self.text_part_rows) {
-            (Format::Parquet, _) | (_, Some(_)) => {
-                vec![OutputFile::Parts { dir, table, ext: self.extension() }]
-            }
-            (_, None) => {
-                vec![OutputFile::Path(self.dir.join(format!(
-                    "{}.{}",
-                    self.table,
-                    self.extension()
-                )))]
-            }
+        let (dir, table, ext) = (self.dir.clone(), self.table.clone(), self.extension());
+        if self.is_parted() {
+            vec![OutputFile::Parts { dir, table, ext }]
+        } else {
+            vec![OutputFile::Path(dir.join(format!("{table}.{ext}")))]
         }
     }
 

@@ -224,18 +224,7 @@ impl TextSink {
             );
         }
         for record in &pos.files[..index as usize] {
-            let path = self.spec.dir.join(&record.name);
-            fs::check_len(&path, record.bytes)?;
-            let found = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
-            if found != record.bytes {
-                return mismatch(
-                    path,
-                    format!(
-                        "the closed part holds {found} bytes, not the {} committed",
-                        record.bytes
-                    ),
-                );
-            }
+            fs::check_exact_len(&self.spec.dir.join(&record.name), record.bytes)?;
         }
         // Parts begun after the last commit are not part of the output.
         let open = pos.files.get(index as usize);

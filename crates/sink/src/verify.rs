@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::manifest::{Crc32, FileRecord, crc_of_file};
-use crate::spec::{Compression, Format, OutputFile, SinkPosition, SinkSpec};
+use crate::spec::{Compression, Format, SinkPosition, SinkSpec};
 
 /// How much [`verify`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,17 +140,13 @@ pub fn verify(
             }
         }
         // A resumable output may hold a part begun after its last commit, which a resume removes.
-        let names: Vec<PathBuf> =
+        let listed: Vec<PathBuf> =
             (0..).zip(&position.files).map(|(i, _)| spec.part_path(i)).collect();
-        for file in on_disk.iter().filter(|_| complete) {
-            if !names.contains(&file.path) {
-                problem(&file.path, ProblemKind::Unlisted);
-            }
-        }
+        unlisted(&on_disk, &listed, complete, &mut problem);
         return Ok(problems);
     }
     if spec.format != Format::Parquet {
-        let path = text_path(spec);
+        let path = spec.text_path();
         let expected = position.files.first().map_or(position.bytes, |r| r.bytes);
         match size_of(&path) {
             None if expected > 0 || complete => problem(&path, ProblemKind::Missing),
@@ -184,11 +180,7 @@ pub fn verify(
     }
     // Past the committed parts, a resumable output may hold one closed after its last checkpoint
     // (a crash between the two): uncommitted work that a resume removes, like a text file's tail.
-    for file in on_disk.iter().filter(|_| complete) {
-        if !listed.contains(&file.path) {
-            problem(&file.path, ProblemKind::Unlisted);
-        }
-    }
+    unlisted(&on_disk, &listed, complete, &mut problem);
     // A manifest without records (an older checkpoint) still has the parts' total size.
     if position.files.len() < listed.len() && problems.is_empty() {
         let total: u64 = on_disk.iter().filter(|f| listed.contains(&f.path)).map(|f| f.bytes).sum();
@@ -246,14 +238,19 @@ pub fn stale_outputs(spec: &SinkSpec) -> Result<Vec<PathBuf>, Error> {
     Ok(stale)
 }
 
-fn text_path(spec: &SinkSpec) -> PathBuf {
-    spec.files()
-        .into_iter()
-        .find_map(|f| match f {
-            OutputFile::Path(path) => Some(path),
-            _ => None,
-        })
-        .unwrap_or_else(|| spec.dir.clone())
+/// A complete output's parts on disk that `listed` does not name: stale or added files. A
+/// resumable output may hold such a part, begun or closed after its last checkpoint.
+fn unlisted(
+    on_disk: &[crate::spec::OutputFileInfo],
+    listed: &[PathBuf],
+    complete: bool,
+    problem: &mut impl FnMut(&PathBuf, ProblemKind),
+) {
+    for file in on_disk.iter().filter(|_| complete) {
+        if !listed.contains(&file.path) {
+            problem(&file.path, ProblemKind::Unlisted);
+        }
+    }
 }
 
 /// Compares the CRC-32 of the first `record.bytes` bytes of `path` with the record's; whether it

@@ -31,11 +31,8 @@ impl AsyncDumpManager {
         self.store.remove(table).await.map_err(ck)?;
         let mut specs = vec![self.config.sink_spec(Schema { columns: Vec::new() })];
         if let Some(state) = saved {
-            let mut spec = self.config.sink_spec(state.schema);
-            spec.format = state.shape.format;
-            spec.compression = state.shape.compression;
-            spec.text_part_rows = state.shape.part_rows;
-            specs.push(spec);
+            // The files the checkpoint's own options wrote, which may not be today's.
+            specs.push(crate::verify::sink_spec(&self.config.output_dir, &state));
         }
         for spec in specs {
             blocking(move || iptvportal_sink::remove_outputs(&spec))
