@@ -52,10 +52,19 @@ pub enum Error {
         /// The other run's process id, when it recorded it.
         pid: Option<u32>,
     },
+    /// The checkpoint lives with the data on object storage, and reading or committing it there
+    /// failed, or the bucket does not hold what it names. The reason is one line that names the
+    /// bucket and what to do (never a credential).
+    #[error("{reason}")]
+    Remote {
+        /// What went wrong, and how to fix it.
+        reason: String,
+    },
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+    /// An I/O failure on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io { path: path.into(), source }
     }
 }

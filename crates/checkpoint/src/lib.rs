@@ -31,4 +31,6 @@ pub use lock::{Holder, LockMode, TableLock, lock_file_name};
 pub use state::{
     DumpState, OLDEST_STATE_VERSION, OutputShape, STATE_VERSION, ShapeDifference, seal, unseal,
 };
-pub use store::{CheckpointStore, FileStore, Listing, MemoryStore, state_file_name};
+pub use store::{
+    CheckpointStore, FileStore, Listing, MemoryStore, from_bytes, state_file_name, to_bytes,
+};

@@ -86,35 +86,13 @@ impl FileStore {
             }
             Err(e) => return Err(Error::io(path, e)),
         };
-        // Read the version first, so a newer file is reported as newer rather than as corrupt.
-        let value: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| Error::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
-        let found = value.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        if found > u64::from(STATE_VERSION) {
-            return Err(Error::Version {
-                path: path.to_owned(),
-                found: u32::try_from(found).unwrap_or(u32::MAX),
-                supported: STATE_VERSION,
-            });
-        }
-        if found < u64::from(crate::OLDEST_STATE_VERSION) {
-            return Err(Error::Corrupt {
-                path: path.to_owned(),
-                detail: format!("unsupported format version {found}"),
-            });
-        }
-        let state = crate::state::unseal(value)
-            .map_err(|detail| Error::Corrupt { path: path.to_owned(), detail })?;
-        Ok(Some(state))
+        from_bytes(path, &text).map(Some)
     }
 
     fn save_blocking(&self, state: &DumpState) -> Result<(), Error> {
         let path = self.path(&state.table);
         let temp = self.temp_path(&state.table);
-        let mut state = state.clone();
-        state.version = STATE_VERSION;
-        let mut text = crate::state::sealed_text(&state);
-        text.push(b'\n');
+        let text = to_bytes(state);
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -171,6 +149,42 @@ impl FileStore {
             })
             .collect())
     }
+}
+
+/// A state as a store saves it: its sealed JSON, pretty, and a newline, at the current version.
+/// Object storage keeps the same bytes as a [`FileStore`] writes.
+pub fn to_bytes(state: &DumpState) -> Vec<u8> {
+    let mut state = state.clone();
+    state.version = STATE_VERSION;
+    let mut text = crate::state::sealed_text(&state);
+    text.push(b'\n');
+    text
+}
+
+/// Reads what [`to_bytes`] wrote: the version first (a newer state is reported as newer, not as
+/// corrupt), then the seal and the state's consistency. `label` names where it was read, for the
+/// error.
+pub fn from_bytes(label: &Path, text: &[u8]) -> Result<DumpState, Error> {
+    // Read the version first, so a newer file is reported as newer rather than as corrupt.
+    let value: serde_json::Value = serde_json::from_slice(text)
+        .map_err(|e| Error::Corrupt { path: label.to_owned(), detail: e.to_string() })?;
+    let found = value.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    if found > u64::from(STATE_VERSION) {
+        return Err(Error::Version {
+            path: label.to_owned(),
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            supported: STATE_VERSION,
+        });
+    }
+    if found < u64::from(crate::OLDEST_STATE_VERSION) {
+        return Err(Error::Corrupt {
+            path: label.to_owned(),
+            detail: format!("unsupported format version {found}"),
+        });
+    }
+    let state = crate::state::unseal(value)
+        .map_err(|detail| Error::Corrupt { path: label.to_owned(), detail })?;
+    Ok(state)
 }
 
 /// Makes a rename or removal in `dir` durable.

@@ -438,9 +438,22 @@ pub(crate) struct DumpArgs {
     #[arg(long)]
     pub(crate) all: bool,
 
-    /// The output directory (created when missing).
-    #[arg(long, value_name = "DIR", default_value = "./dumps")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./dumps",
+        help = "The output directory (created when missing), or s3://bucket/prefix for \
+                S3-compatible object storage (dump only; docs/object-storage.md)"
+    )]
     pub(crate) out: PathBuf,
+
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "With --out s3://...: the local directory each table is staged in before its \
+                parts are uploaded [default: ~/.cache/iptvportal/stage/BUCKET/PREFIX]"
+    )]
+    pub(crate) stage: Option<PathBuf>,
 
     /// The file format.
     #[arg(long, default_value_t = DumpConfig::DEFAULT_FORMAT, value_parser = dump_format())]

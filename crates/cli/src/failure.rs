@@ -55,6 +55,10 @@ pub(crate) fn render_dump(error: &iptvportal_dump::Error) -> String {
         }
         E::Sync { problem, .. } => sync_hint(problem).to_owned(),
         E::Sink { table, source } => sink_hint(table, source),
+        // Object storage's reasons say what to fix themselves (the bucket, the credentials).
+        E::Checkpoint { source: iptvportal_checkpoint::Error::Remote { .. }, .. } => {
+            return one_line(&error.to_string(), None);
+        }
         E::Checkpoint { source, .. } => checkpoint_hint(source).to_owned(),
         E::OutputDir { .. } => "choose another --out or fix its permissions".to_owned(),
         E::ShapeMismatch { .. } => {
@@ -105,9 +109,10 @@ pub(crate) fn local_path(path: &std::path::Path, what: &str) -> Result<(), Hinte
         {
             Err(Hinted::new(
                 format!(
-                    "{what} {text} is a URL: writing to object storage ({scheme}://) is not supported yet"
+                    "{what} {text} is a URL: object storage is written by `dump --out s3://...` only"
                 ),
-                "give a local directory and copy it to the bucket with the store's own tool (e.g. `aws s3 sync`)",
+                "give a local directory (copy a dump in a bucket down with the store's own tool, \
+                 e.g. `aws s3 sync`)",
             ))
         }
         _ => Ok(()),

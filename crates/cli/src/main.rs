@@ -13,6 +13,7 @@ mod failure;
 mod output;
 mod progress;
 mod reference;
+mod remote;
 mod settings;
 mod summary;
 

@@ -66,6 +66,10 @@ pub struct DumpConfig {
     /// first commit that fills it) instead of one file (default `None`: one file). Parquet's
     /// parts are [`ParquetOptions::part_rows`].
     pub text_part_rows: Option<u64>,
+    /// The closed parts are published from `output_dir` (a stage) to object storage and removed
+    /// here, by a [`RemoteStore`](crate::RemoteStore): a resume takes a closed part that is gone
+    /// as committed (default `false`).
+    pub parts_published: bool,
 }
 
 impl DumpConfig {
@@ -120,6 +124,7 @@ impl DumpConfig {
             max_parallel: DumpConfig::DEFAULT_MAX_PARALLEL,
             parquet: ParquetOptions::default(),
             text_part_rows: None,
+            parts_published: false,
         }
     }
 
@@ -270,6 +275,7 @@ impl DumpConfig {
         );
         spec.parquet = self.parquet.clone();
         spec.text_part_rows = self.text_parts();
+        spec.closed_parts_elsewhere = self.parts_published;
         // The manifest records each file's id range: the catalog's id column, or for a table it
         // does not know, a column named `id` if there is one.
         let known = iptvportal_catalog::table(&self.table);

@@ -160,3 +160,12 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<bool, Error> {
         Err(e) => Err(Error::io(path, e)),
     }
 }
+
+/// Whether `path` exists (an error other than "not found" is one).
+pub(crate) fn exists(path: &Path) -> Result<bool, Error> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}

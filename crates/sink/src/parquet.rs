@@ -124,7 +124,8 @@ impl ParquetSink {
         let open = committed.open_part.unwrap_or_default();
         let found = fs::scan(spec)?;
         let has = |name: PartName| found.iter().any(|f| f.part == Some(name));
-        if let Some(missing) = (0..index).find(|&i| !has(PartName::Closed(i))) {
+        let elsewhere = spec.closed_parts_elsewhere;
+        if let Some(missing) = (0..index).find(|&i| !elsewhere && !has(PartName::Closed(i))) {
             return Err(Error::ResumeMismatch {
                 path: spec.part_path(missing),
                 reason: format!(

@@ -173,6 +173,11 @@ pub struct SinkSpec {
     /// temp file and renames it): no piece is written, and [`Sink::commit`](crate::Sink::commit)
     /// fails. Text formats ignore it.
     pub journal: bool,
+    /// The closed parts are published to another destination (object storage), and their copies
+    /// here may be gone: a resume, and [`verify`](crate::verify), take a closed part absent from
+    /// `dir` as committed (the caller checks it where it was published), and check one still here
+    /// as ever. Off (the default) a closed part must be here.
+    pub closed_parts_elsewhere: bool,
     /// The column whose values are the table's ids, if it has one among the columns written:
     /// the manifest records each file's id range from it.
     pub id_column: Option<String>,
@@ -196,6 +201,7 @@ impl SinkSpec {
             parquet: ParquetOptions::default(),
             text_part_rows: None,
             journal: true,
+            closed_parts_elsewhere: false,
             id_column: None,
         }
     }

@@ -129,6 +129,7 @@ pub fn verify(
             let path = spec.part_path(index);
             let open = index >= position.file_index && !complete;
             match size_of(&path) {
+                None if !open && spec.closed_parts_elsewhere => {}
                 None => problem(&path, ProblemKind::Missing),
                 Some(found) if found < record.bytes || (!open && found != record.bytes) => {
                     problem(&path, ProblemKind::Size { found, expected: record.bytes });
@@ -168,7 +169,9 @@ pub fn verify(
     for (index, path) in listed.iter().enumerate() {
         let record = position.files.get(index);
         let Some(found) = size_of(path) else {
-            problem(path, ProblemKind::Missing);
+            if !spec.closed_parts_elsewhere {
+                problem(path, ProblemKind::Missing);
+            }
             continue;
         };
         let Some(record) = record else { continue };

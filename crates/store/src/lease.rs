@@ -69,6 +69,19 @@ impl Lease {
         ttl: Duration,
         now: SystemTime,
     ) -> Result<Lease, Error> {
+        Lease::acquire_with(dest, key, who, ttl, now, &|_| false).await
+    }
+
+    /// [`Lease::acquire_at`], also taking over a live lease whose holder `stale` says is gone
+    /// (a run of this machine whose process is dead: the kernel, not the clock, says so).
+    pub async fn acquire_with(
+        dest: &dyn Destination,
+        key: &str,
+        who: &str,
+        ttl: Duration,
+        now: SystemTime,
+        stale: &(dyn Fn(&LeaseHolder) -> bool + Sync),
+    ) -> Result<Lease, Error> {
         let nanos = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let holder = LeaseHolder {
             holder: who.to_owned(),
@@ -84,7 +97,7 @@ impl Lease {
                 Some(current) => {
                     let theirs: Option<LeaseHolder> = serde_json::from_slice(&current.bytes).ok();
                     match theirs {
-                        Some(t) if !t.released && t.expires_at > unix(now) => {
+                        Some(t) if !t.released && t.expires_at > unix(now) && !stale(&t) => {
                             return Err(Error::Leased {
                                 place: dest.display(),
                                 key: key.to_owned(),

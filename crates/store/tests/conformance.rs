@@ -5,15 +5,14 @@
 //! `cargo xtask venv`, which `.ci/run` calls before the tests) or the `PATH`; without one they fail
 //! and say how to install it.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use iptvportal_store::{
-    Destination, Error, Lease, LocalDir, ObjectDir, S3Credentials, S3Options, Upload,
+    Destination, Error, Lease, LeaseHolder, LocalDir, ObjectDir, S3Credentials, S3Options, Upload,
 };
+use iptvportal_testkit::moto::{Moto, free_port};
 use object_store::memory::InMemory;
 
 /// The checks every destination passes; `parts` says whether large files go in parts (and so
@@ -142,11 +141,24 @@ async fn lease(dest: &dyn Destination) {
     assert!(matches!(err, Error::Leased { .. }), "{err}");
     // Released, it is free at once.
     second.release(dest).await.unwrap();
-    let third =
+    let mut third =
         Lease::acquire_at(dest, "t/.lease", "host-c pid 3", ttl, now + Duration::from_secs(54))
             .await
             .unwrap();
-    third.release(dest).await.unwrap();
+    // A live lease whose holder the caller knows is dead (a killed run of its own machine) is
+    // taken over at once; one it does not is still refused.
+    let at = now + Duration::from_secs(55);
+    let dead = |h: &LeaseHolder| h.holder == "host-c pid 3";
+    let err = Lease::acquire_with(dest, "t/.lease", "host-d pid 4", ttl, at, &|_| false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Leased { .. }), "{err}");
+    let fourth =
+        Lease::acquire_with(dest, "t/.lease", "host-c pid 5", ttl, at, &dead).await.unwrap();
+    assert_eq!(fourth.holder().holder, "host-c pid 5");
+    let err = third.renew_at(dest, at).await.unwrap_err();
+    assert!(matches!(err, Error::LeaseLost { .. }), "{err}");
+    fourth.release(dest).await.unwrap();
 }
 
 #[tokio::test]
@@ -171,91 +183,9 @@ async fn the_in_memory_object_store() {
     conformance(&dest, true, scratch.path()).await;
 }
 
-/// A `moto_server` on a loopback port, stopped when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_server() -> PathBuf {
-    if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return PathBuf::from(path);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let venv = target.join("moto-venv/bin/moto_server");
-    if venv.exists() {
-        return venv;
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths).map(|p| p.join("moto_server")).find(|p| p.exists())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "moto_server not found: run `cargo xtask venv` (it installs moto[server] into \
-                 target/moto-venv), or pip install 'moto[server]', or set MOTO_SERVER"
-            )
-        })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Moto {
-    async fn start() -> Moto {
-        let port = free_port();
-        let child = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server");
-        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        moto
-    }
-
-    /// Creates `bucket` (moto takes the request unsigned).
-    async fn bucket(&self, bucket: &str) {
-        let status = reqwest::Client::new()
-            .put(format!("{}/{bucket}", self.url))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert!(status.is_success(), "creating bucket {bucket}: {status}");
-    }
-
-    /// The multipart uploads in progress in `bucket`, as moto lists them.
-    async fn uploads(&self, bucket: &str) -> usize {
-        let text = reqwest::Client::new()
-            .get(format!("{}/{bucket}?uploads", self.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.matches("<UploadId>").count()
-    }
-
-    fn dir(&self, bucket: &str, prefix: &str, retries: usize) -> ObjectDir {
-        s3(&self.url, bucket, prefix, retries)
-    }
+/// An `ObjectDir` on moto's `bucket` and `prefix`, with `retries`.
+fn dir(moto: &Moto, bucket: &str, prefix: &str, retries: usize) -> ObjectDir {
+    s3(&moto.url(), bucket, prefix, retries)
 }
 
 fn s3(endpoint: &str, bucket: &str, prefix: &str, retries: usize) -> ObjectDir {
@@ -276,15 +206,15 @@ fn s3(endpoint: &str, bucket: &str, prefix: &str, retries: usize) -> ObjectDir {
 
 #[tokio::test]
 async fn s3_through_moto() {
-    let moto = Moto::start().await;
-    moto.bucket("dumps").await;
+    let moto = Moto::start();
+    moto.bucket("dumps");
     // Parts of 5 MiB, S3's smallest but for the last: the 3 MB file of the checks goes in one
     // request, so a second pass sends a 12 MiB file in three parts.
-    let dest = moto.dir("dumps", "portal/daily", 0).with_part_sizes(1 << 20, 5 << 20);
+    let dest = dir(&moto, "dumps", "portal/daily", 0).with_part_sizes(1 << 20, 5 << 20);
     assert_eq!(dest.display(), "s3://dumps/portal/daily");
     let scratch = tempfile::tempdir().unwrap();
     conformance(&dest, true, scratch.path()).await;
-    assert_eq!(moto.uploads("dumps").await, 0);
+    assert_eq!(moto.uploads("dumps"), 0);
 
     // A run killed while its upload is in flight leaves it open; the id it was told before the
     // first part aborts it, and nothing is visible under the key.
@@ -308,27 +238,27 @@ async fn s3_through_moto() {
     let upload = rx.await.unwrap();
     killed.abort();
     let _ = killed.await;
-    assert_eq!(moto.uploads("dumps").await, 1);
+    assert_eq!(moto.uploads("dumps"), 1);
     assert_eq!(dest.read("t/t-00002.parquet").await.unwrap(), None);
     dest.abort_upload(&upload).await.unwrap();
-    assert_eq!(moto.uploads("dumps").await, 0);
+    assert_eq!(moto.uploads("dumps"), 0);
     // The same file published whole: three parts, one object.
     let entry = dest.publish("t/t-00002.parquet", &file, &mut |_: &Upload| {}).await.unwrap();
     assert_eq!(entry.size, big.len() as u64);
     assert_eq!(dest.read("t/t-00002.parquet").await.unwrap().unwrap().bytes, big);
-    assert_eq!(moto.uploads("dumps").await, 0);
+    assert_eq!(moto.uploads("dumps"), 0);
 }
 
 #[tokio::test]
 async fn s3_failures_are_one_line_naming_the_bucket() {
-    let moto = Moto::start().await;
-    let err = moto.dir("no-such-bucket", "p", 0).read("t/_manifest.json").await.unwrap_err();
+    let moto = Moto::start();
+    let err = dir(&moto, "no-such-bucket", "p", 0).read("t/_manifest.json").await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "s3://no-such-bucket/p: the bucket no-such-bucket does not exist; create it, or fix the \
          bucket name"
     );
-    let err = moto.dir("no-such-bucket", "p", 0).create("t/x", b"x".to_vec()).await.unwrap_err();
+    let err = dir(&moto, "no-such-bucket", "p", 0).create("t/x", b"x".to_vec()).await.unwrap_err();
     assert!(matches!(err, Error::NoBucket { .. }), "{err}");
 
     // Nothing listens on this port.

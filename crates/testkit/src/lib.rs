@@ -12,6 +12,7 @@
     reason = "a test kit: every function panics on any failure, as the crate docs say"
 )]
 
+pub mod moto;
 pub mod source;
 
 use std::collections::BTreeSet;

@@ -121,7 +121,12 @@ async fn dump(
     if let Mode::Sync(_) = purpose {
         refuse_for_sync(args)?;
     }
-    let mut configs = configs(args, connection, tables)?;
+    let command = matches!(purpose, Mode::Sync(_)).then_some("sync");
+    let remote = crate::remote::target(args, command)?.map(Arc::new);
+    let mut configs = match &remote {
+        None => configs(args, connection, tables)?,
+        Some(remote) => remote.stage_configs(configs_at(args, connection, tables)?),
+    };
     // Kept until the end: with --demo it is the portal.
     let connected = super::connect(connection).await?;
     let client = connected.client.clone();
@@ -149,16 +154,19 @@ async fn dump(
     } else {
         Arc::new(client.clone())
     };
-    let service = DumpService::new(Arc::clone(&portal));
+    let service = crate::remote::service(Arc::clone(&portal), remote.clone());
     let interrupted = watch_signals(service.clone(), bars.clone(), connected.before_exit())?;
 
     // Results by table, in the order the tables were given.
     let (to_run, mut results, prepared) =
-        start(purpose, args, &client, portal.as_ref(), &mut configs).await;
+        start(purpose, args, &client, portal.as_ref(), remote.as_deref(), &mut configs).await;
     if !interrupted.load(Ordering::SeqCst) && !to_run.is_empty() {
         let (indexes, configs): (Vec<usize>, Vec<DumpConfig>) = to_run.into_iter().unzip();
-        let outcomes = service.dump_many(configs, args.jobs, callback).await?;
-        for (index, outcome) in indexes.into_iter().zip(outcomes) {
+        let outcomes = service.dump_many(configs, args.jobs, callback).await;
+        if let Some(remote) = &remote {
+            remote.release().await;
+        }
+        for (index, outcome) in indexes.into_iter().zip(outcomes?) {
             results[index] = Some(outcome);
         }
     }
@@ -197,6 +205,9 @@ async fn dump(
     for (table, run) in &runs {
         crate::output::note(&run_line(table, run));
     }
+    if let Some(remote) = &remote {
+        remote.note_published(&summary);
+    }
     for w in &warnings {
         crate::output::note(&failure::render_warning(w));
     }
@@ -221,6 +232,7 @@ async fn start(
     args: &DumpArgs,
     client: &Client,
     portal: &dyn Portal,
+    remote: Option<&crate::remote::Remote>,
     configs: &mut [DumpConfig],
 ) -> (Vec<(usize, DumpConfig)>, Results, Vec<Option<PreparedRun>>) {
     let mut results: Results = (0..configs.len()).map(|_| None).collect();
@@ -229,7 +241,7 @@ async fn start(
     for index in 0..configs.len() {
         let config = configs[index].clone();
         let reset = match purpose {
-            Mode::Dump if args.reset => reset(client, &config).await,
+            Mode::Dump if args.reset => reset(client, remote, &config).await,
             Mode::Sync(_) if args.reset => iptvportal_dump::sync::reset(&config).await,
             _ => Ok(()),
         };
@@ -371,6 +383,15 @@ pub(super) fn configs(
     tables: &[String],
 ) -> anyhow::Result<Vec<DumpConfig>> {
     failure::local_path(&args.out, "--out")?;
+    configs_at(args, connection, tables)
+}
+
+/// [`configs`] for any `--out`, a bucket too (whose caller stages each table).
+fn configs_at(
+    args: &DumpArgs,
+    connection: &ConnectionArgs,
+    tables: &[String],
+) -> anyhow::Result<Vec<DumpConfig>> {
     let excluded = excluded_columns(args)?;
     let columns_given = args.columns.iter().any(|c| !c.trim().is_empty());
     if let Some(both) = tables.iter().find(|t| columns_given && excluded.contains_key(*t)) {
@@ -525,8 +546,18 @@ fn config(
 
 /// `--reset` for one table. The orchestrator validates the configuration before deleting
 /// anything, so a command that is going to fail does not lose the previous output first.
-async fn reset(client: &Client, config: &DumpConfig) -> Result<(), Error> {
-    AsyncDumpManager::new(client.clone(), config.clone()).reset().await
+async fn reset(
+    client: &Client,
+    remote: Option<&crate::remote::Remote>,
+    config: &DumpConfig,
+) -> Result<(), Error> {
+    let manager = match remote {
+        None => AsyncDumpManager::new(client.clone(), config.clone()),
+        Some(remote) => {
+            AsyncDumpManager::with_store(client.clone(), config.clone(), remote.store(config))
+        }
+    };
+    manager.reset().await
 }
 
 /// Watches for SIGINT, SIGTERM and SIGHUP (a closed terminal or SSH session). The first cancels every dump (each commits the chunk it is

@@ -185,7 +185,7 @@ fn crash_and_resume(url: &str, root: &Path, scenario: &Scenario, seed: u64) -> T
 
 /// Lets `child` run for `delay`, then kills it with SIGKILL unless it has exited. Returns whether
 /// it was killed, and its output.
-fn run_until(mut child: Child, delay: Duration) -> (bool, ProcessOutput) {
+pub(crate) fn run_until(mut child: Child, delay: Duration) -> (bool, ProcessOutput) {
     let deadline = Instant::now() + delay;
     loop {
         if child.try_wait().unwrap().is_some() {

@@ -317,7 +317,7 @@ fn every_documented_error() {
     let here = dir("out-url");
     std::fs::create_dir(&here).unwrap();
     let mut c = portal.cmd();
-    c.current_dir(&here).args(["dump", "terminal", "--out", "s3://bucket/prefix"]);
+    c.current_dir(&here).args(["sync", "terminal", "--out", "s3://bucket/prefix"]);
     add("out-url", c, Some(here));
     // Syncs: a finished snapshot, then a run that cannot follow it.
     let synced = |name: &str| {

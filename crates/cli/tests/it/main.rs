@@ -20,6 +20,7 @@ mod filter_types;
 mod plan;
 mod progress_live;
 mod quiet;
+mod s3;
 mod status;
 mod summary;
 mod sync;
@@ -97,6 +98,14 @@ fn isolate<C: Isolate>(cmd: &mut C) -> &mut C {
         "IPTVPORTAL_USERNAME",
         "IPTVPORTAL_PASSWORD",
         "IPTVPORTAL_CONFIG",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ALLOW_HTTP",
+        "AWS_PROFILE",
     ] {
         cmd.remove(var);
     }

@@ -6,5 +6,6 @@ mod common;
 mod failures;
 mod matrix;
 mod memory;
+mod remote;
 mod resume;
 mod strategy;
