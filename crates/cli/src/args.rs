@@ -53,6 +53,10 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub(crate) command: Command,
+
+    /// The config file's `[storage]` table, for `--out s3://...` (no option sets it).
+    #[arg(skip)]
+    pub(crate) storage: crate::config::Storage,
 }
 
 /// The subcommands.
@@ -82,10 +86,11 @@ pub(crate) enum Command {
     /// List every catalog table with its row count and id range on this portal.
     #[command(after_help = TABLES_EXAMPLES)]
     Tables(TablesArgs),
-    /// Show the checkpoint of every table in a dump directory.
+    /// Show the checkpoint of every table in a dump directory (or a bucket's prefix).
     #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
-    /// Check a dump directory's files against their checkpoints, and optionally the portal.
+    /// Check a dump directory's files (or a bucket's objects) against their manifests, and
+    /// optionally the portal.
     #[command(after_help = VERIFY_EXAMPLES.as_str())]
     Verify(VerifyArgs),
     /// Print a shell's completion script on stdout.
@@ -138,13 +143,16 @@ const STATUS_EXAMPLES: &str = "\
 States: complete (the output is finished), incomplete (a rerun of the same dump command resumes
 it), failed (the last run stopped on the error shown; a rerun resumes), corrupt (the state file is
 unreadable; `iptvportal dump TABLE --reset` starts that table over), writing (a dump is running on
-that table now; JSON gives its writer_pid).
+that table now; JSON gives its writer_pid, and for a bucket its writer, host pid N).
+With --out s3://bucket/prefix the tables are those with a manifest under the prefix, as of the last
+part each published (docs/object-storage.md).
 Exit codes: 0 listed (also when the directory holds no checkpoint), 1 the directory does not exist
-or cannot be read, 2 usage.
+or cannot be read (the bucket cannot be listed), 2 usage.
 
 Examples:
   iptvportal status
   iptvportal status --out /data/portal
+  iptvportal status --out s3://analytics/iptv/daily
   iptvportal status --format json | jq '.[] | select(.state != \"complete\") | .table'";
 
 /// `verify --help`'s text after the options, with the narrowing's bounds from the library.
@@ -159,6 +167,9 @@ checksums: only the sizes of its files are checked.
 --source also counts the rows on the portal (the connection options of `dump`, --demo included)
 under the dump's filter, for each file's id range, and narrows any difference down to the id
 ranges that hold it (at most {narrow} ids wide, or after {depth} cuts into {split}).
+DIR may be the s3://bucket/prefix a dump published to: each table's manifest is
+{{table}}/_manifest.json there, and every part is downloaded once, into a scratch directory under
+TMPDIR, to be checked (docs/object-storage.md).
 Exit codes: 0 every table holds (incomplete ones included), 1 a problem was found, or DIR does not
 exist or holds no dump, 2 usage.
 
@@ -166,6 +177,7 @@ Examples:
   iptvportal verify ./dumps
   iptvportal verify ./dumps terminal subscriber
   iptvportal verify ./dumps --source
+  iptvportal verify s3://analytics/iptv/daily
   iptvportal verify ./dumps --format json | jq '.tables[] | select(.status != \"ok\") | .table'",
         narrow = iptvportal_dump::NARROW_ENOUGH,
         depth = iptvportal_dump::MAX_DEPTH,
@@ -451,7 +463,8 @@ pub(crate) struct DumpArgs {
         long,
         value_name = "DIR",
         help = "With --out s3://...: the local directory each table is staged in before its \
-                parts are uploaded [default: ~/.cache/iptvportal/stage/BUCKET/PREFIX]"
+                parts are uploaded [default: STAGE_ROOT/BUCKET/PREFIX, STAGE_ROOT being stage_root in \
+                the config file's [storage], else ~/.cache/iptvportal/stage]"
     )]
     pub(crate) stage: Option<PathBuf>,
 
@@ -687,8 +700,12 @@ pub(crate) fn parse_lag(s: &str) -> Result<Duration, String> {
 /// `iptvportal status`.
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
-    /// The dump directory [default: ./dumps, or out in the config file].
-    #[arg(long, value_name = "DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "The dump directory, or the s3://bucket/prefix a dump published to [default: \
+                ./dumps, or out in the config file]"
+    )]
     pub(crate) out: Option<PathBuf>,
 
     /// How to print the checkpoints.
@@ -716,11 +733,13 @@ pub(crate) enum StatusFormat {
 /// `iptvportal verify`.
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// The dump directory (the --out the dump wrote to).
-    #[arg(value_name = "DIR")]
+    #[arg(
+        value_name = "DIR",
+        help = "The dump directory (the --out the dump wrote to), or its s3://bucket/prefix"
+    )]
     pub(crate) dir: PathBuf,
 
-    /// Tables to check (default: every table with a checkpoint in DIR).
+    /// Tables to check (default: every table with a checkpoint in DIR, or a manifest under it).
     #[arg(value_name = "TABLE")]
     pub(crate) tables: Vec<String>,
 

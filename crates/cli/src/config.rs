@@ -22,6 +22,41 @@ pub(crate) const ENV_CONFIG: &str = "IPTVPORTAL_CONFIG";
 pub(crate) struct Config {
     pub(crate) connection: Connection,
     pub(crate) dump: Dump,
+    pub(crate) storage: Storage,
+}
+
+/// The `[storage]` table: object storage for `--out s3://bucket/prefix`, where the standard AWS
+/// environment (`AWS_*`) leaves a setting unset (docs/object-storage.md).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Storage {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) access_key_id: Option<String>,
+    pub(crate) secret_access_key: Option<String>,
+    pub(crate) session_token: Option<String>,
+    pub(crate) allow_http: Option<bool>,
+    pub(crate) virtual_hosted: Option<bool>,
+    pub(crate) max_retries: Option<u32>,
+    /// Where stage directories go (`STAGE_ROOT/BUCKET/PREFIX`) unless `--stage` names one.
+    pub(crate) stage_root: Option<PathBuf>,
+}
+
+// Written by hand so that a debug print of the settings can never show a secret.
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Storage")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
+            .field("allow_http", &self.allow_http)
+            .field("virtual_hosted", &self.virtual_hosted)
+            .field("max_retries", &self.max_retries)
+            .field("stage_root", &self.stage_root)
+            .finish()
+    }
 }
 
 /// The `[connection]` table.
@@ -80,6 +115,22 @@ struct File {
     connection: ConnectionSection,
     #[serde(default)]
     dump: DumpSection,
+    #[serde(default)]
+    storage: StorageSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageSection {
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+    allow_http: Option<bool>,
+    virtual_hosted: Option<bool>,
+    max_retries: Option<u32>,
+    stage_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,7 +216,7 @@ pub(crate) fn load(flag: Option<&Path>) -> anyhow::Result<Option<Config>> {
     };
     tracing::debug!(path = %path.display(), "config file");
     let file = parse(&path, &text)?;
-    if file.connection.password.is_some() {
+    if file.connection.password.is_some() || file.storage.secret_access_key.is_some() {
         warn_if_readable(&path);
     }
     check(&path, file).map(Some)
@@ -256,7 +307,8 @@ fn check(path: &Path, file: File) -> anyhow::Result<Config> {
         exclude: d.exclude,
         exclude_columns: d.exclude_columns,
     };
-    Ok(Config { connection, dump })
+    let storage = check_storage(path, file.storage)?;
+    Ok(Config { connection, dump, storage })
 }
 
 /// The file's `exclude` and `exclude_columns`: tables and columns of the catalog only.
@@ -285,6 +337,50 @@ fn check_exclusions(path: &Path, d: &DumpSection) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `[storage]` table, checked: a key id goes with its secret, a token with both.
+fn check_storage(path: &Path, st: StorageSection) -> anyhow::Result<Storage> {
+    if let Some(retries) = st.max_retries
+        && retries > MAX_RETRIES
+    {
+        let what = format!("must be 0 to {MAX_RETRIES}");
+        return Err(invalid(path, "storage.max_retries", &what));
+    }
+    if st.access_key_id.is_some() != st.secret_access_key.is_some() {
+        return Err(invalid(
+            path,
+            if st.access_key_id.is_some() {
+                "storage.access_key_id"
+            } else {
+                "storage.secret_access_key"
+            },
+            "needs its pair: set both access_key_id and secret_access_key, or neither",
+        ));
+    }
+    if st.session_token.is_some() && st.access_key_id.is_none() {
+        return Err(invalid(
+            path,
+            "storage.session_token",
+            "goes with access_key_id and secret_access_key",
+        ));
+    }
+    if let Some(endpoint) = &st.endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return Err(invalid(path, "storage.endpoint", "must be an http:// or https:// URL"));
+    }
+    Ok(Storage {
+        endpoint: st.endpoint,
+        region: st.region,
+        access_key_id: st.access_key_id,
+        secret_access_key: st.secret_access_key,
+        session_token: st.session_token,
+        allow_http: st.allow_http,
+        virtual_hosted: st.virtual_hosted,
+        max_retries: st.max_retries,
+        stage_root: st.stage_root,
+    })
 }
 
 /// Parses the file; an error names the file, the line and the key.
@@ -356,7 +452,7 @@ mod tests {
 portal = "https://portal.example.com/api/"
 domain = "acme"
 username = "admin"
-password = "secret"
+password = "pa55-secret"
 timeout = 12.5
 max_retries = 5
 insecure = true
@@ -373,6 +469,17 @@ part_rows = 250000
 summary = "/data/summary.json"
 exclude = ["media"]
 exclude_columns = ["subscriber.password", "subscriber.phone"]
+
+[storage]
+endpoint = "https://storage.example"
+region = "ru-central1"
+access_key_id = "key-id"
+secret_access_key = "s3-key-secret"
+session_token = "s3-token-secret"
+allow_http = false
+virtual_hosted = true
+max_retries = 7
+stage_root = "/var/cache/stage"
 "#,
         )
         .unwrap();
@@ -390,8 +497,16 @@ exclude_columns = ["subscriber.password", "subscriber.phone"]
             config.dump.exclude_columns,
             Some(vec!["subscriber.password".to_owned(), "subscriber.phone".to_owned()])
         );
+        assert_eq!(config.storage.endpoint.as_deref(), Some("https://storage.example"));
+        assert_eq!(config.storage.access_key_id.as_deref(), Some("key-id"));
+        assert_eq!(config.storage.secret_access_key.as_deref(), Some("s3-key-secret"));
+        assert_eq!(config.storage.virtual_hosted, Some(true));
+        assert_eq!(config.storage.max_retries, Some(7));
+        assert_eq!(config.storage.stage_root.as_deref(), Some(Path::new("/var/cache/stage")));
         let debug = format!("{config:?}");
-        assert!(!debug.contains("secret"), "{debug}");
+        for secret in ["pa55-secret", "s3-key-secret", "s3-token-secret"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
     }
 
     #[test]

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use iptvportal_checkpoint::CheckpointStore;
 use iptvportal_dump::{DumpConfig, DumpService, Portal, RemoteStore};
-use iptvportal_store::{Destination, Location, ObjectDir, S3Options};
+use iptvportal_store::{Destination, Location, ObjectDir};
 
 use crate::args::DumpArgs;
+use crate::config::Storage;
 use crate::failure::Hinted;
 use crate::summary::{Status, SummaryRow};
 
@@ -31,7 +32,11 @@ impl std::fmt::Debug for Remote {
 
 /// What `--out` names: `None` for a local directory, the bucket for `s3://`. `command` names
 /// a command other than `dump`, which refuses a bucket.
-pub(crate) fn target(args: &DumpArgs, command: Option<&str>) -> anyhow::Result<Option<Remote>> {
+pub(crate) fn target(
+    args: &DumpArgs,
+    storage: &Storage,
+    command: Option<&str>,
+) -> anyhow::Result<Option<Remote>> {
     let out = args.out.to_string_lossy();
     let location = Location::parse(&out).map_err(|e| anyhow::anyhow!("--out {e}"))?;
     let Location::S3 { bucket, prefix } = location else {
@@ -47,14 +52,38 @@ pub(crate) fn target(args: &DumpArgs, command: Option<&str>) -> anyhow::Result<O
     if command.is_some() {
         crate::failure::local_path(&args.out, "--out")?;
     }
-    let dest = ObjectDir::s3(&bucket, &prefix, &S3Options::default()).map_err(|e| {
-        Hinted::new(e.to_string(), "see docs/object-storage.md for the AWS_* settings")
-    })?;
+    let dest = bucket_dir(&bucket, &prefix, storage)?;
     let stage = match &args.stage {
         Some(stage) => stage.clone(),
-        None => default_stage(&bucket, &prefix)?,
+        None => default_stage(storage, &bucket, &prefix)?,
     };
-    Ok(Some(Remote { dest: Arc::new(dest), stage, stores: Mutex::new(Vec::new()) }))
+    Ok(Some(Remote { dest, stage, stores: Mutex::new(Vec::new()) }))
+}
+
+/// The bucket `place` names (`s3://bucket/prefix`, given as `what`), or `None` for a local path:
+/// for the commands that read a dump (`status`, `verify`).
+pub(crate) fn reader(
+    place: &Path,
+    storage: &Storage,
+    what: &str,
+) -> anyhow::Result<Option<Arc<dyn Destination>>> {
+    let text = place.to_string_lossy();
+    match Location::parse(&text).map_err(|e| anyhow::anyhow!("{what} {e}"))? {
+        Location::S3 { bucket, prefix } => Ok(Some(bucket_dir(&bucket, &prefix, storage)?)),
+        Location::Local(_) => Ok(None),
+    }
+}
+
+fn bucket_dir(
+    bucket: &str,
+    prefix: &str,
+    storage: &Storage,
+) -> anyhow::Result<Arc<dyn Destination>> {
+    let options = crate::settings::s3_options(storage, &|name| std::env::var(name).ok());
+    let dest = ObjectDir::s3(bucket, prefix, &options).map_err(|e| {
+        Hinted::new(e.to_string(), "see docs/object-storage.md for the AWS_* settings")
+    })?;
+    Ok(Arc::new(dest))
 }
 
 /// The service of a dump: checkpoints in each table's directory, or with `remote`, in the bucket.
@@ -65,8 +94,21 @@ pub(crate) fn service(portal: Arc<dyn Portal>, remote: Option<Arc<Remote>>) -> D
     }
 }
 
-/// `{XDG_CACHE_HOME or ~/.cache}/iptvportal/stage/{bucket}/{prefix}`.
-fn default_stage(bucket: &str, prefix: &str) -> anyhow::Result<PathBuf> {
+/// `{stage_root}/{bucket}/{prefix}`, the root being the config file's `stage_root`, else
+/// `{XDG_CACHE_HOME or ~/.cache}/iptvportal/stage`.
+fn default_stage(storage: &Storage, bucket: &str, prefix: &str) -> anyhow::Result<PathBuf> {
+    let mut stage = match &storage.stage_root {
+        Some(root) => root.clone(),
+        None => cache_root()?.join("iptvportal").join("stage"),
+    };
+    stage.push(bucket);
+    for part in prefix.split('/').filter(|p| !p.is_empty()) {
+        stage.push(part);
+    }
+    Ok(stage)
+}
+
+fn cache_root() -> anyhow::Result<PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|c| !c.is_empty())
         .map(PathBuf::from)
@@ -77,11 +119,7 @@ fn default_stage(bucket: &str, prefix: &str) -> anyhow::Result<PathBuf> {
                 "give one with --stage DIR",
             )
         })?;
-    let mut stage = cache.join("iptvportal").join("stage").join(bucket);
-    for part in prefix.split('/').filter(|p| !p.is_empty()) {
-        stage.push(part);
-    }
-    Ok(stage)
+    Ok(cache)
 }
 
 impl Remote {

@@ -19,9 +19,10 @@ use clap::{ArgMatches, CommandFactory};
 use iptvportal_client::{
     Client, ClientConfig, ENV_DOMAIN, ENV_PASSWORD, ENV_URL, ENV_USERNAME, RetryPolicy, Secret,
 };
+use iptvportal_store::{S3Credentials, S3Options};
 
 use crate::args::{Cli, Command, ConnectionArgs, PlanArgs, SyncArgs};
-use crate::config::{self, Config};
+use crate::config::{self, Config, Storage};
 use crate::demo::DemoPortal;
 use crate::failure::Hinted;
 
@@ -81,6 +82,7 @@ pub(crate) fn resolve(cli: &mut Cli, matches: &ArgMatches) -> anyhow::Result<()>
         connection_from(&mut cli.connection, &|name| std::env::var(name).ok(), &file.connection);
     }
     apply_file(cli, &file, &given);
+    cli.storage = file.storage;
     Ok(())
 }
 
@@ -194,6 +196,37 @@ fn apply_file(cli: &mut Cli, file: &Config, given: &dyn Fn(&str) -> bool) {
         | Command::Reference
         | Command::Man => {}
     }
+}
+
+/// The S3 settings of the config file's `[storage]` where the AWS environment (`env`) leaves
+/// them unset: the environment wins, as it does over the file's `[connection]`. Credentials go
+/// as a whole: a key id in the environment uses the environment's secret too.
+pub(crate) fn s3_options(file: &Storage, env: &dyn Fn(&str) -> Option<String>) -> S3Options {
+    let unset = |names: &[&str]| names.iter().all(|n| env(n).is_none_or(|v| v.trim().is_empty()));
+    let mut options = S3Options::default();
+    if unset(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+        && let (Some(id), Some(secret)) = (&file.access_key_id, &file.secret_access_key)
+    {
+        options.credentials = Some(S3Credentials {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+            session_token: file.session_token.clone(),
+        });
+    }
+    if unset(&["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]) {
+        options.endpoint.clone_from(&file.endpoint);
+    }
+    if unset(&["AWS_REGION", "AWS_DEFAULT_REGION"]) {
+        options.region.clone_from(&file.region);
+    }
+    if unset(&["AWS_ALLOW_HTTP"]) {
+        options.allow_http = file.allow_http;
+    }
+    if unset(&["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"]) {
+        options.virtual_hosted = file.virtual_hosted;
+    }
+    options.max_retries = file.max_retries.map(|n| n as usize);
+    options
 }
 
 impl ConnectionArgs {
@@ -354,5 +387,54 @@ mod tests {
         // A password is taken as is: spaces may be part of it.
         let c = connection("", &[(ENV_PASSWORD, " ")], &file());
         assert_eq!(c.password.as_ref().map(Secret::expose), Some(" "));
+    }
+
+    #[test]
+    fn the_aws_environment_beats_the_storage_table_key_by_key() {
+        let file = Storage {
+            endpoint: Some("http://file:9000".into()),
+            region: Some("file-region".into()),
+            access_key_id: Some("file-key".into()),
+            secret_access_key: Some("file-secret".into()),
+            session_token: Some("file-token".into()),
+            allow_http: Some(true),
+            virtual_hosted: Some(true),
+            max_retries: Some(2),
+            stage_root: None,
+        };
+        let options = |env: &[(&str, &str)]| {
+            let env: Vec<(String, String)> =
+                env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            s3_options(&file, &|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        };
+        let all = options(&[]);
+        assert_eq!(all.endpoint.as_deref(), Some("http://file:9000"));
+        assert_eq!(all.region.as_deref(), Some("file-region"));
+        let credentials = all.credentials.unwrap();
+        assert_eq!(
+            (credentials.access_key_id.as_str(), credentials.session_token.as_deref()),
+            ("file-key", Some("file-token"))
+        );
+        assert_eq!(
+            (all.allow_http, all.virtual_hosted, all.max_retries),
+            (Some(true), Some(true), Some(2))
+        );
+        // Each variable set leaves its key to the environment (a blank one counts as unset);
+        // a key id there takes the credentials as a whole.
+        let env = options(&[
+            ("AWS_ENDPOINT_URL", "http://env:9000"),
+            ("AWS_DEFAULT_REGION", "env-region"),
+            ("AWS_ACCESS_KEY_ID", "env-key"),
+            ("AWS_ALLOW_HTTP", "false"),
+            ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", " "),
+        ]);
+        assert_eq!(
+            (env.endpoint, env.region, env.credentials, env.allow_http),
+            (None, None, None, None)
+        );
+        assert_eq!(env.virtual_hosted, Some(true));
+        // The secrets never show in a debug print of the file's table.
+        let shown = format!("{file:?}");
+        assert!(!shown.contains("file-secret") && !shown.contains("file-token"), "{shown}");
     }
 }

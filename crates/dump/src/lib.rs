@@ -33,6 +33,7 @@
 
 #![deny(missing_docs)]
 
+mod bucket;
 mod config;
 mod control;
 mod error;
@@ -49,6 +50,7 @@ pub mod sync;
 mod verify;
 mod writer;
 
+pub use bucket::{BucketTable, bucket_tables, read_table, verify_bucket};
 pub use config::{DumpConfig, DumpFormat, DumpStrategy};
 pub use error::{Error, Invalid, Setting, Warning};
 pub use estimate::{Estimate, Probe, StartPoint, estimate, total_duration};

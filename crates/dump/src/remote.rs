@@ -37,6 +37,14 @@ const LEASE_TTL: Duration = Duration::from_secs(60);
 /// The name of the manifest object under a table's prefix.
 pub(crate) const MANIFEST: &str = "_manifest.json";
 
+/// The name of the lease object under a table's prefix.
+pub(crate) const LEASE: &str = ".lease";
+
+/// Whether `name` is one of `table`'s output files (the only objects a run removes).
+pub(crate) fn is_output(table: &str, name: &str) -> bool {
+    name.strip_prefix(table).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
+}
+
 /// One table's checkpoint on object storage, staged in a local directory. See the module docs.
 pub struct RemoteStore {
     dest: Arc<dyn Destination>,
@@ -110,12 +118,6 @@ impl RemoteStore {
         self.stage.dir().join(format!(".{}.uploads", self.table))
     }
 
-    /// Whether `name` is one of this table's output files (the only objects a run removes).
-    fn is_output(&self, name: &str) -> bool {
-        name.strip_prefix(self.table.as_str())
-            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
-    }
-
     /// Lets the table's lease go, so that the next run (here or elsewhere) takes it at once. A
     /// run that ends without it leaves a lease that expires, or that a run of this machine takes
     /// over once it sees the holder's process is gone.
@@ -165,7 +167,7 @@ impl RemoteStore {
         let place = self.dest.display();
         for entry in &listed {
             let name = entry.key.rsplit('/').next().unwrap_or(&entry.key);
-            if !self.is_output(name) || named.contains(name) {
+            if !is_output(&self.table, name) || named.contains(name) {
                 continue;
             }
             if state.as_ref().is_some_and(|s| s.is_complete) {
@@ -399,7 +401,7 @@ impl CheckpointStore for RemoteStore {
         self.dest.delete(&self.key(MANIFEST)).await.map_err(remote)?;
         for entry in self.dest.list(&self.table).await.map_err(remote)? {
             let name = entry.key.rsplit('/').next().unwrap_or(&entry.key);
-            if self.is_output(name) {
+            if is_output(&self.table, name) {
                 self.dest.delete(&entry.key).await.map_err(remote)?;
             }
         }
@@ -423,7 +425,7 @@ impl CheckpointStore for RemoteStore {
         if held.is_none() {
             let lease = Lease::acquire_with(
                 self.dest.as_ref(),
-                &self.key(".lease"),
+                &self.key(LEASE),
                 &whoami(),
                 LEASE_TTL,
                 SystemTime::now(),

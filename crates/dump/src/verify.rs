@@ -228,14 +228,17 @@ pub struct TableReport {
     pub problems: Vec<Problem>,
     /// The recount on the portal, once [`recount`] ran.
     pub source: Option<SourceReport>,
-    checked: Option<Box<Checked>>,
+    pub(crate) checked: Option<Box<Checked>>,
 }
 
 /// What a loaded state gives a recount.
 #[derive(Debug)]
-struct Checked {
-    state: DumpState,
-    spec: SinkSpec,
+pub(crate) struct Checked {
+    pub(crate) state: DumpState,
+    pub(crate) spec: SinkSpec,
+    /// Where the files are when they are objects in a bucket (`{table}/{name}`): a file whose
+    /// ids a recount reads is downloaded into `spec.dir` for that, and removed after.
+    pub(crate) remote: Option<std::sync::Arc<dyn iptvportal_store::Destination>>,
 }
 
 impl TableReport {
@@ -257,6 +260,17 @@ impl TableReport {
             source: None,
             checked: None,
         }
+    }
+
+    /// Records what `state`, the table's loaded checkpoint, says the output holds.
+    pub(crate) fn describe(&mut self, state: &DumpState) {
+        self.complete = state.is_complete;
+        self.rows = state.dumped_rows;
+        self.format = Some(state.shape.format);
+        self.compression = Some(state.shape.compression);
+        self.portal.clone_from(&state.shape.portal);
+        self.files.clone_from(&state.sink.files);
+        self.sizes_only = state.version < 2;
     }
 
     /// The table's status: problems over incomplete over ok.
@@ -356,13 +370,7 @@ fn check(
         }
     };
     let spec = sink_spec(dir, &state);
-    report.complete = state.is_complete;
-    report.rows = state.dumped_rows;
-    report.format = Some(state.shape.format);
-    report.compression = Some(state.shape.compression);
-    report.portal.clone_from(&state.shape.portal);
-    report.files.clone_from(&state.sink.files);
-    report.sizes_only = state.version < 2;
+    report.describe(&state);
     let checked = iptvportal_sink::verify(&spec, &state.sink, state.is_complete, Depth::Full)
         .and_then(|mut problems| {
             // The table's files of another format: stale, whatever this output's state.
@@ -374,7 +382,7 @@ fn check(
         Ok(problems) => report.problems = problems,
         Err(e) => report.unverified = Some(Unverified::Output(e)),
     }
-    report.checked = Some(Box::new(Checked { state, spec }));
+    report.checked = Some(Box::new(Checked { state, spec, remote: None }));
     report
 }
 
@@ -442,8 +450,15 @@ async fn recount_checked(
                 });
                 if portal != record.rows {
                     let path = spec.dir.join(&record.name);
+                    if let Some(dest) = &checked.remote {
+                        download(dest.as_ref(), state, &record.name, &path).await?;
+                    }
                     let target = Target { path: &path, record, spec, id };
-                    out.mismatches.extend(narrow(&counter, &target, ids, portal).await?);
+                    let narrowed = narrow(&counter, &target, ids, portal).await;
+                    if checked.remote.is_some() {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    out.mismatches.extend(narrowed?);
                 }
             }
             // A complete dump holds every row: any outside its files' ranges is missing from it.
@@ -465,6 +480,25 @@ async fn recount_checked(
         None => out.uncounted = Some(Uncounted::Incomplete),
     }
     Ok(out)
+}
+
+/// Downloads the object of `state`'s file `name` to `to`, for a recount to read.
+async fn download(
+    dest: &dyn iptvportal_store::Destination,
+    state: &DumpState,
+    name: &str,
+    to: &Path,
+) -> Result<(), Error> {
+    let key = format!("{}/{name}", state.table);
+    let failed = |reason: String| Error::Checkpoint {
+        table: state.table.clone(),
+        source: iptvportal_checkpoint::Error::Remote { reason },
+    };
+    match dest.download(&key, to).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(failed(format!("{}/{key} is gone since it was checked", dest.display()))),
+        Err(e) => Err(failed(e.to_string())),
+    }
 }
 
 /// Whether the dump's rows are in order of `id` (either way), so that every file holds exactly

@@ -63,7 +63,7 @@ pub use spec::{
     Compression, Format, OutputFile, OutputFileInfo, ParquetCodec, ParquetOptions, SinkPosition,
     SinkSpec,
 };
-pub use verify::{Depth, Problem, ProblemKind, check_outputs, stale_outputs, verify};
+pub use verify::{Depth, Problem, ProblemKind, check_file, check_outputs, stale_outputs, verify};
 
 use serde_json::Value;
 

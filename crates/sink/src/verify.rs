@@ -2,7 +2,7 @@
 //! their checksums, and that every Parquet part opens and holds the rows it claims.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::manifest::{Crc32, FileRecord, crc_of_file};
@@ -239,6 +239,25 @@ pub fn stale_outputs(spec: &SinkSpec) -> Result<Vec<PathBuf>, Error> {
         }
     }
     Ok(stale)
+}
+
+/// Checks one committed file on its own, read from `path` (a copy of it, say downloaded from a
+/// bucket): its CRC-32 and, for a Parquet part, that it opens with the rows `record` claims.
+/// The problems are those of `shown`, the file's name as the user knows it.
+pub fn check_file(
+    path: &Path,
+    shown: &Path,
+    record: &FileRecord,
+    format: Format,
+) -> Result<Vec<Problem>, Error> {
+    let mut problems = Vec::new();
+    let shown = shown.to_path_buf();
+    let mut problem = |_: &PathBuf, kind| problems.push(Problem { path: shown.clone(), kind });
+    let path = path.to_path_buf();
+    if check_sum(&path, record, &mut problem)? && format == Format::Parquet {
+        check_part(&path, record, &mut problem);
+    }
+    Ok(problems)
 }
 
 /// A complete output's parts on disk that `listed` does not name: stale or added files. A

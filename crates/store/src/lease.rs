@@ -165,6 +165,18 @@ impl Lease {
     }
 }
 
+/// The holder of the lease object `key` at `now`, if it is live: neither released nor expired.
+/// A lease that does not parse is no live lease (a writer replaces it).
+pub async fn live_holder(
+    dest: &dyn Destination,
+    key: &str,
+    now: SystemTime,
+) -> Result<Option<LeaseHolder>, Error> {
+    let Some(object) = dest.read(key).await? else { return Ok(None) };
+    let holder: Option<LeaseHolder> = serde_json::from_slice(&object.bytes).ok();
+    Ok(holder.filter(|h| !h.released && h.expires_at > unix(now)))
+}
+
 /// Who the lease object `key` names now, for a message ("another run" if it cannot be read).
 async fn holder_of(dest: &dyn Destination, key: &str) -> String {
     match dest.read(key).await {

@@ -11,7 +11,8 @@
 //! - [`Destination::create`] and [`Destination::replace`]: a small object written atomically, only
 //!   if absent or only if unchanged since it was read ([`Version`]). This is how a manifest, a
 //!   checkpoint and a [`lease`] are committed without a lock server.
-//! - [`Destination::read`], [`Destination::list`], [`Destination::delete`].
+//! - [`Destination::read`], [`Destination::download`], [`Destination::list`],
+//!   [`Destination::dirs`], [`Destination::delete`].
 //!
 //! Two implementations: [`LocalDir`] (files, fsynced, renamed into place) and [`ObjectDir`] (any
 //! `object_store` backend with multipart uploads: S3 through [`ObjectDir::s3`], the in-memory store
@@ -115,9 +116,17 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     /// The object `key`, or `None` if there is none.
     async fn read(&self, key: &str) -> Result<Option<Object>, Error>;
 
+    /// Copies the object `key` into the local file `to` (created or truncated), a bounded piece
+    /// at a time, and returns its size; `None` (and no file) if there is no such object.
+    async fn download(&self, key: &str, to: &Path) -> Result<Option<u64>, Error>;
+
     /// The objects directly under `prefix` (a key ending before a `/`, or `""` for the root), by
     /// key. Objects in deeper "directories" are not listed.
     async fn list(&self, prefix: &str) -> Result<Vec<Entry>, Error>;
+
+    /// The names of the "directories" directly under `prefix` (`""` for the root): the next
+    /// part of every deeper key, once each, sorted.
+    async fn dirs(&self, prefix: &str) -> Result<Vec<String>, Error>;
 
     /// Removes the object `key`; a missing one is not an error.
     async fn delete(&self, key: &str) -> Result<(), Error>;

@@ -63,6 +63,22 @@ fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
     Ok(temp)
 }
 
+/// The names and metadata of what `dir` holds; nothing when it does not exist.
+fn entries(dir: &Path) -> Result<Vec<(String, fs::Metadata)>, Error> {
+    let listed = match fs::read_dir(dir) {
+        Ok(listed) => listed,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list", dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in listed {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        let meta = entry.metadata().map_err(Error::io("read", entry.path()))?;
+        out.push((entry.file_name().to_string_lossy().into_owned(), meta));
+    }
+    Ok(out)
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
@@ -161,23 +177,39 @@ impl Destination for LocalDir {
         let dir = if prefix.is_empty() { self.root.clone() } else { self.path(prefix)? };
         let prefix = prefix.to_owned();
         blocking(move || {
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(e) => return Err(Error::io("list", &dir)(e)),
-            };
-            let mut out = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(Error::io("list", &dir))?;
-                let meta = entry.metadata().map_err(Error::io("read", entry.path()))?;
-                if !meta.is_file() {
-                    continue;
-                }
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let key = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
-                out.push(Entry { key, size: meta.len() });
-            }
+            let mut out: Vec<Entry> = entries(&dir)?
+                .into_iter()
+                .filter(|(_, meta)| meta.is_file())
+                .map(|(name, meta)| {
+                    let key = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+                    Entry { key, size: meta.len() }
+                })
+                .collect();
             out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn download(&self, key: &str, to: &Path) -> Result<Option<u64>, Error> {
+        let (path, to) = (self.path(key)?, to.to_owned());
+        blocking(move || match fs::copy(&path, &to) {
+            Ok(size) => Ok(Some(size)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => Ok(None),
+            Err(e) => Err(Error::io("copy", &path)(e)),
+        })
+        .await
+    }
+
+    async fn dirs(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let dir = if prefix.is_empty() { self.root.clone() } else { self.path(prefix)? };
+        blocking(move || {
+            let mut out: Vec<String> = entries(&dir)?
+                .into_iter()
+                .filter(|(_, meta)| meta.is_dir())
+                .map(|(name, _)| name)
+                .collect();
+            out.sort();
             Ok(out)
         })
         .await

@@ -12,7 +12,7 @@ use object_store::path::Path as Key;
 use object_store::{
     BackoffConfig, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::short;
 use crate::{Destination, Entry, Error, Object, Upload, Version, check_key};
@@ -164,6 +164,21 @@ impl ObjectDir {
             return key.to_owned();
         }
         key.strip_prefix(&self.prefix).and_then(|k| k.strip_prefix('/')).unwrap_or(key).to_owned()
+    }
+
+    /// One level of the listing under `prefix` (relative; `""` for the root).
+    async fn list_under(&self, prefix: &str) -> Result<object_store::ListResult, Error> {
+        let listed = if prefix.is_empty() && self.prefix.is_empty() {
+            self.store.list_with_delimiter(None).await
+        } else {
+            let under = if prefix.is_empty() {
+                Key::parse(&self.prefix).map_err(|_| Error::Key { key: self.prefix.clone() })?
+            } else {
+                self.key(prefix)?
+            };
+            self.store.list_with_delimiter(Some(&under)).await
+        };
+        listed.map_err(|e| self.error("listing", prefix, e))
     }
 
     /// What a "not found" means: `absent` for a missing object, but an error when the bucket itself
@@ -359,24 +374,47 @@ impl Destination for ObjectDir {
         Ok(Some(Object { bytes: bytes.to_vec(), version: version(meta.e_tag, meta.version) }))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<Entry>, Error> {
-        let listed = if prefix.is_empty() && self.prefix.is_empty() {
-            self.store.list_with_delimiter(None).await
-        } else {
-            let under = if prefix.is_empty() {
-                Key::parse(&self.prefix).map_err(|_| Error::Key { key: self.prefix.clone() })?
-            } else {
-                self.key(prefix)?
-            };
-            self.store.list_with_delimiter(Some(&under)).await
+    async fn download(&self, key: &str, to: &Path) -> Result<Option<u64>, Error> {
+        let location = self.key(key)?;
+        let size = match self.store.head(&location).await {
+            Ok(meta) => meta.size,
+            Err(e @ object_store::Error::NotFound { .. }) => return self.missing(&e, None),
+            Err(e) => return Err(self.error("reading", key, e)),
         };
-        let listed = listed.map_err(|e| self.error("listing", prefix, e))?;
+        let mut file = tokio::fs::File::create(to).await.map_err(Error::io("create", to))?;
+        // One part at a time: memory holds a part, whatever the object's size.
+        let mut at = 0;
+        while at < size {
+            let end = (at + self.part_size as u64).min(size);
+            let bytes = self
+                .store
+                .get_range(&location, at..end)
+                .await
+                .map_err(|e| self.error("reading", key, e))?;
+            file.write_all(&bytes).await.map_err(Error::io("write", to))?;
+            at = end;
+        }
+        file.flush().await.map_err(Error::io("write", to))?;
+        Ok(Some(size))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Entry>, Error> {
+        let listed = self.list_under(prefix).await?;
         let mut out: Vec<Entry> = listed
             .objects
             .iter()
             .map(|o| Entry { key: self.relative(&o.location), size: o.size })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn dirs(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let listed = self.list_under(prefix).await?;
+        let mut out: Vec<String> =
+            listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect();
+        out.sort();
+        out.dedup();
         Ok(out)
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use iptvportal_store::{
     Destination, Error, Lease, LeaseHolder, LocalDir, ObjectDir, S3Credentials, S3Options, Upload,
+    lease,
 };
 use iptvportal_testkit::moto::{Moto, free_port};
 use object_store::memory::InMemory;
@@ -54,6 +55,12 @@ async fn conformance(dest: &dyn Destination, parts: bool, scratch: &Path) {
         assert_eq!(&dest.read(name).await.unwrap().unwrap().bytes, bytes);
     }
     assert_eq!(uploads.len(), usize::from(parts), "{uploads:?}");
+    // Downloading, a bounded piece at a time.
+    let down = scratch.join("down");
+    assert_eq!(dest.download("t/t-00001.parquet", &down).await.unwrap(), Some(large.len() as u64));
+    assert_eq!(std::fs::read(&down).unwrap(), large);
+    assert_eq!(dest.download("t/missing", &scratch.join("none")).await.unwrap(), None);
+    assert!(!scratch.join("none").exists());
     // An upload already completed is gone: aborting it again is no error.
     for upload in &uploads {
         dest.abort_upload(upload).await.unwrap();
@@ -78,6 +85,10 @@ async fn conformance(dest: &dyn Destination, parts: bool, scratch: &Path) {
         ]
     );
     assert_eq!(dest.list("nothing").await.unwrap(), vec![]);
+    // The "directories" one level down.
+    assert_eq!(dest.dirs("").await.unwrap(), ["t", "u"]);
+    assert_eq!(dest.dirs("t").await.unwrap(), ["deeper"]);
+    assert_eq!(dest.dirs("nothing").await.unwrap(), Vec::<String>::new());
 
     // Deleting, twice.
     dest.delete("t/t-00000.parquet").await.unwrap();
@@ -97,7 +108,12 @@ async fn conformance(dest: &dyn Destination, parts: bool, scratch: &Path) {
 async fn lease(dest: &dyn Destination) {
     let ttl = Duration::from_secs(30);
     let now = SystemTime::now();
+    assert_eq!(lease::live_holder(dest, "t/.lease", now).await.unwrap(), None);
     let mut first = Lease::acquire_at(dest, "t/.lease", "host-a pid 1", ttl, now).await.unwrap();
+    let live = lease::live_holder(dest, "t/.lease", now).await.unwrap();
+    assert_eq!(live.map(|h| h.holder).as_deref(), Some("host-a pid 1"));
+    let later = now + Duration::from_secs(31);
+    assert_eq!(lease::live_holder(dest, "t/.lease", later).await.unwrap(), None);
     let err =
         Lease::acquire_at(dest, "t/.lease", "host-b pid 2", ttl, now + Duration::from_secs(10))
             .await
@@ -159,6 +175,7 @@ async fn lease(dest: &dyn Destination) {
     let err = third.renew_at(dest, at).await.unwrap_err();
     assert!(matches!(err, Error::LeaseLost { .. }), "{err}");
     fourth.release(dest).await.unwrap();
+    assert_eq!(lease::live_holder(dest, "t/.lease", at).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use iptvportal_query::{Q, check_value_types, parse_filters_typed, parse_where_js
 
 use crate::args::{ConnectionArgs, DumpArgs, ProgressMode, SyncArgs};
 use crate::bars::Bars;
+use crate::config::Storage;
 use crate::failure::{self, Hinted};
 use crate::progress;
 use crate::summary::{self, Report, Status, SummaryFile, SummaryRow};
@@ -40,8 +41,12 @@ enum Mode<'a> {
 }
 
 /// Runs `iptvportal dump`.
-pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow::Result<ExitCode> {
-    run_mode(connection, args, Mode::Dump).await
+pub(super) async fn run(
+    connection: &ConnectionArgs,
+    args: &DumpArgs,
+    storage: &Storage,
+) -> anyhow::Result<ExitCode> {
+    run_mode(connection, args, storage, Mode::Dump).await
 }
 
 /// Runs `iptvportal sync`: the dump pipeline (progress, summary, signals), each table's dump
@@ -49,13 +54,15 @@ pub(super) async fn run(connection: &ConnectionArgs, args: &DumpArgs) -> anyhow:
 pub(super) async fn run_sync(
     connection: &ConnectionArgs,
     args: &SyncArgs,
+    storage: &Storage,
 ) -> anyhow::Result<ExitCode> {
-    run_mode(connection, &args.dump, Mode::Sync(args)).await
+    run_mode(connection, &args.dump, storage, Mode::Sync(args)).await
 }
 
 async fn run_mode(
     connection: &ConnectionArgs,
     args: &DumpArgs,
+    storage: &Storage,
     mode: Mode<'_>,
 ) -> anyhow::Result<ExitCode> {
     let started_at = SystemTime::now();
@@ -63,7 +70,7 @@ async fn run_mode(
     // the run does not begin.
     let summary_file = args.summary.as_deref().map(SummaryFile::check).transpose()?;
     let mut tables = Vec::new();
-    let (exit_code, rows, error) = match dump(connection, args, mode, &mut tables).await {
+    let (exit_code, rows, error) = match dump(connection, args, storage, mode, &mut tables).await {
         Ok((exit_code, rows)) => (exit_code, rows, Ok(())),
         // The run stopped as a whole before its tables ran (a bad filter, no portal given):
         // every table failed with that error, as far as its checkpoint goes.
@@ -111,6 +118,7 @@ fn progress_mode(args: &DumpArgs) -> ProgressMode {
 async fn dump(
     connection: &ConnectionArgs,
     args: &DumpArgs,
+    storage: &Storage,
     purpose: Mode<'_>,
     tables: &mut Vec<String>,
 ) -> anyhow::Result<(u8, Vec<SummaryRow>)> {
@@ -122,7 +130,7 @@ async fn dump(
         refuse_for_sync(args)?;
     }
     let command = matches!(purpose, Mode::Sync(_)).then_some("sync");
-    let remote = crate::remote::target(args, command)?.map(Arc::new);
+    let remote = crate::remote::target(args, storage, command)?.map(Arc::new);
     let mut configs = match &remote {
         None => configs(args, connection, tables)?,
         Some(remote) => remote.stage_configs(configs_at(args, connection, tables)?),
@@ -383,6 +391,13 @@ pub(super) fn configs(
     tables: &[String],
 ) -> anyhow::Result<Vec<DumpConfig>> {
     failure::local_path(&args.out, "--out")?;
+    if let Some(stage) = &args.stage {
+        return Err(Hinted::new(
+            format!("--stage {} is only for --out s3://bucket/prefix", stage.display()),
+            "leave --stage out: a local dump writes into --out directly",
+        )
+        .into());
+    }
     configs_at(args, connection, tables)
 }
 

@@ -26,8 +26,8 @@ const DEFAULT_OUT: &str = "./dumps";
 /// that reported its own failures (`dump`, `verify`); any other failure is the error.
 pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Dump(args) => dump::run(&cli.connection, args).await,
-        Command::Sync(args) => dump::run_sync(&cli.connection, args).await,
+        Command::Dump(args) => dump::run(&cli.connection, args, &cli.storage).await,
+        Command::Sync(args) => dump::run_sync(&cli.connection, args, &cli.storage).await,
         Command::Materialize(args) => materialize::run(args).await,
         Command::Plan(args) => plan::run(&cli.connection, &args.dump, args.plan_format, out).await,
         Command::Select(args) => {
@@ -50,10 +50,10 @@ pub(crate) async fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitC
         }
         Command::Status(args) => {
             let dir = args.out.as_deref().unwrap_or(Path::new(DEFAULT_OUT));
-            status::run(dir, args.format, out).await?;
+            status::run(dir, &cli.storage, args.format, out).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify(args) => verify::run(&cli.connection, args, out).await,
+        Command::Verify(args) => verify::run(&cli.connection, &cli.storage, args, out).await,
         Command::Completions(args) => {
             completions::run(args.shell, out)?;
             Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@ use iptvportal_dump::Compression;
 use iptvportal_dump::sync::{RunRecord, RunState, SyncRecord};
 
 use crate::args::StatusFormat;
+use crate::config::Storage;
 use crate::failure::Hinted;
 
 /// One table's line: what its checkpoint says, or why it cannot be read.
@@ -18,6 +19,8 @@ pub(crate) struct Entry {
     pub(crate) state: &'static str,
     /// The process id of the run writing the table, when one does and recorded it.
     pub(crate) writer_pid: Option<u32>,
+    /// Who writes it (`host pid N`), for a table in a bucket.
+    pub(crate) writer: Option<String>,
     pub(crate) rows: Option<u64>,
     pub(crate) total: Option<u64>,
     pub(crate) format: Option<String>,
@@ -47,6 +50,7 @@ impl Entry {
                     table,
                     state,
                     writer_pid: None,
+                    writer: None,
                     rows: Some(s.dumped_rows),
                     // A complete dump's own count is the truth, even where the up-front count
                     // differed (the table changed under OFFSET paging).
@@ -102,6 +106,7 @@ impl Entry {
             table,
             state,
             writer_pid: None,
+            writer: None,
             rows: None,
             total: None,
             format: None,
@@ -135,6 +140,7 @@ impl Entry {
             last_updated_at: self.updated.as_deref(),
             last_error: self.error.as_deref(),
             writer_pid: self.writer_pid,
+            writer: self.writer.as_deref(),
             runs: self.runs.as_deref(),
         }
     }
@@ -153,6 +159,9 @@ struct EntryJson<'a> {
     last_updated_at: Option<&'a str>,
     last_error: Option<&'a str>,
     writer_pid: Option<u32>,
+    /// Who writes a table in a bucket (`host pid N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writer: Option<&'a str>,
     /// A synced table's runs, as `sync.json` records them.
     #[serde(skip_serializing_if = "Option::is_none")]
     runs: Option<&'a [RunRecord]>,
@@ -162,9 +171,14 @@ struct EntryJson<'a> {
 /// read as "nothing dumped yet"); an existing one without checkpoints is listed as empty.
 pub(super) async fn run(
     dir: &Path,
+    storage: &Storage,
     format: StatusFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    if let Some(bucket) = crate::remote::reader(dir, storage, "--out")? {
+        let entries = bucket_entries(bucket.as_ref()).await?;
+        return print(&bucket.display(), &entries, format, out);
+    }
     crate::failure::local_path(dir, "--out")?;
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
@@ -201,6 +215,39 @@ pub(super) async fn run(
         entries.push(Entry::of_sync(table, record));
     }
     mark_writers(&store, &mut entries).await;
+    print(&dir.display().to_string(), &entries, format, out)
+}
+
+/// The tables of the dump in a bucket: what each manifest says (the last part boundary
+/// committed there: a run's progress since is in its stage), and which a run is writing now.
+async fn bucket_entries(bucket: &dyn iptvportal_store::Destination) -> anyhow::Result<Vec<Entry>> {
+    let tables = iptvportal_dump::bucket_tables(bucket).await.map_err(|e| {
+        Hinted::new(e.to_string(), "pass the --out the dump wrote to; see docs/object-storage.md")
+    })?;
+    let mut entries = Vec::new();
+    for found in tables {
+        let mut entry = match found.state {
+            Ok(Some(state)) => Entry::of(found.table, Ok(state)),
+            Ok(None) => Entry::empty(found.table, "incomplete"),
+            Err(e) => Entry::of(found.table, Err(e)),
+        };
+        if let Some(writer) = found.writer {
+            entry.state = "writing";
+            entry.writer_pid = writer.holder.rsplit_once(" pid ").and_then(|(_, p)| p.parse().ok());
+            entry.writer = Some(writer.holder);
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Prints `entries`, the tables of `place`, as `format` says.
+fn print(
+    place: &str,
+    entries: &[Entry],
+    format: StatusFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     match format {
         StatusFormat::Json => {
             let list: Vec<EntryJson<'_>> = entries.iter().map(Entry::json).collect();
@@ -208,10 +255,10 @@ pub(super) async fn run(
             writeln!(out)?;
         }
         StatusFormat::Table if entries.is_empty() => {
-            writeln!(out, "no checkpoints in {}", dir.display())?;
+            writeln!(out, "no checkpoints in {place}")?;
         }
         StatusFormat::Table => {
-            out.write_all(table(&entries).as_bytes())?;
+            out.write_all(table(entries).as_bytes())?;
             let synced: Vec<&Entry> = entries.iter().filter(|e| e.runs.is_some()).collect();
             if !synced.is_empty() {
                 writeln!(out)?;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use iptvportal_dump::{
 use serde::Serialize;
 
 use crate::args::{ConnectionArgs, VerifyArgs, VerifyFormat};
+use crate::config::Storage;
 use crate::failure::Hinted;
 
 /// What to do about a directory that holds no dump.
@@ -21,10 +22,14 @@ const DIR_HINT: &str = "pass the directory the dump wrote to (its --out)";
 /// Runs `iptvportal verify`: exit 0 when every table holds, 1 when any has a problem.
 pub(super) async fn run(
     connection: &ConnectionArgs,
+    storage: &Storage,
     args: &VerifyArgs,
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
     let dir = args.dir.as_path();
+    if let Some(bucket) = crate::remote::reader(dir, storage, "DIR")? {
+        return run_bucket(connection, bucket, args, out).await;
+    }
     crate::failure::local_path(dir, "DIR")?;
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
@@ -73,10 +78,52 @@ pub(super) async fn run(
     for table in &sync_tables {
         reports.extend(iptvportal_dump::sync::verify(dir, table).await?);
     }
+    report(dir, args, &reports, out)
+}
+
+/// `verify s3://bucket/prefix`: each table's objects against its manifest in the bucket, every
+/// part downloaded once into a scratch directory (removed at the end) and checked there.
+async fn run_bucket(
+    connection: &ConnectionArgs,
+    bucket: Arc<dyn iptvportal_store::Destination>,
+    args: &VerifyArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let scratch = tempfile::Builder::new().prefix("iptvportal-verify-").tempdir().map_err(|e| {
+        Hinted::new(
+            format!("cannot make a scratch directory to check the parts in: {e}"),
+            "set TMPDIR to a writable directory with room for one part",
+        )
+    })?;
+    let mut reports =
+        iptvportal_dump::verify_bucket(Arc::clone(&bucket), &args.tables, scratch.path())
+            .await
+            .map_err(|e| Hinted::new(e.to_string(), "see docs/object-storage.md"))?;
+    let place = PathBuf::from(bucket.display());
+    if reports.is_empty() {
+        return Err(Hinted::new(
+            format!("no dumps in {}: no TABLE/_manifest.json under it", place.display()),
+            "pass the --out the dump wrote to (s3://bucket/prefix)",
+        )
+        .into());
+    }
+    if args.source {
+        recount(connection, &place, &mut reports).await?;
+    }
+    report(&place, args, &reports, out)
+}
+
+/// Prints `reports` as `args.format` says; exit 1 when any table has a problem.
+fn report(
+    dir: &Path,
+    args: &VerifyArgs,
+    reports: &[TableReport],
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
     match args.format {
-        VerifyFormat::Text => text(&reports, out)?,
+        VerifyFormat::Text => text(reports, out)?,
         VerifyFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &document(dir, &reports))?;
+            serde_json::to_writer_pretty(&mut *out, &document(dir, reports))?;
             writeln!(out)?;
         }
     }
@@ -165,6 +212,8 @@ fn notes(report: &TableReport) -> String {
 /// A table that could not be checked, with what to do where there is something.
 fn unverified(why: &Unverified) -> String {
     match why {
+        // A bucket's line says what to do itself.
+        Unverified::Checkpoint(e @ iptvportal_checkpoint::Error::Remote { .. }) => e.to_string(),
         Unverified::Checkpoint(e) => format!("{e}; {}", crate::failure::checkpoint_hint(e)),
         other => other.to_string(),
     }

@@ -21,6 +21,7 @@ mod plan;
 mod progress_live;
 mod quiet;
 mod s3;
+mod s3_read;
 mod status;
 mod summary;
 mod sync;
@@ -104,7 +105,9 @@ fn isolate<C: Isolate>(cmd: &mut C) -> &mut C {
         "AWS_REGION",
         "AWS_DEFAULT_REGION",
         "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT",
         "AWS_ALLOW_HTTP",
+        "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
         "AWS_PROFILE",
     ] {
         cmd.remove(var);
@@ -141,6 +144,7 @@ fn packages() -> Portal {
     Portal::start(SimConfig::default().seed(1).rows("package", 40))
 }
 
+#[derive(Debug)]
 struct Run {
     code: i32,
     stdout: String,

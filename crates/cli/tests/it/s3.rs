@@ -20,11 +20,11 @@ use crate::dump_crash::run_until;
 use crate::dumping::{Rng, dump_process, portal};
 
 /// A secret no output, message or object may hold.
-const SECRET: &str = "s3-Secret-never-shown";
+pub(crate) const SECRET: &str = "s3-Secret-never-shown";
 
 /// The store's settings, for the test's own client, and in the standard AWS environment for
 /// the dump's.
-trait Settings {
+pub(crate) trait Settings {
     fn options(&self) -> S3Options;
     fn objects(&self, bucket: &str, prefix: &str, table: &str) -> BTreeMap<String, Vec<u8>>;
     fn env(&self, cmd: &mut std::process::Command);
