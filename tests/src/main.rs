@@ -72,7 +72,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: iptvportal-e2e --cli PATH --sim PATH --python PATH --work DIR \
-[--seed N] [--kills N] [--trial N] [--only matrix,kill,faults,integrity,bad-input,sync,secrets]";
+[--seed N] [--kills N] [--trial N] [--only matrix,kill,faults,integrity,bad-input,sync,s3,secrets]";
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
@@ -185,6 +185,10 @@ fn main() -> ExitCode {
     if wanted("sync") {
         report.phase("sync");
         scenarios::sync::run(&ctx, &mut report);
+    }
+    if wanted("s3") {
+        report.phase("s3");
+        scenarios::s3::run(&ctx, &mut report);
     }
     report.check("the simulator stops on SIGTERM", sim.stop());
     if wanted("secrets") {

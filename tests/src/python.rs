@@ -23,17 +23,25 @@ impl Checker {
         cells: &[Value],
         compare: &[Value],
     ) -> Result<Value, String> {
+        self.run_script(name, "check_output.py", json!({ "cells": cells, "compare": compare }))
+    }
+
+    /// Runs `tests/py/{script}` on `batch` (given the database and the catalog too) and returns
+    /// its verdict object.
+    pub(crate) fn run_script(
+        &self,
+        name: &str,
+        script: &str,
+        batch: Value,
+    ) -> Result<Value, String> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let batch = json!({
-            "db": self.db,
-            "catalog": root.join("../crates/catalog/catalog.toml"),
-            "cells": cells,
-            "compare": compare,
-        });
+        let mut batch = batch;
+        batch["db"] = json!(self.db);
+        batch["catalog"] = json!(root.join("../crates/catalog/catalog.toml"));
         let path = self.work.join(format!("{name}.batch.json"));
         std::fs::write(&path, batch.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
         let out = Command::new(&self.python)
-            .arg(root.join("py/check_output.py"))
+            .arg(root.join("py").join(script))
             .arg(&path)
             .output()
             .map_err(|e| format!("cannot run {}: {e}", self.python.display()))?;

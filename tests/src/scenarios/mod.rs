@@ -5,6 +5,7 @@ pub(crate) mod faults;
 pub(crate) mod integrity;
 pub(crate) mod kill;
 pub(crate) mod matrix;
+pub(crate) mod s3;
 pub(crate) mod secrets;
 pub(crate) mod sync;
 
