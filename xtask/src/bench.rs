@@ -25,6 +25,11 @@
 //! 9. sync: `iptvportal sync` of 1,000,000 `terminal` rows, a snapshot, then deltas after 1 %
 //!    inserted, 1 % updated, 0.1 % deleted and nothing changed (`xtask/src/bench/sync.rs`); each
 //!    delta within 0.05 of the snapshot's wall time (latency 0; at 20 ms for information).
+//! 10. s3: `dump --out s3://` to `moto_server` on loopback vs into a local directory, 1,000,000
+//!     `terminal` rows, parquet and jsonl (`xtask/src/bench/s3.rs`): rows/s ratio >= 0.5, with
+//!     moto's CPU share of the run; peak RSS of jsonl at 1,000,000 rows (ten parts) within 1.15
+//!     of 100,000 rows (one part), and for information with glibc returning freed buffers. Needs
+//!     `moto_server` (`cargo xtask venv`), or fails saying so.
 //!
 //! `--only NAME[,NAME]` runs those scenarios alone ([`SCENARIOS`] names them).
 //!
@@ -35,6 +40,7 @@ mod eta;
 mod plan;
 mod process;
 mod report;
+mod s3;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -59,8 +65,18 @@ pub(crate) struct Options {
 }
 
 /// The names `--only` takes, in the order the scenarios run.
-pub(crate) const SCENARIOS: [&str; 9] =
-    ["traversal", "pipeline", "formats", "plan", "memory", "many-tables", "verify", "eta", "sync"];
+pub(crate) const SCENARIOS: [&str; 10] = [
+    "traversal",
+    "pipeline",
+    "formats",
+    "plan",
+    "memory",
+    "many-tables",
+    "verify",
+    "eta",
+    "sync",
+    "s3",
+];
 
 /// Runs the bench: build, measure, print the table, write the JSON file.
 pub(crate) fn run(options: &Options) -> Result<()> {
@@ -104,7 +120,7 @@ struct Plan {
     chunk: u64,
     /// `terminal` rows of scenarios 1 to 3.
     big: u64,
-    /// `terminal` rows of the two memory runs.
+    /// `terminal` rows of the two memory runs (and of the s3 scenario's).
     memory_small: u64,
     memory_large: u64,
     /// Rows of each of the four tables of scenario 5.
@@ -313,6 +329,9 @@ fn run_plan(tools: &Tools, plan: &Plan, work: &Path) -> Result<Report> {
     }
     if plan.runs("sync") {
         rows.extend(bench.sync()?);
+    }
+    if plan.runs("s3") {
+        rows.extend(bench.s3()?);
     }
     machine.load_after = report::load_average();
     Ok(Report {
@@ -756,8 +775,10 @@ mod tests {
 
     /// `cargo xtask bench --quick` on debug binaries: every scenario end to end on a few thousand
     /// rows. Under `cargo test --workspace` the cli and sim binaries are already built (their
-    /// integration tests need them), so this costs the runs themselves: about 3 s. (The first run
-    /// on a fresh checkout also compiles `bench-fetch`, about 45 s on 2 cores.)
+    /// integration tests need them), so this costs the runs themselves: about 3 s, and a few more
+    /// for `moto_server` to start (scenario 10 needs it: `cargo xtask venv`, which CI runs before
+    /// the tests). (The first run on a fresh checkout also compiles `bench-fetch`, about 45 s on 2
+    /// cores.)
     #[test]
     fn quick_bench_runs_end_to_end() {
         let root = project_root();
@@ -773,6 +794,7 @@ mod tests {
             ("5 many tables", 2),
             ("7 plan", 3),
             ("8 eta", 12),
+            ("10 s3", 6),
         ] {
             let rows: Vec<&Row> = report.rows.iter().filter(|r| r.scenario == scenario).collect();
             assert_eq!(rows.len(), variants, "{scenario}:\n{table}");
