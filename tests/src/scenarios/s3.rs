@@ -5,12 +5,10 @@
 //! machine), whose objects must be the uninterrupted run's: the same keys, sizes and bytes, and
 //! exactly the manifest's.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use iptvportal_moto::Moto;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -30,82 +28,6 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// Kills to land at least, and the time the trials may take.
 const MIN_KILLS: u64 = 30;
 const BUDGET: Duration = Duration::from_secs(120);
-
-/// A running `moto_server`, stopped when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `$MOTO_SERVER`, else `target/moto-venv/bin/moto_server` (`cargo xtask venv`), else the `PATH`.
-fn moto_server() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return Some(PathBuf::from(path));
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/moto-venv/bin/moto_server");
-    if venv.exists() {
-        return Some(venv);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|p| p.join("moto_server")).find(|p| p.exists())
-    })
-}
-
-impl Moto {
-    fn start(log: &Path) -> Result<Moto, String> {
-        let bin = moto_server().ok_or(
-            "moto_server not found: run `cargo xtask venv` (it installs moto[server] into \
-             target/moto-venv), or set MOTO_SERVER",
-        )?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let log = std::fs::File::create(log).map_err(|e| e.to_string())?;
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("{}: {e}", bin.display()))?;
-        let moto = Moto { child, port };
-        let began = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if began.elapsed() > Duration::from_secs(30) {
-                return Err("moto_server did not listen within 30 s".to_owned());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(moto)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// One unsigned request (moto takes them): the status line's code and the body.
-    fn http(&self, method: &str, path: &str) -> Result<(u16, String), String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: \
-             close\r\n\r\n",
-            self.port
-        )
-        .map_err(|e| e.to_string())?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).map_err(|e| e.to_string())?;
-        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Ok((status, text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned()))
-    }
-}
 
 /// One dump to the bucket.
 struct Case {
@@ -149,15 +71,14 @@ fn cases() -> Vec<Case> {
 
 #[expect(clippy::too_many_lines, reason = "the phase reads best as its steps in order")]
 pub(crate) fn run(ctx: &Ctx, report: &mut Report) {
-    let moto = match Moto::start(&ctx.work.join("moto.log")) {
+    let moto = match Moto::start(&[], Some(&ctx.work.join("moto.log"))) {
         Ok(moto) => moto,
         Err(e) => return report.check("start moto_server", Err(e)),
     };
-    let made = moto.http("PUT", &format!("/{BUCKET}"));
-    if !matches!(made, Ok((200, _))) {
-        return report.check("create the bucket", Err(format!("{made:?}")));
+    if let Err(e) = moto.bucket(BUCKET) {
+        return report.check("create the bucket", Err(e));
     }
-    let endpoint = moto.endpoint();
+    let endpoint = moto.url();
     let dump = |args: &[String]| {
         ctx.cli
             .cmd(args)
@@ -280,12 +201,12 @@ pub(crate) fn run(ctx: &Ctx, report: &mut Report) {
     ));
 
     // No multipart upload is left open, and the stages hold no secret.
-    let uploads = moto.http("GET", &format!("/{BUCKET}?uploads"));
     report.check(
         "s3: no multipart upload left open",
-        match uploads {
-            Ok((200, body)) if !body.contains("<UploadId>") => Ok(()),
-            other => Err(format!("{other:?}")),
+        match moto.uploads(BUCKET) {
+            Ok(0) => Ok(()),
+            Ok(open) => Err(format!("{open} uploads in progress")),
+            Err(e) => Err(e),
         },
     );
 

@@ -37,20 +37,16 @@
 //! glibc keeping a freed one resident per arena; see [`MMAP_THRESHOLD`] and docs/benchmarks.md.)
 
 use std::cell::RefCell;
-use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use serde_json::Value;
 
 use super::process::run_measured;
 use super::report::{Row, Target, median};
 use super::{Bench, DumpSpec, Sample, Variant, remove_dir};
-use crate::project_root;
 
 /// The bucket every run writes under (`s3://bench/LABEL`).
 const BUCKET: &str = "bench";
@@ -68,95 +64,22 @@ const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_=131072";
 /// Clock ticks a second of `/proc/PID/stat` (`sysconf(_SC_CLK_TCK)`, `USER_HZ`): 100 on every
 /// common Linux architecture, assumed rather than asked for (that would need libc).
 const CLOCK_TICKS_PER_SEC: f64 = 100.0;
-/// What moto's S3 checks the requests the bench makes itself by (moto does not check signatures
-/// by default, but serves an object only to a request that carries one, or to a public object).
-const AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=testing/20000101/us-east-1/s3/aws4_request, \
-                             SignedHeaders=host, Signature=0";
-
-/// A running `moto_server`, stopped (killed and reaped) on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Where `moto_server` is, as the tests find it (`crates/testkit/src/moto.rs`): `$MOTO_SERVER`,
-/// else `target/moto-venv/bin/moto_server` (what `cargo xtask venv` makes), else the `PATH`.
-fn moto_server() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return Ok(PathBuf::from(path));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| project_root().join("target"), PathBuf::from);
-    let venv = target.join("moto-venv/bin/moto_server");
-    if venv.exists() {
-        return Ok(venv);
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|p| p.join("moto_server")).find(|p| p.exists())
-    });
-    on_path.with_context(|| {
-        format!(
-            "scenario s3 needs moto_server, a local S3 API: run `cargo xtask venv` (it installs \
-             moto[server] into {}), or pip install 'moto[server]', or set MOTO_SERVER",
-            venv.display()
-        )
-    })
-}
+/// A running `moto_server` (`iptvportal_moto`, which the tests start too), stopped on drop, with
+/// what the bench asks of it.
+struct Moto(iptvportal_moto::Moto);
 
 impl Moto {
     /// Starts one on a free loopback port, its output into `log`, and waits until it listens.
     fn start(log: &Path) -> Result<Moto> {
-        let bin = moto_server()?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("finding a free loopback port")?
-            .port();
-        let output = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let started = Instant::now();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().context("the moto log")?)
-            .stderr(output)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut moto = Moto { child, port };
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log_text = || std::fs::read_to_string(log).unwrap_or_default();
-            if let Some(status) = moto.child.try_wait().context("waiting for moto_server")? {
-                bail!(
-                    "{} exited ({status}) before listening: {}",
-                    bin.display(),
-                    log_text().trim()
-                );
-            }
-            ensure!(
-                started.elapsed() < Duration::from_secs(60),
-                "{} did not listen on port {port} within 60 s: {}",
-                bin.display(),
-                log_text().trim()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let moto = iptvportal_moto::Moto::start(&[], Some(log))
+            .map_err(|e| anyhow!("scenario s3 needs moto_server, a local S3 API: {e}"))?;
         eprintln!(
-            "  moto_server {} ({}) ready after {:.1} s",
+            "  moto_server {} ready after {:.1} s",
             moto.url(),
-            bin.display(),
             started.elapsed().as_secs_f64()
         );
-        Ok(moto)
-    }
-
-    /// Its endpoint, `http://127.0.0.1:PORT`.
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        Ok(Moto(moto))
     }
 
     /// The standard AWS environment of a dump to it, and no other AWS setting.
@@ -165,38 +88,18 @@ impl Moto {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", self.url())
+            .env("AWS_ENDPOINT_URL", self.0.url())
             .env("AWS_ALLOW_HTTP", "true")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
             .env_remove("AWS_PROFILE");
     }
 
-    /// One request without a body over a plain HTTP/1.1 connection (the bench has no HTTP
-    /// client): the status and the body.
+    /// One request without a body (the bench has no HTTP client), with the `Authorization`
+    /// header moto wants before it serves or deletes an object: the status and the body.
     fn http(&self, method: &str, path: &str) -> Result<(u16, String)> {
-        let what = || format!("{method} {path} to moto");
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).with_context(what)?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {AUTHORIZATION}\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .with_context(what)?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).with_context(what)?;
-        let Some((head, body)) = answer.split_once("\r\n\r\n") else {
-            bail!("{}: no end of headers in {answer:?}", what());
-        };
-        ensure!(
-            !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
-            "{}: a chunked answer, which the bench does not read",
-            what()
-        );
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Ok((status, body.to_owned()))
+        let auth = [("Authorization", iptvportal_moto::DUMMY_AUTHORIZATION)];
+        self.0.request(method, path, &auth).map_err(|e| anyhow!(e))
     }
 
     /// Creates `bucket`.
@@ -237,7 +140,7 @@ impl Moto {
 
     /// The CPU time moto has used so far (user and system, every thread), in seconds.
     fn cpu_seconds(&self) -> Result<f64> {
-        let path = format!("/proc/{}/stat", self.child.id());
+        let path = format!("/proc/{}/stat", self.0.pid());
         let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         cpu_ticks(&stat)
             .map(|t| t as f64 / CLOCK_TICKS_PER_SEC)

@@ -433,7 +433,7 @@ fn s3_failures_are_one_line_and_lose_nothing() {
     let local = root.path().join("mid-local");
     let out = scenario.command(slow.url(), local.to_str().unwrap(), None).output().unwrap();
     assert!(out.status.success());
-    let proxy = Proxy::to(moto.port);
+    let proxy = Proxy::to(moto.port());
     let stage = root.path().join("mid-stage");
     let through = |cmd: &mut std::process::Command| {
         moto.env(cmd);
