@@ -448,6 +448,32 @@ struct Encoded {
     empty_bytes: u64,
 }
 
+/// A fresh `.iptvportal-plan-*` directory on the disk the dump would write to, so that the
+/// commit's `fsync`s are timed where the dump's will be (`/tmp` is often a tmpfs, where an
+/// `fsync` costs nothing): in `out` when it exists, else in its nearest existing ancestor, which
+/// `--out` is created under. Where none of these takes a directory (read-only), the system's
+/// temporary directory. `out` itself is never created.
+fn scratch_dir(
+    out: &std::path::Path,
+) -> Result<tempfile::TempDir, (std::path::PathBuf, std::io::Error)> {
+    let builder = || {
+        let mut b = tempfile::Builder::new();
+        b.prefix(".iptvportal-plan-");
+        b
+    };
+    // A relative path's last ancestor is "", the current directory.
+    let on_its_disk = out
+        .ancestors()
+        .map(|a| if a.as_os_str().is_empty() { std::path::Path::new(".") } else { a })
+        .find(|a| a.is_dir());
+    if let Some(dir) = on_its_disk
+        && let Ok(temp) = builder().tempdir_in(dir)
+    {
+        return Ok(temp);
+    }
+    builder().tempdir().map_err(|e| (std::env::temp_dir(), e))
+}
+
 /// Encodes `rows` with the run's sink (format, compression, schema, Parquet layout) in a fresh
 /// temporary directory, commits, saves a checkpoint beside it as the run would after the chunk,
 /// and finishes; and finishes an empty output beside it. The directory is removed on return.
@@ -457,11 +483,9 @@ async fn encode(
     rows: &[Vec<Value>],
     table: &str,
 ) -> Result<Encoded, Error> {
-    let temp = tempfile::Builder::new().prefix(".iptvportal-plan-").tempdir().map_err(|e| {
-        Error::Sink {
-            table: table.to_owned(),
-            source: Box::new(iptvportal_sink::Error::Io { path: std::env::temp_dir(), source: e }),
-        }
+    let temp = scratch_dir(&config.output_dir).map_err(|(path, e)| Error::Sink {
+        table: table.to_owned(),
+        source: Box::new(iptvportal_sink::Error::Io { path, source: e }),
     })?;
     let sink_error = |source| Error::Sink { table: table.to_owned(), source: Box::new(source) };
     let schema = plan.schema.clone().unwrap_or_else(|| plan.infer_schema(rows));
@@ -573,5 +597,31 @@ mod tests {
         assert_eq!(traversal_time(&parallel, &flat, 25), ms(2 * 10 + 2 * 5));
         let measured = Probe { at_once: Some((2, ms(16))), ..flat };
         assert_eq!(traversal_time(&parallel, &measured, 25), ms(2 * 10 + 2 * 8));
+    }
+
+    #[test]
+    fn the_probe_scratch_dir_is_on_the_dumps_disk_and_never_creates_out() {
+        let root = tempfile::tempdir().unwrap();
+        let listing = |dir: &std::path::Path| {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        // --out exists: the scratch dir is in it, and gone when dropped.
+        let out = root.path().join("dumps");
+        std::fs::create_dir(&out).unwrap();
+        let scratch = scratch_dir(&out).unwrap();
+        assert_eq!(scratch.path().parent(), Some(out.as_path()));
+        assert!(listing(&out)[0].starts_with(".iptvportal-plan-"), "{:?}", listing(&out));
+        drop(scratch);
+        assert!(listing(&out).is_empty());
+        // --out and its parent missing: the nearest existing ancestor, and --out not created.
+        let missing = root.path().join("a/b/out");
+        let scratch = scratch_dir(&missing).unwrap();
+        assert_eq!(scratch.path().parent(), Some(root.path()));
+        assert!(!root.path().join("a").exists());
     }
 }
