@@ -42,27 +42,27 @@ pub struct BucketTable {
 pub async fn bucket_tables(dest: &dyn Destination) -> Result<Vec<BucketTable>, Error> {
     let mut tables = Vec::new();
     for table in dest.dirs("").await.map_err(remote)? {
-        let found = read_table(dest, &table).await;
-        let listed = found.writer.is_some() || !matches!(found.state, Ok(None));
+        let (found, leased) = read_table_and_lease(dest, &table).await;
         // A prefix of something else (no manifest, no lease) is no table of a dump.
-        if listed || has_lease(dest, &table).await {
+        if leased || !matches!(found.state, Ok(None)) {
             tables.push(found);
         }
     }
     Ok(tables)
 }
 
-async fn has_lease(dest: &dyn Destination, table: &str) -> bool {
-    matches!(dest.read(&format!("{table}/{LEASE}")).await, Ok(Some(_)))
-}
-
 /// `table`'s manifest and the holder of its live lease.
 pub async fn read_table(dest: &dyn Destination, table: &str) -> BucketTable {
-    let writer = lease::live_holder(dest, &format!("{table}/{LEASE}"), SystemTime::now())
-        .await
-        .ok()
-        .flatten();
-    BucketTable { table: table.to_owned(), state: manifest(dest, table).await, writer }
+    read_table_and_lease(dest, table).await.0
+}
+
+/// [`read_table`], and whether the table has a lease object at all (live, expired or released),
+/// from one read of it.
+async fn read_table_and_lease(dest: &dyn Destination, table: &str) -> (BucketTable, bool) {
+    let lease = dest.read(&format!("{table}/{LEASE}")).await.ok().flatten();
+    let writer = lease.as_ref().and_then(|o| lease::live(&o.bytes, SystemTime::now()));
+    let found = BucketTable { table: table.to_owned(), state: manifest(dest, table).await, writer };
+    (found, lease.is_some())
 }
 
 /// `table`'s manifest in the bucket, `None` if there is none.

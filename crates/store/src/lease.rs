@@ -173,8 +173,14 @@ pub async fn live_holder(
     now: SystemTime,
 ) -> Result<Option<LeaseHolder>, Error> {
     let Some(object) = dest.read(key).await? else { return Ok(None) };
-    let holder: Option<LeaseHolder> = serde_json::from_slice(&object.bytes).ok();
-    Ok(holder.filter(|h| !h.released && h.expires_at > unix(now)))
+    Ok(live(&object.bytes, now))
+}
+
+/// The holder a lease object's `bytes` name, if the lease is live at `now` (as [`live_holder`],
+/// for a caller that has read the object already).
+pub fn live(bytes: &[u8], now: SystemTime) -> Option<LeaseHolder> {
+    let holder: Option<LeaseHolder> = serde_json::from_slice(bytes).ok();
+    holder.filter(|h| !h.released && h.expires_at > unix(now))
 }
 
 /// Who the lease object `key` names now, for a message ("another run" if it cannot be read).
