@@ -5,9 +5,11 @@
 //! saved there first, after every chunk. The bucket holds what is published:
 //!
 //! - `{table}/{part}`: every closed part, uploaded from the stage (one `PUT`, or a multipart
-//!   upload completed once) when the state reaches a part boundary, then removed from the stage;
+//!   upload completed once) when the state reaches a part boundary, beside the dump (the sink
+//!   writes the next part meanwhile), then removed from the stage;
 //! - `{table}/_manifest.json`: the sealed state of the last boundary, written with a conditional
-//!   create or replace after the parts it names. It is the commit point of the bucket;
+//!   create or replace after the parts it names are all up (at the first save after their upload
+//!   ended; the complete state's save waits for it). It is the commit point of the bucket;
 //! - `{table}/.lease`: one writer per table across machines ([`iptvportal_store::lease`]).
 //!
 //! So the bucket only ever names complete parts, and whatever else a killed run left there (a
@@ -45,6 +47,75 @@ pub(crate) fn is_output(table: &str, name: &str) -> bool {
     name.strip_prefix(table).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
 }
 
+/// The upload of a boundary's parts, running beside the dump.
+#[derive(Debug)]
+struct Pending {
+    /// The state at the boundary: the manifest to commit once the parts are up.
+    state: DumpState,
+    /// The closed parts it names.
+    parts: usize,
+    /// The upload, `None` once it is done and only the manifest is left to commit (its commit
+    /// failed, and is tried again at the next save); aborted if dropped unfinished (the next run
+    /// aborts what it recorded).
+    task: Option<AbortOnDrop<Result<(), Error>>>,
+}
+
+/// A part to upload: its key, its staged file and the bytes the sink wrote.
+struct Part {
+    key: String,
+    path: PathBuf,
+    bytes: u64,
+}
+
+/// Uploads `parts` to `dest` in order, recording each multipart upload's id in `uploads` before
+/// its first piece goes, after aborting the uploads recorded there and not completed (a publish
+/// that failed while the run went on): the file then lists this publish's uploads only.
+async fn upload_parts(
+    dest: Arc<dyn Destination>,
+    uploads: PathBuf,
+    parts: Vec<Part>,
+) -> Result<(), Error> {
+    abort_recorded(dest.as_ref(), &uploads).await?;
+    for part in parts {
+        let mut failed = None;
+        let mut started = |upload: &Upload| {
+            if let Err(e) = record_upload(&uploads, upload) {
+                failed = Some(e);
+            }
+        };
+        let entry = dest.publish(&part.key, &part.path, &mut started).await.map_err(remote)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if entry.size != part.bytes {
+            return Err(remote(format!(
+                "{}: {} was stored with {} bytes, not the {} written; rerun to upload it again",
+                dest.display(),
+                part.key,
+                entry.size,
+                part.bytes
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Aborts the multipart uploads recorded in `path`, then forgets them.
+async fn abort_recorded(dest: &dyn Destination, path: &Path) -> Result<(), Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    for line in text.lines() {
+        if let Some((key, id)) = line.split_once('\t') {
+            let upload = Upload { key: key.to_owned(), id: id.to_owned() };
+            dest.abort_upload(&upload).await.map_err(remote)?;
+        }
+    }
+    remove_file(path)
+}
+
 /// One table's checkpoint on object storage, staged in a local directory. See the module docs.
 pub struct RemoteStore {
     dest: Arc<dyn Destination>,
@@ -58,6 +129,9 @@ pub struct RemoteStore {
 /// What the bucket holds, as this run last read or wrote it.
 #[derive(Debug, Default)]
 struct Mirror {
+    /// The parts of the last boundary, being uploaded while the dump goes on; its manifest is
+    /// committed once they are all up (see [`RemoteStore::settle`]).
+    pending: Option<Pending>,
     /// The manifest's version, `None` while there is none.
     version: Option<Version>,
     /// The closed parts it names.
@@ -122,6 +196,9 @@ impl RemoteStore {
     /// run that ends without it leaves a lease that expires, or that a run of this machine takes
     /// over once it sees the holder's process is gone.
     pub async fn release(&self) {
+        // An upload still running (a run that stopped early) must not outlive the lease: the
+        // next holder removes the parts no manifest names, and this one would put them back.
+        self.stop_pending().await;
         if let Some(lease) = self.lease.lock().await.take()
             && let Err(e) = lease.release(self.dest.as_ref()).await
         {
@@ -129,21 +206,18 @@ impl RemoteStore {
         }
     }
 
+    /// Stops the pending upload, if any, and waits until it has (its manifest is not committed:
+    /// the next run publishes the same parts again).
+    async fn stop_pending(&self) {
+        if let Some(mut task) = self.mirror.lock().await.pending.take().and_then(|p| p.task) {
+            task.0.abort();
+            let _ = (&mut task.0).await;
+        }
+    }
+
     /// Aborts the multipart uploads a killed run recorded, then forgets them.
     async fn abort_recorded_uploads(&self) -> Result<(), Error> {
-        let path = self.uploads_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        for line in text.lines() {
-            if let Some((key, id)) = line.split_once('\t') {
-                let upload = Upload { key: key.to_owned(), id: id.to_owned() };
-                self.dest.abort_upload(&upload).await.map_err(remote)?;
-            }
-        }
-        remove_file(&path)
+        abort_recorded(self.dest.as_ref(), &self.uploads_path()).await
     }
 
     /// The manifest in the bucket, checked against the objects listed under the table: every
@@ -224,52 +298,87 @@ impl RemoteStore {
 
     /// Publishes what `state` has closed beyond the bucket, and then its manifest, when `state`
     /// is at a part boundary or complete; otherwise nothing.
-    async fn publish(&self, state: &DumpState, mirror: &mut Mirror) -> Result<(), Error> {
+    ///
+    /// The parts go up beside the dump: the upload starts here and the manifest naming them is
+    /// committed by a later call, once it is done ([`RemoteStore::settle`]), so that the sink
+    /// writes the next part meanwhile. One boundary's upload runs at a time: the next boundary
+    /// waits for it. With `wait` (the load of a resume), and for a complete state (the dump's
+    /// last save), the manifest is committed before this returns.
+    async fn publish(
+        &self,
+        state: &DumpState,
+        mirror: &mut Mirror,
+        wait: bool,
+    ) -> Result<(), Error> {
+        self.settle(mirror, wait).await?;
         let Some(n) = boundary(state) else { return Ok(()) };
-        let newly_complete = state.is_complete && !mirror.complete;
-        if n <= mirror.published && !newly_complete && mirror.version.is_some() {
+        let current = |m: &Mirror| {
+            n <= m.published && (m.complete || !state.is_complete) && m.version.is_some()
+        };
+        if current(mirror) {
             return Ok(());
         }
-        // An upload recorded and not completed (its publish failed, and the run went on) is
-        // aborted before the next begins: the file then lists the uploads of this publish only.
-        self.abort_recorded_uploads().await?;
-        let uploads = self.uploads_path();
-        for record in &state.sink.files[mirror.published.min(n)..n] {
-            let path = self.stage.dir().join(&record.name);
-            let key = self.key(&record.name);
-            let mut failed = None;
-            let mut started = |upload: &Upload| {
-                if let Err(e) = record_upload(&uploads, upload) {
-                    failed = Some(e);
-                }
+        self.settle(mirror, true).await?;
+        if current(mirror) {
+            return Ok(());
+        }
+        let parts = state.sink.files[mirror.published.min(n)..n]
+            .iter()
+            .map(|record| Part {
+                key: self.key(&record.name),
+                path: self.stage.dir().join(&record.name),
+                bytes: record.bytes,
+            })
+            .collect();
+        let task = tokio::spawn(upload_parts(Arc::clone(&self.dest), self.uploads_path(), parts));
+        mirror.pending =
+            Some(Pending { state: state.clone(), parts: n, task: Some(AbortOnDrop(task)) });
+        self.settle(mirror, wait || state.is_complete).await
+    }
+
+    /// Commits the manifest of the pending upload once its parts are all up: when it is done,
+    /// or with `wait`, after waiting for it. Then its parts leave the stage.
+    async fn settle(&self, mirror: &mut Mirror, wait: bool) -> Result<(), Error> {
+        let Some(pending) = mirror.pending.as_mut() else { return Ok(()) };
+        if let Some(task) = &mut pending.task {
+            if !wait && !task.0.is_finished() {
+                return Ok(());
+            }
+            let uploaded = (&mut task.0).await;
+            pending.task = None;
+            let failed = match uploaded {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(e) => Some(remote(format!("{}: the upload stopped: {e}", self.dest.display()))),
             };
-            let entry = self.dest.publish(&key, &path, &mut started).await.map_err(remote)?;
             if let Some(e) = failed {
+                // The parts go up again with the next boundary's.
+                mirror.pending = None;
                 return Err(e);
             }
-            if entry.size != record.bytes {
-                return Err(remote(format!(
-                    "{}: {key} was stored with {} bytes, not the {} written; rerun to upload it \
-                     again",
-                    self.dest.display(),
-                    entry.size,
-                    record.bytes
-                )));
-            }
         }
-        let bytes = to_bytes(state);
+        let Some(pending) = mirror.pending.take() else { return Ok(()) };
+        let bytes = to_bytes(&pending.state);
         let key = self.key(MANIFEST);
         let written = match &mirror.version {
             None => self.dest.create(&key, bytes).await,
             Some(v) => self.dest.replace(&key, bytes, v).await,
         };
-        mirror.version = Some(written.map_err(remote)?);
-        mirror.published = n;
-        mirror.complete = state.is_complete;
-        for record in &state.sink.files[..n] {
+        let version = match written {
+            Ok(version) => version,
+            Err(e) => {
+                // Committed at the next save, or by the next run from the stage.
+                mirror.pending = Some(pending);
+                return Err(remote(e));
+            }
+        };
+        mirror.version = Some(version);
+        mirror.published = pending.parts;
+        mirror.complete = pending.state.is_complete;
+        for record in &pending.state.sink.files[..pending.parts] {
             remove_file(&self.stage.dir().join(&record.name))?;
         }
-        remove_file(&uploads)
+        remove_file(&self.uploads_path())
     }
 
     fn check_lease(&self) -> Result<(), Error> {
@@ -351,6 +460,7 @@ impl CheckpointStore for RemoteStore {
         let local = self.stage.load(table).await?;
         let mut mirror = self.mirror.lock().await;
         *mirror = Mirror {
+            pending: None,
             version,
             published: bucket.as_ref().map_or(0, |s| s.sink.files.len()),
             complete: bucket.as_ref().is_some_and(|s| s.is_complete),
@@ -382,7 +492,7 @@ impl CheckpointStore for RemoteStore {
         };
         // A stage that got ahead of the bucket (its last publish failed) publishes now: a
         // complete one would otherwise never be.
-        self.publish(&chosen, &mut mirror).await?;
+        self.publish(&chosen, &mut mirror, true).await?;
         for record in chosen.sink.files.get(..mirror.published).unwrap_or_default() {
             remove_file(&self.stage.dir().join(&record.name))?;
         }
@@ -393,10 +503,11 @@ impl CheckpointStore for RemoteStore {
         self.check_lease()?;
         self.stage.save(state).await?;
         let mut mirror = self.mirror.lock().await;
-        self.publish(state, &mut mirror).await
+        self.publish(state, &mut mirror, false).await
     }
 
     async fn remove(&self, table: &str) -> Result<(), Error> {
+        self.stop_pending().await;
         self.stage.remove(table).await?;
         self.dest.delete(&self.key(MANIFEST)).await.map_err(remote)?;
         for entry in self.dest.list(&self.table).await.map_err(remote)? {
@@ -456,10 +567,12 @@ impl CheckpointStore for RemoteStore {
     }
 }
 
-/// Stops the lease's renewal when the table's lock goes.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// A task stopped when its handle goes: the lease's renewal when the table's lock goes, a
+/// pending upload when its store goes.
+#[derive(Debug)]
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

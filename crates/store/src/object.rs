@@ -1,6 +1,7 @@
 //! Object storage as a destination, through `object_store`: S3 and S3-compatible stores (Ceph RGW,
 //! `MinIO`, Yandex Object Storage, Selectel, moto), and its in-memory store in tests.
 
+use std::io::Read as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use object_store::path::Path as Key;
 use object_store::{
     BackoffConfig, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::error::short;
 use crate::{Destination, Entry, Error, Object, Upload, Version, check_key};
@@ -277,12 +278,19 @@ impl Buffers {
         Vec::with_capacity(size.checked_next_power_of_two().unwrap_or(size))
     }
 
-    /// The next `size` bytes of `file`, in a kept buffer.
-    async fn read(&self, file: &mut tokio::fs::File, size: u64) -> std::io::Result<Bytes> {
+    /// The next `size` bytes of `file`, in a kept buffer: read into it on a blocking thread
+    /// (`tokio::fs` would read through a 2 MiB buffer of its own, allocated and freed per file,
+    /// more memory glibc keeps per thread while the next part is written).
+    async fn read(&self, file: &Arc<std::fs::File>, size: u64) -> std::io::Result<Bytes> {
         let mut buffer = self.take(size);
-        buffer.resize(usize::try_from(size).unwrap_or(usize::MAX), 0);
-        file.read_exact(&mut buffer).await?;
-        Ok(Bytes::from(buffer))
+        let file = Arc::clone(file);
+        tokio::task::spawn_blocking(move || {
+            buffer.resize(usize::try_from(size).unwrap_or(usize::MAX), 0);
+            (&*file).read_exact(&mut buffer)?;
+            Ok(Bytes::from(buffer))
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// Keeps the buffer of `bytes` when no request holds it any more (else it is freed with them).
@@ -318,11 +326,11 @@ impl Destination for ObjectDir {
         started: &mut (dyn for<'u> FnMut(&'u Upload) + Send),
     ) -> Result<Entry, Error> {
         let location = self.key(key)?;
-        let mut file = tokio::fs::File::open(from).await.map_err(Error::io("open", from))?;
+        let file = tokio::fs::File::open(from).await.map_err(Error::io("open", from))?;
         let size = file.metadata().await.map_err(Error::io("read", from))?.len();
+        let file = Arc::new(file.into_std().await);
         if size <= self.single_max {
-            let bytes =
-                self.buffers.read(&mut file, size).await.map_err(Error::io("read", from))?;
+            let bytes = self.buffers.read(&file, size).await.map_err(Error::io("read", from))?;
             let sent = self.store.put(&location, PutPayload::from(bytes.clone())).await;
             self.buffers.give_back(bytes);
             sent.map_err(|e| self.error("uploading", key, e))?;
@@ -341,7 +349,7 @@ impl Destination for ObjectDir {
             while sent < size {
                 let want = (size - sent).min(self.part_size as u64);
                 let bytes =
-                    self.buffers.read(&mut file, want).await.map_err(Error::io("read", from))?;
+                    self.buffers.read(&file, want).await.map_err(Error::io("read", from))?;
                 let put = self
                     .store
                     .put_part(&location, &id, parts.len(), PutPayload::from(bytes.clone()))
