@@ -310,16 +310,11 @@ impl RemoteStore {
         mirror: &mut Mirror,
         wait: bool,
     ) -> Result<(), Error> {
-        self.settle(mirror, wait).await?;
-        let Some(n) = boundary(state) else { return Ok(()) };
-        let current = |m: &Mirror| {
-            n <= m.published && (m.complete || !state.is_complete) && m.version.is_some()
-        };
-        if current(mirror) {
-            return Ok(());
-        }
+        let Some(n) = boundary(state) else { return self.settle(mirror, wait).await };
+        // One boundary's upload at a time: the previous one is committed first.
         self.settle(mirror, true).await?;
-        if current(mirror) {
+        let newly_complete = state.is_complete && !mirror.complete;
+        if n <= mirror.published && !newly_complete && mirror.version.is_some() {
             return Ok(());
         }
         let parts = state.sink.files[mirror.published.min(n)..n]

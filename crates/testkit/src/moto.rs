@@ -43,15 +43,6 @@ impl Moto {
         Moto(iptvportal_moto::Moto::start(env, None).unwrap_or_else(|e| panic!("{e}")))
     }
 
-    /// One unsigned request: the status and the body.
-    ///
-    /// # Panics
-    ///
-    /// The request fails.
-    pub fn http(&self, method: &str, path: &str) -> (u16, String) {
-        self.0.http(method, path).unwrap_or_else(|e| panic!("{e}"))
-    }
-
     /// Creates `bucket`.
     ///
     /// # Panics

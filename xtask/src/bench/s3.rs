@@ -102,13 +102,6 @@ impl Moto {
         self.0.request(method, path, &auth).map_err(|e| anyhow!(e))
     }
 
-    /// Creates `bucket`.
-    fn make_bucket(&self, bucket: &str) -> Result<()> {
-        let (status, body) = self.http("PUT", &format!("/{bucket}"))?;
-        ensure!(status == 200, "creating bucket {bucket}: HTTP {status} {body}");
-        Ok(())
-    }
-
     /// The JSON object at `key` of `bucket`.
     fn json(&self, bucket: &str, key: &str) -> Result<Value> {
         let (status, body) = self.http("GET", &format!("/{bucket}/{key}"))?;
@@ -180,7 +173,7 @@ impl Bench<'_> {
         let large_sim = self.sim(&self.db("terminal", large), &[("terminal", large)], 0)?;
         let small_sim = self.sim(&self.db("terminal", small), &[("terminal", small)], 0)?;
         let moto = Moto::start(&self.logs.join("moto.log"))?;
-        moto.make_bucket(BUCKET)?;
+        moto.0.bucket(BUCKET).map_err(|e| anyhow!(e))?;
         let parquet = DumpSpec { format: "parquet", ..DumpSpec::terminal(large) };
         let jsonl = DumpSpec::terminal(large);
         let jsonl_small = DumpSpec::terminal(small);
