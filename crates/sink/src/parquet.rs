@@ -52,7 +52,7 @@ use crate::Sink;
 use crate::error::Error;
 use crate::fs;
 use crate::manifest::{FileRecord, Hashing, IdRange, OpenPart, crc_of_file};
-use crate::schema::Schema;
+use crate::schema::{ColumnSpec, Schema, fits};
 use crate::spec::{ParquetCodec, PartName, SinkPosition, SinkSpec, part_name, piece_name};
 
 /// A Parquet sink.
@@ -326,54 +326,73 @@ impl ParquetSink {
         Ok(())
     }
 
-    /// One record batch holding validated rows.
+    /// One record batch of `rows`, checked against the schema as it is built: each value is
+    /// looked at once, and a timestamp parsed once. A row that does not fit is then reported by
+    /// the schema's own check ([`Schema::validate`]), which names the row and the column.
     fn batch(&self, rows: &[Vec<Value>]) -> Result<RecordBatch, Error> {
-        let n = rows.len();
-        let columns: Vec<ArrayRef> = self
-            .spec
-            .schema
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| -> ArrayRef {
-                let values = rows.iter().map(|r| &r[i]);
-                match c.ty {
-                    ColumnType::Integer => {
-                        let mut b = Int64Builder::with_capacity(n);
-                        values.for_each(|v| b.append_option(v.as_i64()));
-                        Arc::new(b.finish())
-                    }
-                    ColumnType::Float => {
-                        let mut b = Float64Builder::with_capacity(n);
-                        values.for_each(|v| b.append_option(v.as_f64()));
-                        Arc::new(b.finish())
-                    }
-                    ColumnType::Boolean => {
-                        let mut b = BooleanBuilder::with_capacity(n);
-                        values.for_each(|v| b.append_option(v.as_bool()));
-                        Arc::new(b.finish())
-                    }
-                    ColumnType::Timestamp => {
-                        let mut b = TimestampMicrosecondBuilder::with_capacity(n);
-                        values.for_each(|v| b.append_option(v.as_str().and_then(parse_timestamp)));
-                        Arc::new(b.finish())
-                    }
-                    _ => {
-                        let mut b = StringBuilder::with_capacity(n, n * 16);
-                        values.for_each(|v| b.append_option(v.as_str()));
-                        Arc::new(b.finish())
-                    }
-                }
-            })
-            .collect();
+        let columns = &self.spec.schema.columns;
+        let built = if rows.iter().all(|r| r.len() == columns.len()) {
+            columns.iter().enumerate().map(|(i, c)| column(c, rows, i)).collect()
+        } else {
+            None
+        };
+        let Some(columns) = built else {
+            self.spec.schema.validate(&self.spec.table, rows, self.rows_written())?;
+            // The check above and the one in `column` are the same test, value by value.
+            return Err(Error::Config {
+                message: format!("a chunk of {} did not fit its schema", self.spec.table),
+            });
+        };
         RecordBatch::try_new(Arc::clone(&self.arrow_schema), columns)
             .map_err(|e| Error::parquet(self.spec.temp_part_path(self.committed.file_index), e))
     }
 }
 
+/// Column `i` of `rows` as an Arrow array of `col`'s type, or `None` when a value does not fit
+/// the column (the test of [`fits`]).
+fn column(col: &ColumnSpec, rows: &[Vec<Value>], i: usize) -> Option<ArrayRef> {
+    let n = rows.len();
+    let values = rows.iter().map(|r| &r[i]);
+    let array: ArrayRef = match col.ty {
+        ColumnType::Timestamp => {
+            // Parsed once here, where `fits` would parse it and the builder again.
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n);
+            for v in values {
+                match v {
+                    Value::String(s) => b.append_value(parse_timestamp(s)?),
+                    Value::Null if col.nullable => b.append_null(),
+                    _ => return None,
+                }
+            }
+            Arc::new(b.finish())
+        }
+        _ if !values.clone().all(|v| fits(col, v)) => return None,
+        ColumnType::Integer => {
+            let mut b = Int64Builder::with_capacity(n);
+            values.for_each(|v| b.append_option(v.as_i64()));
+            Arc::new(b.finish())
+        }
+        ColumnType::Float => {
+            let mut b = Float64Builder::with_capacity(n);
+            values.for_each(|v| b.append_option(v.as_f64()));
+            Arc::new(b.finish())
+        }
+        ColumnType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(n);
+            values.for_each(|v| b.append_option(v.as_bool()));
+            Arc::new(b.finish())
+        }
+        _ => {
+            let mut b = StringBuilder::with_capacity(n, n * 16);
+            values.for_each(|v| b.append_option(v.as_str()));
+            Arc::new(b.finish())
+        }
+    };
+    Some(array)
+}
+
 impl Sink for ParquetSink {
     fn write_chunk(&mut self, rows: &[Vec<Value>]) -> Result<(), Error> {
-        self.spec.schema.validate(&self.spec.table, rows, self.rows_written())?;
         if rows.is_empty() {
             return Ok(());
         }

@@ -42,6 +42,63 @@ fn a_type_mismatch_names_table_column_and_row_id_and_writes_nothing() {
     }
 }
 
+/// Every format refuses the same first bad value, in row order, whatever its column's type: the
+/// Parquet sink checks while it builds its columns, the text sinks before they write.
+#[test]
+fn every_format_names_the_first_value_that_does_not_fit() {
+    let cases: [(usize, usize, Value, &str); 6] = [
+        (
+            0,
+            4,
+            json!("2023-13-01 10:00:00"),
+            "id 1: expected timestamp, got \"2023-13-01 10:00:00\"",
+        ),
+        (1, 4, json!(20_230_101), "id 2: expected timestamp, got 20230101"),
+        (3, 3, json!("yes"), "id 7: expected boolean, got \"yes\""),
+        (4, 1, json!(12), "id 8: expected text, got 12"),
+        (2, 2, json!(9_007_199_254_740_993_i64), "id 5: expected float, got 9007199254740993"),
+        (1, 0, json!(2.5), "id 2.5: expected non-null integer, got 2.5"),
+    ];
+    for format in [Format::Jsonl, Format::Csv, Format::Json, Format::Parquet] {
+        for (row, col, value, message) in &cases {
+            let dir = tempfile::tempdir().unwrap();
+            let mut sink = open(&spec(dir.path(), format, Compression::None), None).unwrap();
+            let mut rows = sample_rows();
+            rows[*row][*col] = value.clone();
+            // A later row's bad value is not the one named.
+            rows[4][4] = json!("not a time");
+            let err = sink.write_chunk(&rows).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("table channel, column {}", column_of(*col, message))
+            );
+        }
+        // A row of the wrong width, and a null in a column that allows none.
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = open(&spec(dir.path(), format, Compression::None), None).unwrap();
+        let mut rows = sample_rows();
+        rows[2].pop();
+        let err = sink.write_chunk(&rows).unwrap_err();
+        assert!(matches!(err, Error::RowWidth { expected: 5, found: 4, .. }), "{format}: {err:?}");
+        let mut rows = sample_rows();
+        rows[1][0] = Value::Null;
+        let err = sink.write_chunk(&rows).unwrap_err();
+        assert!(
+            matches!(err, Error::TypeMismatch { row_id: RowId::Number(2), nullable: false, .. }),
+            "{format}: {err:?}"
+        );
+        // After the refusals the sink takes good rows as if nothing had happened.
+        sink.write_chunk(&sample_rows()).unwrap();
+        assert_eq!(sink.commit().unwrap().unwrap().rows, 5, "{format}");
+    }
+}
+
+/// `"{column}, {message}"` for the sample schema's column `col`.
+fn column_of(col: usize, message: &str) -> String {
+    let name = ["id", "name", "balance", "active", "created"][col];
+    format!("{name}, {message}")
+}
+
 #[test]
 fn without_an_id_column_rows_are_named_by_number() {
     let dir = tempfile::tempdir().unwrap();
