@@ -326,9 +326,9 @@ impl ParquetSink {
         Ok(())
     }
 
-    /// One record batch of `rows`, checked against the schema as it is built: each value is
-    /// looked at once, and a timestamp parsed once. A row that does not fit is then reported by
-    /// the schema's own check ([`Schema::validate`]), which names the row and the column.
+    /// One record batch of `rows`, checked against the schema column by column as it is built,
+    /// so that a timestamp is parsed once. A row that does not fit is then reported by the
+    /// schema's own check ([`Schema::validate`]), which names the row and the column.
     fn batch(&self, rows: &[Vec<Value>]) -> Result<RecordBatch, Error> {
         let columns = &self.spec.schema.columns;
         let built = if rows.iter().all(|r| r.len() == columns.len()) {
